@@ -1,0 +1,12 @@
+"""The `curate` command: parse, call the library, render. No logic lives here.
+
+`datadiet.cli:app` is the console script. Each submodule registers its commands on the one app;
+they are imported in workflow order, which is also the order `curate --help` lists them in.
+"""
+
+from __future__ import annotations
+
+from datadiet.cli import data as _data  # noqa: F401  (registers commands)
+from datadiet.cli.common import app
+
+__all__ = ["app"]

@@ -1,0 +1,162 @@
+"""The typer app, the options every command shares, and the one place errors become exit codes.
+
+Every command takes `--store`, `--json` (JSON on stdout, nothing else), `--quiet` and `--debug`.
+Errors never print a traceback unless `--debug` is given: a `UsageError` (and any click usage
+error) prints one line and exits 2, a `DatadietError` or an OS error prints one line and exits 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+try:  # newer typer vendors click; the exceptions must come from the copy typer actually runs
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click import exceptions as click_exc  # type: ignore[no-redef]
+
+from datadiet.errors import DatadietError
+from datadiet.progress import Tracker
+from datadiet.store import Store
+
+
+def _fail(message: str, code: int) -> None:
+    # One line, whatever the message contains, so scripts can grep it.
+    sys.stderr.write("error: " + " ".join(message.split()) + "\n")
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+class CurateGroup(TyperGroup):
+    """Runs click in non-standalone mode so every error is rendered here, on one line."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(self.commands)  # keep the order of definition: the workflow order
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(args) if args is not None else sys.argv[1:]
+        debug = "--debug" in argv
+        try:
+            rv = super().main(args=argv, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
+        except click_exc.NoArgsIsHelpError as exc:
+            typer.echo(exc.ctx.get_help() if exc.ctx else "")
+            sys.exit(2)
+        except click_exc.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "curate"
+            _fail(f"{exc.format_message()} (see `{where} --help`)", 2)
+        except typer.Abort:
+            _fail("aborted", 1)
+        except DatadietError as exc:
+            if debug:
+                traceback.print_exc()
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted; the store is unchanged (rerun to continue)", 130)
+        except OSError as exc:
+            if debug:
+                traceback.print_exc()
+            _fail(f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}", 1)
+        except Exception as exc:
+            if debug:
+                raise
+            _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug and report it)", 1)
+        if isinstance(rv, int) and rv:
+            sys.exit(rv)
+        return rv
+
+
+app = typer.Typer(
+    cls=CurateGroup,
+    name="curate",
+    help="datadiet: curate, degrade, train and compare — does data quality or quantity matter more?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+StoreOpt = Annotated[
+    Path | None,
+    typer.Option("--store", help="Store folder (default: $DATADIET_STORE, else ./datadiet-store).", show_default=False),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout and nothing else.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars and no messages.")]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
+
+
+@dataclass
+class Out:
+    """Where a command's results go: rich tables for people, or one JSON document for scripts."""
+
+    json: bool = False
+    quiet: bool = False
+    store_path: Path | None = None
+    console: Console = field(default_factory=lambda: Console(highlight=False))
+    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
+
+    @property
+    def tracker(self) -> Tracker:
+        from datadiet.ui import make_tracker
+
+        return make_tracker(self.quiet or self.json, self.err)
+
+    def store(self) -> Store:
+        return Store(self.store_path)
+
+    def info(self, message: str) -> None:
+        """A human message on stderr (kept off stdout so it never mixes with --json)."""
+        if not (self.quiet or self.json):
+            self.err.print(message)
+
+    def emit(self, payload: Any, render: Callable[[Console], None] | None = None) -> None:
+        if self.json:
+            sys.stdout.write(json.dumps(payload, indent=2, default=str, ensure_ascii=False) + "\n")
+        elif render is not None and not self.quiet:
+            render(self.console)
+
+
+def out(store: Path | None = None, json_: bool = False, quiet: bool = False) -> Out:
+    return Out(json=json_, quiet=quiet, store_path=store)
+
+
+def commit_payload(commit: Any) -> dict[str, Any]:
+    """The JSON shape every writing command prints for the version it made or found."""
+    ds = commit.dataset
+    return {
+        "ref": ds.ref,
+        "name": ds.name,
+        "version": ds.version,
+        "kind": ds.kind,
+        "up_to_date": commit.up_to_date,
+        "rows": ds.manifest.rows,
+        "bytes": ds.manifest.bytes,
+        "path": str(ds.path),
+        "stats": ds.manifest.stats,
+    }
+
+
+def report_commit(o: Out, commit: Any, summary: str = "") -> None:
+    """Say what was written (or found up to date) in one line, or print the JSON payload."""
+    ds = commit.dataset
+    state = "up to date" if commit.up_to_date else "wrote"
+    o.emit(
+        commit_payload(commit),
+        lambda c: c.print(f"[bold]{state}[/] {ds.ref}  ({ds.manifest.rows:,} rows{', ' + summary if summary else ''})"),
+    )

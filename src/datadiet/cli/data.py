@@ -1,0 +1,239 @@
+"""Commands that bring data into the store and look at it: ingest, corpus, ls, show, head, lineage, export."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+from rich.tree import Tree
+
+from datadiet.cli.common import DebugOpt, JsonOpt, QuietOpt, StoreOpt, app, commit_payload, out, report_commit
+from datadiet.schema import EOT
+
+
+def _age(created: str) -> str:
+    try:
+        delta = datetime.now(timezone.utc) - datetime.fromisoformat(created)
+    except ValueError:
+        return "?"
+    s = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit} ago"
+    return f"{s}s ago"
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files, folders or globs (.txt, .jsonl, .parquet; .gz/.zst allowed).", show_default=False)],
+    name: Annotated[str, typer.Option("--name", "-n", help="Dataset name to write a new version of.")],
+    fmt: Annotated[str, typer.Option("--format", help="auto (by extension), text, jsonl or parquet.")] = "auto",
+    separator: Annotated[str, typer.Option("--separator", help="Line that separates documents in text files.")] = EOT,
+    text_field: Annotated[str, typer.Option("--text-field", help="JSONL/Parquet field holding the text.")] = "text",
+    id_field: Annotated[str | None, typer.Option("--id-field", help="JSONL/Parquet field with the source's own ids (must be unique).")] = None,
+    errors: Annotated[str, typer.Option("--errors", help="strict: invalid UTF-8 is an error; replace: substitute U+FFFD.")] = "strict",
+    max_doc_bytes: Annotated[int, typer.Option("--max-doc-bytes", min=1, help="Largest document accepted, in bytes.")] = 16 * 1024 * 1024,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Read corpus files into a new immutable dataset version (streamed; same files = up to date)."""
+    from datadiet.curate.ingest import IngestConfig
+    from datadiet.curate.ingest import ingest as do_ingest
+
+    o = out(store, json_, quiet)
+    cfg = IngestConfig(format=fmt, separator=separator, text_field=text_field, id_field=id_field, errors=errors, max_doc_bytes=max_doc_bytes)
+    commit = do_ingest(o.store(), [str(p) for p in paths], name, cfg, tracker=o.tracker)
+    dropped = commit.dataset.manifest.stats.get("dropped_empty", 0)
+    report_commit(o, commit, f"{dropped} empty dropped")
+
+
+@app.command()
+def corpus(
+    stories: Annotated[int, typer.Option("--stories", min=1, help="Training stories to generate.")] = 20_000,
+    val_stories: Annotated[int | None, typer.Option("--val-stories", min=1, help="Validation stories (default: max(200, stories/10)).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same corpus.")] = 0,
+    near_dup_rate: Annotated[float, typer.Option("--near-dup-rate", help="Share of stories that are near copies of another, in [0, 1).")] = 0.03,
+    name: Annotated[str, typer.Option("--name", "-n", help="Writes NAME-train and NAME-val.")] = "stories",
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Generate the built-in corpus of children's stories (train and a separate validation split)."""
+    from datadiet.curate.corpus import CorpusConfig, write_corpus
+
+    o = out(store, json_, quiet)
+    cfg = CorpusConfig(stories=stories, val_stories=val_stories, seed=seed, near_dup_rate=near_dup_rate)
+    train, val = write_corpus(o.store(), cfg, name, tracker=o.tracker)
+    if o.json:
+        o.emit({"train": commit_payload(train), "val": commit_payload(val)})
+    else:
+        report_commit(o, train, "train")
+        report_commit(o, val, "validation")
+
+
+@app.command("ls")
+def ls_(
+    kind: Annotated[str, typer.Option("--kind", help="datasets, tokenizers, tokens, runs, stats, reports or sweeps.")] = "datasets",
+    name: Annotated[str | None, typer.Argument(help="Only versions of this name.", show_default=False)] = None,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """List versions: name, version, rows, operation, parent and age (newest last)."""
+    from datadiet.errors import UsageError
+    from datadiet.store import KINDS
+
+    if kind not in KINDS:
+        raise UsageError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    o = out(store, json_, quiet)
+    st = o.store()
+    items = st.versions(name, kind) if name else st.list(kind)
+    rows = [
+        {
+            "ref": d.ref,
+            "name": d.name,
+            "version": d.version,
+            "rows": d.manifest.rows,
+            "bytes": d.manifest.bytes,
+            "operation": d.manifest.operation,
+            "parents": d.manifest.parents,
+            "created": d.manifest.created,
+        }
+        for d in items
+    ]
+
+    def render(c: Console) -> None:
+        if not rows:
+            c.print(f"no {kind} in {st.root}")
+            return
+        t = Table(title=f"{kind} in {st.root}")
+        for col in ("name", "version", "rows", "operation", "parent", "age"):
+            t.add_column(col, justify="right" if col == "rows" else "left")
+        for r in rows:
+            parents = ", ".join(p if not p.startswith("file:") else p[:20] + "…" for p in r["parents"])
+            t.add_row(r["name"], r["version"], f"{r['rows']:,}", r["operation"], parents, _age(r["created"]))
+        c.print(t)
+
+    o.emit(rows, render)
+
+
+@app.command()
+def show(
+    ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION-PREFIX (any kind of artefact).", show_default=False)],
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Show a version's manifest: lineage, parameters, counts, file hashes and operation stats."""
+    import json
+
+    o = out(store, json_, quiet)
+    ds = o.store().find(ref)
+    m = ds.manifest.to_dict()
+
+    def render(c: Console) -> None:
+        t = Table.grid(padding=(0, 2))
+        t.add_column(style="bold")
+        t.add_column()
+        for key in ("name", "version", "kind", "operation", "created", "package_version", "rows", "bytes"):
+            value = m[key]
+            t.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+        t.add_row("parents", "\n".join(m["parents"]) or "-")
+        t.add_row("params", json.dumps(m["params"], indent=1, ensure_ascii=False, default=str))
+        t.add_row("stats", json.dumps(m["stats"], indent=1, ensure_ascii=False, default=str))
+        t.add_row("files", "\n".join(f"{k}  {v[:16]}…" for k, v in m["files"].items()))
+        t.add_row("path", str(ds.path))
+        c.print(Panel(t, title=ds.ref))
+
+    o.emit(m | {"path": str(ds.path), "ref": ds.ref}, render)
+
+
+@app.command()
+def head(
+    ref: Annotated[str, typer.Argument(help="Dataset NAME or NAME@VERSION-PREFIX.", show_default=False)],
+    n: Annotated[int, typer.Option("-n", "--rows", min=0, help="Number of rows to show.")] = 5,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Show the first rows of a dataset version."""
+    from datadiet.curate.export import head as do_head
+
+    o = out(store, json_, quiet)
+    ds = o.store().resolve(ref)
+    frame = do_head(ds, n)
+    records = frame.to_dicts()
+
+    def render(c: Console) -> None:
+        c.print(f"[bold]{ds.ref}[/] — first {frame.height} of {ds.rows:,} rows")
+        for r in records:
+            extra = "  ".join(f"{k}={v}" for k, v in r.items() if k not in ("id", "text"))
+            text = r["text"] if len(r["text"]) <= 1200 else r["text"][:1200] + " …"
+            c.print(Panel(text, title=str(r["id"]), title_align="left", subtitle=extra, subtitle_align="right"))
+
+    o.emit(records, render)
+
+
+@app.command()
+def lineage(
+    ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION-PREFIX (any kind of artefact).", show_default=False)],
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Show the chain of operations from a version back to its source files."""
+    from datadiet.store import lineage as do_lineage
+
+    o = out(store, json_, quiet)
+    chain = do_lineage(o.store(), ref)
+
+    def render(c: Console) -> None:
+        by_ref = {e["ref"]: e for e in chain}
+
+        def label(e: dict[str, Any]) -> str:
+            if e["kind"] == "file":
+                return f"[dim]file[/] {e['params'].get('path')} [dim]{e['ref'][12:28]}…[/]"
+            rows = f", {e['rows']:,} rows" if e["rows"] is not None else ""
+            return f"[bold]{e['ref']}[/] [dim]{e['kind'][:-1]}[/] {e['operation']}{rows}"
+
+        def grow(node: Tree, e: dict[str, Any], depth: int) -> None:
+            for p in e["parents"]:
+                child = by_ref.get(p)
+                if child is not None and depth < 50:
+                    grow(node.add(label(child)), child, depth + 1)
+
+        root = Tree(label(chain[0]))
+        grow(root, chain[0], 0)
+        c.print(root)
+
+    o.emit(chain, render)
+
+
+@app.command()
+def export(
+    ref: Annotated[str, typer.Argument(help="Dataset NAME or NAME@VERSION-PREFIX.", show_default=False)],
+    path: Annotated[Path, typer.Argument(help="Output file: .parquet, .jsonl or .txt (TinyStories format).", show_default=False)],
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Export a dataset version to one file, written atomically."""
+    from datadiet.curate.export import export as do_export
+
+    o = out(store, json_, quiet)
+    ds = o.store().resolve(ref)
+    rows = do_export(ds, path, tracker=o.tracker)
+    o.emit({"ref": ds.ref, "path": str(path), "rows": rows}, lambda c: c.print(f"exported {rows:,} rows of {ds.ref} to {path}"))

@@ -1,0 +1,60 @@
+"""Export a dataset version to a single file: `curate export REF PATH`.
+
+The format follows PATH's extension: `.parquet`, `.jsonl` (one `{"id", "text", ...}` object per
+line) or `.txt` (TinyStories format: each document followed by a line `<|endoftext|>`, which
+`curate ingest` reads back to the same texts). Parts are streamed one at a time and the file is
+written next to PATH and renamed into place, so a failed export never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import polars as pl
+
+from datadiet.errors import UsageError
+from datadiet.progress import NULL_TRACKER, Tracker
+from datadiet.schema import EOT, TEXT
+from datadiet.store import Dataset
+
+EXPORT_FORMATS = (".parquet", ".jsonl", ".txt")
+
+
+def export(dataset: Dataset, path: Path, tracker: Tracker = NULL_TRACKER) -> int:
+    """Write DATASET to PATH in the format of its extension; returns the number of rows written."""
+    suffix = path.suffix.lower()
+    if suffix not in EXPORT_FORMATS:
+        raise UsageError(f"cannot export to {path.name!r}: use a file ending in {', '.join(EXPORT_FORMATS)}")
+    if path.is_dir():
+        raise UsageError(f"{path} is a folder; give a file path such as {path / 'data.jsonl'}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    rows = 0
+    try:
+        if suffix == ".parquet":
+            dataset.scan().sink_parquet(tmp, compression="zstd")
+            rows = dataset.rows
+        else:
+            with open(tmp, "wb") as f, tracker.task(f"Exporting {dataset.ref}", total=dataset.rows) as task:
+                for frame in dataset.iter_frames():
+                    if suffix == ".jsonl":
+                        frame.write_ndjson(f)
+                    else:
+                        for text in frame.get_column(TEXT):
+                            f.write(text.encode("utf-8") + b"\n" + EOT.encode() + b"\n")
+                    rows += frame.height
+                    task.advance(frame.height)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return rows
+
+
+def head(dataset: Dataset, n: int) -> pl.DataFrame:
+    """The first N rows of a version, reading only as many parts as needed."""
+    if n < 0:
+        raise UsageError(f"-n must be >= 0, not {n}")
+    return dataset.scan().head(n).collect()

@@ -1,0 +1,28 @@
+"""Exceptions the CLI turns into one-line messages.
+
+`DatadietError` is a failure at run time (exit code 1); `UsageError` is a bad argument or
+input the user can fix by changing the command (exit code 2). Messages are one line that names
+the problem and the fix.
+"""
+
+from __future__ import annotations
+
+
+class DatadietError(Exception):
+    """A failure at run time; the CLI prints its message on one line and exits with code 1."""
+
+    exit_code = 1
+
+
+class UsageError(DatadietError):
+    """A bad option value, input or reference; the CLI exits with code 2."""
+
+    exit_code = 2
+
+
+class RefError(UsageError):
+    """A dataset, run or tokenizer reference that does not resolve to exactly one artefact."""
+
+
+class InputError(UsageError):
+    """Input data that cannot be read as asked (missing, empty, not UTF-8, malformed)."""
