@@ -38,7 +38,7 @@ def test_quickstart_flow(runner: CliRunner, store_path: Path, tmp_path: Path) ->
 def test_human_output_is_readable(runner: CliRunner, store_path: Path, tmp_path: Path) -> None:
     src = write_stories(tmp_path / "tiny.txt", STORIES)
     result = runner.invoke(app, ["ingest", str(src), "--name", "tiny"])
-    assert result.exit_code == 0 and "wrote tiny@" in result.output
+    assert result.exit_code == 0 and "wrote dataset tiny@" in result.output
     result = runner.invoke(app, ["ls"])
     assert "tiny" in result.stdout and "ingest" in result.stdout
     result = runner.invoke(app, ["show", "tiny"])

@@ -44,7 +44,7 @@ from datadiet.schema import FORMAT_VERSION, MANIFEST_FILE, MAX_PART_BYTES, MAX_P
 
 STORE_ENV = "DATADIET_STORE"
 DEFAULT_STORE = "datadiet-store"
-KINDS = ("datasets", "tokenizers", "tokens", "runs", "stats", "reports", "sweeps")
+KINDS = ("datasets", "tokenizers", "tokens", "runs", "evals", "stats", "reports", "sweeps")
 TMP_DIR = ".tmp"
 LOCK_DIR = ".locks"
 VERSION_LEN = 16  # 64 bits of sha256: collisions are negligible for any store a person will fill
@@ -453,3 +453,83 @@ def lineage(store: Store, ref: str) -> list[dict[str, Any]]:
                 except RefError:
                     out.append({"ref": parent, "kind": "missing", "operation": "?", "params": {}, "parents": [], "rows": None})
     return out
+
+
+def verify(store: Store, ref: str | None = None, kind: str | None = None) -> list[dict[str, Any]]:
+    """Recompute every file hash and dataset row count against the manifests.
+
+    Returns one entry per checked version: `ref`, `kind`, `ok` and a list of `problems` (missing
+    file, hash mismatch, unexpected file, row count differing from the manifest, unreadable part).
+    """
+    import pyarrow.parquet as pq
+
+    if ref is not None:
+        targets = [store.find(ref)]
+    else:
+        targets = [d for k in ([kind] if kind else list(KINDS)) for d in store.list(k)]
+    results = []
+    for ds in targets:
+        problems: list[str] = []
+        expected = ds.manifest.files
+        present = {p.relative_to(ds.path).as_posix() for p in ds.path.rglob("*") if p.is_file()} - {MANIFEST_FILE}
+        for rel in sorted(present - set(expected)):
+            problems.append(f"unexpected file {rel}")
+        for rel, digest in sorted(expected.items()):
+            path = ds.path / rel
+            if not path.is_file():
+                problems.append(f"missing file {rel}")
+            elif file_sha256(path) != digest:
+                problems.append(f"hash mismatch in {rel}")
+        if ds.kind == "datasets" and not any("part-" in p for p in problems):
+            try:
+                rows = sum(pq.ParquetFile(p).metadata.num_rows for p in ds.parts)
+            except Exception as exc:  # a corrupt part can raise anything pyarrow knows of
+                problems.append(f"unreadable part ({exc})")
+            else:
+                if rows != ds.manifest.rows:
+                    problems.append(f"{rows} rows on disk, manifest says {ds.manifest.rows}")
+        results.append({"ref": ds.ref, "kind": ds.kind, "ok": not problems, "problems": problems})
+    return results
+
+
+def abandoned(store: Store) -> list[Path]:
+    """Temporary folders whose writer is gone: their version lock can be taken without waiting."""
+    found = []
+    for tmp in store.abandoned_tmp():
+        # Names are `<kind>-<name>-<version>-<pid>-<rand>`; the lock key is everything before the pid.
+        key = tmp.name.rsplit("-", 2)[0]
+        lock = store.root / LOCK_DIR / f"{key}.lock"
+        if not lock.exists():
+            found.append(tmp)
+            continue
+        fd = os.open(lock, os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a live writer holds it
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            found.append(tmp)
+        finally:
+            os.close(fd)
+    return found
+
+
+def unreferenced(store: Store) -> list[Dataset]:
+    """Versions that no other artefact names as a parent and that are not the newest of their name."""
+    everything = [d for k in KINDS for d in store.list(k)]
+    referenced = {p for d in everything for p in d.manifest.parents}
+    newest = {(d.kind, d.name): d.ref for d in everything}  # list() is oldest first, so the last wins
+    return [d for d in everything if d.ref not in referenced and newest[(d.kind, d.name)] != d.ref]
+
+
+def remove(store: Store, paths: Sequence[Path]) -> None:
+    """Delete folders inside the store: a version is first renamed into .tmp so it vanishes atomically."""
+    for path in paths:
+        if store.root not in path.resolve().parents:
+            raise DatadietError(f"refusing to delete {path}: it is outside the store {store.root}")
+        if (path / MANIFEST_FILE).exists():
+            grave = store._make_tmp("gc")
+            os.rename(path, grave / "v")
+            path = grave
+        shutil.rmtree(path, ignore_errors=True)

@@ -156,7 +156,8 @@ def report_commit(o: Out, commit: Any, summary: str = "") -> None:
     """Say what was written (or found up to date) in one line, or print the JSON payload."""
     ds = commit.dataset
     state = "up to date" if commit.up_to_date else "wrote"
+    rows = f"{ds.manifest.rows:,} rows" if ds.kind == "datasets" else ""
     o.emit(
         commit_payload(commit),
-        lambda c: c.print(f"[bold]{state}[/] {ds.ref}  ({ds.manifest.rows:,} rows{', ' + summary if summary else ''})"),
+        lambda c: c.print(f"[bold]{state}[/] {ds.kind[:-1]} {ds.ref}  ({', '.join(p for p in (rows, summary) if p)})"),
     )

@@ -1,0 +1,69 @@
+"""Store maintenance: `curate verify` and `curate gc`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from datadiet.cli.common import DebugOpt, JsonOpt, QuietOpt, StoreOpt, app, out
+
+
+@app.command()
+def verify(
+    ref: Annotated[str | None, typer.Argument(help="One artefact to check (default: the whole store).", show_default=False)] = None,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Recompute file hashes and row counts against the manifests; exit 1 if anything differs."""
+    from datadiet.errors import DatadietError
+    from datadiet.store import verify as do_verify
+
+    o = out(store, json_, quiet)
+    results = do_verify(o.store(), ref)
+    bad = [r for r in results if not r["ok"]]
+
+    def render(c: Console) -> None:
+        for r in bad:
+            c.print(f"[red]BAD[/] {r['kind'][:-1]} {r['ref']}: " + "; ".join(r["problems"]))
+        c.print(f"checked {len(results)} versions: {len(results) - len(bad)} ok, {len(bad)} with problems")
+
+    o.emit({"checked": len(results), "bad": bad}, render)
+    if bad:
+        raise DatadietError(f"{len(bad)} of {len(results)} versions differ from their manifests (listed above)")
+
+
+@app.command()
+def gc(
+    unreferenced: Annotated[bool, typer.Option("--unreferenced", help="Also delete versions nothing depends on that are not the newest of their name.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deleting versions.")] = False,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Remove temporary folders left by interrupted commands (and, with --unreferenced, unused versions)."""
+    from datadiet.errors import UsageError
+    from datadiet.store import abandoned, remove
+    from datadiet.store import unreferenced as find_unreferenced
+
+    o = out(store, json_, quiet)
+    st = o.store()
+    debris = abandoned(st)
+    remove(st, debris)
+    victims = find_unreferenced(st) if unreferenced else []
+    if victims and not yes:
+        if json_ or not typer.get_text_stream("stdin").isatty():
+            raise UsageError(f"{len(victims)} unreferenced versions would be deleted; rerun with --yes to confirm")
+        for d in victims:
+            o.console.print(f"  {d.kind[:-1]} {d.ref}  ({d.manifest.operation}, {d.manifest.rows:,} rows)")
+        if not typer.confirm(f"Delete these {len(victims)} versions?"):
+            victims = []
+    remove(st, [d.path for d in victims])
+    o.emit(
+        {"removed_tmp": [str(p) for p in debris], "removed_versions": [d.ref for d in victims]},
+        lambda c: c.print(f"removed {len(debris)} abandoned temporary folders and {len(victims)} versions"),
+    )

@@ -1,0 +1,142 @@
+"""Curation operations: `curate dedupe`, `curate clusters`, `curate duplicate`, `curate subset`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from datadiet.cli.common import DebugOpt, JsonOpt, QuietOpt, StoreOpt, app, out, report_commit
+from datadiet.curate.dedupe import HELP_TEXT as DEDUPE_HELP
+from datadiet.curate.inject import DUPLICATE_HELP
+from datadiet.curate.subset import SUBSET_HELP
+
+NameOpt = Annotated[str | None, typer.Option("--name", "-n", help="Name of the new version (default: the input's name).", show_default=False)]
+
+
+@app.command(help=DEDUPE_HELP, short_help="Remove exact and MinHash-LSH near-duplicate documents.")
+def dedupe(
+    ref: Annotated[str, typer.Argument(help="Dataset NAME[@VERSION].", show_default=False)],
+    method: Annotated[str, typer.Option("--method", help="exact (identical normalised text) or minhash (near duplicates too).")] = "minhash",
+    threshold: Annotated[float, typer.Option("--threshold", help="Jaccard similarity of shingle sets counted as duplicate, in (0, 1).")] = 0.8,
+    num_perm: Annotated[int, typer.Option("--num-perm", help="MinHash permutations (signature length).")] = 128,
+    ngram: Annotated[int, typer.Option("--ngram", help="Words (or characters) per shingle.")] = 5,
+    shingle: Annotated[str, typer.Option("--shingle", help="word or char n-grams.")] = "word",
+    bands: Annotated[int | None, typer.Option("--bands", help="LSH bands (default: chosen for high recall at the threshold).", show_default=False)] = None,
+    rows: Annotated[int | None, typer.Option("--rows", help="Signature values per band (give with --bands).", show_default=False)] = None,
+    keep: Annotated[str, typer.Option("--keep", help="Keeper of each cluster: first (lowest position), longest, or random (seeded).")] = "first",
+    verify: Annotated[bool, typer.Option("--verify", help="Check candidates against the exact Jaccard (no false positives).")] = False,
+    against: Annotated[str | None, typer.Option("--against", help="Remove documents that near-duplicate this other dataset (decontamination); it is not changed.", show_default=False)] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the permutations and of --keep random.")] = 1,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Signing processes (default: all cores); does not change the result.", show_default=False)] = None,
+    name: NameOpt = None,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    from datadiet.curate.dedupe import dedupe as do_dedupe
+    from datadiet.curate.minhash import MinhashConfig
+
+    o = out(store, json_, quiet)
+    cfg = MinhashConfig(method=method, threshold=threshold, num_perm=num_perm, ngram=ngram, shingle=shingle, bands=bands, rows=rows, keep=keep, verify=verify, seed=seed)
+    commit = do_dedupe(o.store(), ref, cfg, name=name, against=against, workers=workers, tracker=o.tracker)
+    s = commit.dataset.manifest.stats
+    report_commit(o, commit, f"{s['docs_in']:,} in, removed {s['removed_exact']:,} exact + {s['removed_near']:,} near, {s['clusters']:,} clusters")
+
+
+@app.command()
+def clusters(
+    ref: Annotated[str, typer.Argument(help="A version made by `curate dedupe`.", show_default=False)],
+    top: Annotated[int, typer.Option("--top", min=0, help="Show the N largest clusters.")] = 10,
+    id_: Annotated[str | None, typer.Option("--id", help="Show this document's cluster and the kept document it matched, words that differ highlighted.", show_default=False)] = None,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Explain a dedupe: the largest clusters and, for any removed document, what it matched."""
+    import dataclasses
+
+    from datadiet.curate.dedupe import explain_clusters
+
+    o = out(store, json_, quiet)
+    st = o.store()
+    report = explain_clusters(st.resolve(ref), top=top, id=id_, store=st)
+
+    def render(c: Console) -> None:
+        t = Table(title=f"largest clusters of {report.ref} ({report.clusters:,} clusters)")
+        for col in ("cluster", "size", "removed", "keeper", "min J est.", "keeper text"):
+            t.add_column(col)
+        for cl in report.top:
+            j = "-" if cl.min_jaccard_estimate is None else f"{cl.min_jaccard_estimate:.2f}"
+            t.add_row(str(cl.cluster_id), f"{cl.size:,}", f"{cl.removed:,}", cl.keeper_id, j, cl.keeper_preview[:60])
+        c.print(t)
+        m = report.match
+        if m is not None:
+            state = "kept" if m.kept else "removed"
+            j = f"estimated Jaccard {m.jaccard_estimate:.3f}" if m.jaccard_estimate is not None else ""
+            c.print(f"\n[bold]{m.id}[/] ({state}) matched keeper [bold]{m.keeper_id}[/] {j}")
+            diff = Text()
+            for op, words in m.diff:
+                style = {"delete": "red strike", "insert": "green bold"}.get(op, "")
+                diff.append(words + " ", style=style)
+            c.print(diff)
+        if report.note:
+            c.print(report.note)
+
+    o.emit(dataclasses.asdict(report), render)
+
+
+@app.command(help="Overwrite (or append) labelled copies of pool documents: the study's controlled duplication.")
+def duplicate(
+    ref: Annotated[str, typer.Argument(help="Dataset NAME[@VERSION].", show_default=False)],
+    rate: Annotated[float, typer.Option("--rate", help=DUPLICATE_HELP["rate"])],
+    pool: Annotated[int | None, typer.Option("--pool", help=DUPLICATE_HELP["pool"], show_default=False)] = None,
+    copies: Annotated[int | None, typer.Option("--copies", help=DUPLICATE_HELP["copies"], show_default=False)] = None,
+    append: Annotated[bool, typer.Option("--append", help=DUPLICATE_HELP["append"])] = False,
+    near: Annotated[float, typer.Option("--near", help=DUPLICATE_HELP["near"])] = 0.0,
+    doc: Annotated[str | None, typer.Option("--doc", help=DUPLICATE_HELP["doc"], show_default=False)] = None,
+    seed: Annotated[int, typer.Option("--seed", help=DUPLICATE_HELP["seed"])] = 0,
+    name: NameOpt = None,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    from datadiet.curate.inject import DuplicateConfig
+    from datadiet.curate.inject import duplicate as do_duplicate
+
+    o = out(store, json_, quiet)
+    cfg = DuplicateConfig(rate=rate, pool=pool, copies=copies, append=append, near=near, doc=doc, seed=seed)
+    commit = do_duplicate(o.store(), ref, cfg, name=name, tracker=o.tracker)
+    s = commit.dataset.manifest.stats
+    report_commit(
+        o, commit, f"{s['copies_injected']:,} copies of {s['pool_size']:,} pool docs, {s['unique_documents']:,} unique docs, copy share {s['copy_share']:.3f}"
+    )
+
+
+@app.command(help="A random subset; subsets of one dataset with one seed are nested (25% inside 50%), so size is not confounded with which stories were drawn.")
+def subset(
+    ref: Annotated[str, typer.Argument(help="Dataset NAME[@VERSION].", show_default=False)],
+    fraction: Annotated[float | None, typer.Option("--fraction", help=SUBSET_HELP["fraction"], show_default=False)] = None,
+    docs: Annotated[int | None, typer.Option("--docs", help=SUBSET_HELP["docs"], show_default=False)] = None,
+    tokens: Annotated[int | None, typer.Option("--tokens", help=SUBSET_HELP["tokens"], show_default=False)] = None,
+    seed: Annotated[int, typer.Option("--seed", help=SUBSET_HELP["seed"])] = 0,
+    name: NameOpt = None,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    from datadiet.curate.subset import SubsetConfig
+    from datadiet.curate.subset import subset as do_subset
+
+    o = out(store, json_, quiet)
+    cfg = SubsetConfig(fraction=fraction, docs=docs, tokens=tokens, seed=seed)
+    commit = do_subset(o.store(), ref, cfg, name=name, tracker=o.tracker)
+    s = commit.dataset.manifest.stats
+    report_commit(o, commit, f"{s['row_share']:.3f} of {s['rows_in']:,} rows")

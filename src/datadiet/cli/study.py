@@ -1,0 +1,255 @@
+"""Measuring and the whole study: `curate stats`, `eval`, `report`, `sweep`, `demo`."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from datadiet.cli.common import DebugOpt, JsonOpt, Out, QuietOpt, StoreOpt, app, out
+from datadiet.errors import UsageError
+
+
+def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(float(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise UsageError(f"{what} must be comma-separated numbers such as 0.25,0.5,1, not {text!r}") from exc
+
+
+def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError as exc:
+        raise UsageError(f"{what} must be comma-separated integers such as 0,1,2, not {text!r}") from exc
+
+
+@app.command()
+def stats(
+    ref: Annotated[str, typer.Argument(help="Dataset NAME[@VERSION].", show_default=False)],
+    tokenizer: Annotated[str | None, typer.Option("--tokenizer", help="Also count tokens with this tokenizer (store ref or tokenizer.json).", show_default=False)] = None,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Compute (once) and show a version's statistics: size, duplication, diversity, entropy, compression."""
+    from datadiet.eval.pipeline import stats_version
+    from datadiet.train.pipeline import resolve_tokenizer, tokens_version
+
+    o = out(store, json_, quiet)
+    st = o.store()
+    ds = st.resolve(ref)
+    tokens = None
+    if tokenizer:
+        tokens = int(tokens_version(st, ds, resolve_tokenizer(st, tokenizer), o.tracker).manifest.stats["tokens"])
+    result = stats_version(st, ds, tokens=tokens, tracker=o.tracker)
+    values = result.manifest.stats
+
+    def render(c: Console) -> None:
+        t = Table(title=f"statistics of {ds.ref}")
+        t.add_column("statistic")
+        t.add_column("value", justify="right")
+        for k, v in values.items():
+            if isinstance(v, float):
+                t.add_row(k, f"{v:.4g}")
+            elif isinstance(v, int):
+                t.add_row(k, f"{v:,}")
+        c.print(t)
+        for item in values.get("most_repeated", [])[:5]:
+            c.print(f"  ×{item.get('count')}  {str(item.get('text', ''))[:100]!r}")
+
+    o.emit({"ref": ds.ref, "stats": values}, render)
+
+
+@app.command("eval")
+def eval_(
+    run: Annotated[str, typer.Argument(help="Run NAME[@VERSION] (see `curate runs`).", show_default=False)],
+    val: Annotated[str | None, typer.Option("--val", help="Validation dataset (default: the run's own).", show_default=False)] = None,
+    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="Evaluate at most this many tokens (deterministic, evenly spaced windows).", show_default=False)] = None,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Score a run on a validation set: loss, perplexity, accuracy, bits per byte, and the study's figures."""
+    from datadiet.eval.pipeline import eval_version
+
+    o = out(store, json_, quiet)
+    commit = eval_version(o.store(), run, val, max_tokens=max_tokens, tracker=o.tracker)
+    m = commit.dataset.manifest.stats["metrics"]
+
+    def render(c: Console) -> None:
+        t = Table(title=f"{commit.dataset.ref} on {commit.dataset.manifest.stats['val']}")
+        t.add_column("metric")
+        t.add_column("value", justify="right")
+        for k, v in m.items():
+            t.add_row(k, f"{v:.6g}" if isinstance(v, float) else str(v))
+        c.print(t)
+
+    o.emit({"ref": commit.dataset.ref, "up_to_date": commit.up_to_date, **commit.dataset.manifest.stats}, render)
+
+
+def _render_summary(c: Console, runs: Any, verdict: str, report_path: Path | None) -> None:
+    from datadiet.eval.report import summary_table
+
+    rows = summary_table(runs)
+    if rows:
+        t = Table(title="validation metrics by size × duplication (mean ± sd over seeds)")
+        for col in rows[0]:
+            t.add_column(str(col), justify="right")
+        for r in rows:
+            t.add_row(*[str(v) for v in r.values()])
+        c.print(t)
+    c.print(f"\n[bold]Verdict.[/] {verdict}\n")
+    if report_path is not None:
+        c.print(f"report: {report_path}")
+
+
+def _export_report(sweep_ds: Any, dest: Path | None) -> Path:
+    """The report folder: inside the sweep artefact, or copied to DEST when given."""
+    if dest is None:
+        return sweep_ds.path / "report.html"
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in sweep_ds.path.iterdir():
+        if f.name != "manifest.json" and f.is_file():
+            shutil.copy2(f, dest / f.name)
+    return dest / "report.html"
+
+
+def _run_sweep(o: Out, cfg: Any, dest: Path | None, dry_run: bool) -> None:
+    import polars as pl
+
+    from datadiet.sweep import estimate_seconds, plan, run_sweep
+    from datadiet.ui import SweepDisplay
+
+    st = o.store()
+    if dry_run:
+        nodes, _ = plan(st, cfg)
+        eta = estimate_seconds(st, cfg, nodes)
+        payload = {"nodes": [{"key": n.key, "label": n.label, "state": n.state, "ref": n.ref} for n in nodes], "estimated_seconds": eta}
+
+        def render(c: Console) -> None:
+            t = Table(title=f"sweep {cfg.name}: {sum(n.state == 'done' for n in nodes)} of {len(nodes)} steps done")
+            for col in ("step", "state", "artefact"):
+                t.add_column(col)
+            for n in nodes:
+                color = {"done": "green", "todo": "yellow"}.get(n.state, "dim")
+                t.add_row(n.label, f"[{color}]{n.state}[/]", n.ref or "")
+            c.print(t)
+            c.print(f"estimated time left: {eta / 60:.1f} min (from measured throughput of earlier runs where the store has them)")
+
+        o.emit(payload, render)
+        return
+    live = not (o.quiet or o.json) and o.err.is_terminal and sys.stderr.isatty()
+    display = SweepDisplay(o.err, cfg.sizes, cfg.rates, cfg.seeds) if live else None
+    with display if display is not None else contextlib.nullcontext():
+        commit = run_sweep(st, cfg, tracker=display or o.tracker, on_event=display.event if display else None)
+    ds = commit.dataset
+    report = _export_report(ds, dest)
+    runs = pl.read_parquet(ds.path / "runs.parquet")
+    payload = {"ref": ds.ref, "up_to_date": commit.up_to_date, "report": str(report), "verdict": ds.manifest.stats["verdict"], "runs": runs.to_dicts()}
+    o.emit(payload, lambda c: _render_summary(c, runs, ds.manifest.stats["verdict"], report))
+
+
+@app.command()
+def sweep(
+    base: Annotated[str | None, typer.Option("--base", help="Training corpus to vary (dataset ref).", show_default=False)] = None,
+    val: Annotated[str | None, typer.Option("--val", help="Fixed validation set (dataset ref); the base is decontaminated against it.", show_default=False)] = None,
+    sizes: Annotated[str | None, typer.Option("--sizes", help="Size fractions, nested subsets of the base. [default: 0.25,0.5,1]", show_default=False)] = None,
+    rates: Annotated[str | None, typer.Option("--rates", help="Duplication rates (share of slots overwritten by copies). [default: 0,0.25,0.5,0.75,1]", show_default=False)] = None,
+    seeds: Annotated[str | None, typer.Option("--seeds", help="Training seeds per cell. [default: 0]", show_default=False)] = None,
+    pool: Annotated[int | None, typer.Option("--pool", min=1, help="Copies are drawn from P distinct documents (default 1: the study's one story).", show_default=False)] = None,
+    copies: Annotated[int | None, typer.Option("--copies", min=1, help="Choose the pool so each pool document appears about K times.", show_default=False)] = None,
+    near: Annotated[float | None, typer.Option("--near", help="Each copy has this share of its words changed, in [0, 1).", show_default=False)] = None,
+    dedupe: Annotated[bool | None, typer.Option("--dedupe/--no-dedupe", help="MinHash-deduplicate the base first.", show_default=False)] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help="Model and schedule (paper, tiny, small, base). [default: paper]", show_default=False)] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Training steps per run (default: the preset's).", show_default=False)] = None,
+    vocab: Annotated[int | None, typer.Option("--vocab", help="BPE vocabulary trained on the base. [default: 8192]", show_default=False)] = None,
+    tokenizer: Annotated[str | None, typer.Option("--tokenizer", help="Use this tokenizer (store ref or tokenizer.json) instead of training one.", show_default=False)] = None,
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Sweep name, also the prefix of its artefacts. [default: sweep]", show_default=False)] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="TOML file holding the sweep (options given here override it).", show_default=False)] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Also copy the report into this folder.", show_default=False)] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the DAG, what is done, and the time left; change nothing.")] = False,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Run the study's grid (sizes × duplication rates × seeds) as cached steps, then relate and report."""
+    from datadiet.sweep import SweepConfig
+
+    o = out(store, json_, quiet)
+    given: dict[str, Any] = {
+        "base": base,
+        "val": val,
+        "sizes": _floats(sizes, "--sizes"),
+        "rates": _floats(rates, "--rates"),
+        "seeds": _ints(seeds, "--seeds"),
+        "pool": pool,
+        "copies": copies,
+        "near": near,
+        "dedupe": dedupe,
+        "preset": preset,
+        "steps": steps,
+        "vocab": vocab,
+        "tokenizer": tokenizer,
+        "name": name,
+    }
+    if config is not None:
+        cfg = SweepConfig.from_toml(config, given)
+    else:
+        if base is None or val is None:
+            raise UsageError("a sweep needs --base and --val (or a --config file holding them)")
+        cfg = SweepConfig(**{k: v for k, v in given.items() if v is not None})
+    _run_sweep(o, cfg, out_dir, dry_run)
+
+
+@app.command()
+def demo(
+    stories: Annotated[int, typer.Option("--stories", min=100, help="Training stories of the built-in corpus.")] = 8000,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Training steps per run (default: the tiny preset's).", show_default=False)] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Also copy the report into this folder.", show_default=False)] = None,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """A miniature of the study on the built-in corpus: sizes 0.5, 1 × duplication 0, 0.5, 1 (minutes on a CPU)."""
+    from datadiet.sweep import demo_config, prepare_demo
+
+    o = out(store, json_, quiet)
+    train_ref, val_ref = prepare_demo(o.store(), stories, tracker=o.tracker)
+    o.info(f"built-in corpus: {train_ref} (train), {val_ref} (validation)")
+    _run_sweep(o, demo_config(train_ref, val_ref, steps), out_dir, dry_run=False)
+
+
+@app.command()
+def report(
+    sweep_ref: Annotated[str, typer.Option("--sweep", help="Sweep NAME[@VERSION] whose report to show or copy.", show_default=False)],
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Copy the report (report.md, report.html, PNGs) into this folder.", show_default=False)] = None,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Show a sweep's summary and verdict, and copy its report where you want it."""
+    import polars as pl
+
+    o = out(store, json_, quiet)
+    ds = o.store().resolve(sweep_ref, "sweeps")
+    path = _export_report(ds, out_dir)
+    runs = pl.read_parquet(ds.path / "runs.parquet")
+    payload = {"ref": ds.ref, "report": str(path), "verdict": ds.manifest.stats["verdict"], "runs": runs.to_dicts()}
+    o.emit(payload, lambda c: _render_summary(c, runs, ds.manifest.stats["verdict"], path))
+

@@ -1,0 +1,115 @@
+"""Training commands: `curate tokenizer train`, `curate train`, `curate runs`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from datadiet.cli.common import DebugOpt, JsonOpt, QuietOpt, StoreOpt, app, out, report_commit
+
+tokenizer_app = typer.Typer(help="Train or inspect the BPE tokenizer shared by every variant.", no_args_is_help=True)
+app.add_typer(tokenizer_app, name="tokenizer")
+
+PRESET_HELP = "Model and schedule: paper (the study's 4x4x128 nanoGPT, 1000 steps), tiny (seconds on a CPU), small (~20M), base (~85M)."
+
+
+@tokenizer_app.command("train")
+def tokenizer_train(
+    ref: Annotated[str, typer.Argument(help="Dataset to learn the BPE merges from (the base corpus).", show_default=False)],
+    vocab: Annotated[int, typer.Option("--vocab", help="Vocabulary size, <|endoftext|> included.")] = 8192,
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Tokenizer name (default: the dataset's).")] = None,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Train a byte-level BPE tokenizer and store it (content-addressed by its data and settings)."""
+    from datadiet.train.pipeline import tokenizer_version
+
+    o = out(store, json_, quiet)
+    commit = tokenizer_version(o.store(), ref, vocab, name, tracker=o.tracker)
+    report_commit(o, commit, f"vocab {commit.dataset.manifest.stats['vocab_size']}")
+
+
+@app.command()
+def train(
+    ref: Annotated[str, typer.Argument(help="Training dataset NAME[@VERSION].", show_default=False)],
+    val: Annotated[str, typer.Option("--val", help="Validation dataset, the same for every run you compare.", show_default=False)],
+    tokenizer: Annotated[str | None, typer.Option("--tokenizer", help="Store tokenizer NAME[@VERSION] or a Hugging Face tokenizer.json path (default: the newest tokenizer named like the dataset).", show_default=False)] = None,
+    preset: Annotated[str, typer.Option("--preset", help=PRESET_HELP)] = "tiny",
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Optimizer steps (default: the preset's).", show_default=False)] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seeds the weights and the batch order.")] = 0,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting, KEY=VALUE (repeatable), e.g. --set lr=3e-4.", show_default=False)] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")] = False,
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Run name (default: the dataset's).")] = None,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Train a GPT on a dataset version; the run is stored with its config, curves and final metrics."""
+    from datadiet.errors import UsageError
+    from datadiet.train.pipeline import RunSpec, train_run
+
+    o = out(store, json_, quiet)
+    overrides = []
+    for item in set_ or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {item!r} is not KEY=VALUE; e.g. --set lr=3e-4")
+        overrides.append((key.strip(), value))
+    st = o.store()
+    spec = RunSpec(
+        train_ref=ref,
+        val_ref=val,
+        tokenizer=tokenizer or st.resolve(ref).name,
+        preset=preset,
+        steps=steps,
+        seed=seed,
+        overrides=tuple(overrides),
+        name=name,
+    )
+    commit = train_run(st, spec, resume=resume, tracker=o.tracker)
+    m = commit.dataset.manifest.stats["metrics"]
+    report_commit(o, commit, f"val loss {m['loss']:.4f}, ppl {m['perplexity']:.2f}, acc {m['accuracy']:.3f}")
+
+
+@app.command()
+def runs(
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """List training runs with their data and final metrics."""
+    o = out(store, json_, quiet)
+    items = o.store().list("runs")
+    rows = []
+    for d in items:
+        s = d.manifest.stats
+        rows.append(
+            {
+                "ref": d.ref,
+                "train": d.manifest.parents[0],
+                "val": d.manifest.parents[1],
+                "preset": d.manifest.params.get("preset"),
+                "seed": d.manifest.params.get("seed"),
+                "steps": s["train"]["steps"],
+                "metrics": s["metrics"],
+                "tokens_per_s": s["train"]["tokens_per_s"],
+            }
+        )
+
+    def render(c: Console) -> None:
+        t = Table(title="runs")
+        for col in ("run", "train data", "preset", "seed", "steps", "val loss", "ppl", "acc", "tok/s"):
+            t.add_column(col)
+        for r in rows:
+            m = r["metrics"]
+            t.add_row(r["ref"], r["train"], str(r["preset"]), str(r["seed"]), str(r["steps"]), f"{m['loss']:.4f}", f"{m['perplexity']:.2f}", f"{m['accuracy']:.3f}", f"{r['tokens_per_s']:,.0f}")
+        c.print(t if rows else "no runs yet")
+
+    o.emit(rows, render)

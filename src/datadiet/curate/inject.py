@@ -1,0 +1,682 @@
+"""Controlled, labelled duplication of a dataset: `curate duplicate REF --rate R [options]`.
+
+Semantics (DESIGN.md, "Duplication, defined"), for a dataset of N documents and a pool of P
+documents (default P = 1):
+
+* default (overwrite, the original study's method): `int(R·(N−P))` randomly chosen slots other
+  than the pool documents' own are overwritten by copies, so the dataset keeps N rows. With P = 1
+  that is `int(R·(N−1))`, and `--rate 1` gives N copies of one story; `--rate 0` gives rows equal
+  to the input (a version of its own, so every cell of a grid is addressable).
+* `--pool P`: the copies are drawn round robin from P distinct original documents, so each is
+  copied equally often (the counts differ by at most one).
+* `--copies K`: P is chosen so that each pool document gets about K injected copies:
+  P = round(R·N / (K+R)) when overwriting (because then P·K = R·(N−P)), P = round(R·N / K) when
+  appending; P is at least 1.
+* `--append`: `int(R·N)` copies are inserted at random positions instead (the dataset grows).
+* `--near E`: every copy gets `round(E·W)` of its W words edited (substitution by another word of
+  the corpus vocabulary, deletion, insertion of a vocabulary word, swap with the next word; one
+  operation per chosen word), so `edit_fraction` = round(E·W)/W. A deleted word's whitespace goes with
+  it unless it holds a line break, so paragraphs survive. The word-5-gram Jaccard of the
+  copy to its source is stored in the extra column `jaccard_to_source`; with independent edits it
+  is about s/(2−s) with s = (1−E)^5 (E = 0.1 → ~0.42, E = 0.2 → ~0.20).
+
+Labels: a copy has `source_id` = the pool document's id, `copy_index` = k (k-th copy of that
+source, counting on from any copies already in the input), `id` = f"{source_id}#dup{k}" and
+`edit_fraction` = its realised edit share; originals are untouched (copy_index 0). Pool documents
+are always originals (copy_index 0). `jaccard_to_source` (Float32) is written only when `--near`
+is set (or when the input already has it): null for rows that are not copies, 1.0 for exact ones.
+Words are maximal runs of non-whitespace (compared exactly, no case folding); the whitespace after
+each word is kept with it, so paragraph breaks survive edits. Substituted and inserted words are
+drawn uniformly from the word types of the pool and of a seeded sample of 10,000 documents.
+
+The stats (manifest "stats") give the pool ids (the first 1,000), pool size, copies injected,
+per-pool-document copy counts, unique documents remaining (distinct `source_id`), the share of
+rows injected now and the share that are copies at all; `pool.parquet` beside the parts lists the
+whole pool (`id`, `copies`).
+
+Everything is drawn from numpy Generators spawned from the seed (never Python's hash()), one
+stream each for the pool, the slots and the edits, so the same input, parameters and seed give
+byte-identical rows, and exact and near copies of one seed overwrite the same slots.
+
+Library use::
+
+    cfg = DuplicateConfig(rate=0.5, pool=10, seed=1)
+    frame, stats = duplicate_frame(frame, cfg)          # pure
+    commit = duplicate(Store(), "tiny", cfg)            # reads a version, commits a new one
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from datadiet.errors import UsageError
+from datadiet.progress import NULL_TRACKER, Tracker
+from datadiet.schema import COPY_INDEX, EDIT_FRACTION, ID, SOURCE_ID, TEXT, conform
+from datadiet.store import Commit, PartWriter, Store
+
+OPERATION = "duplicate"
+JACCARD_TO_SOURCE = "jaccard_to_source"
+SHINGLE_WORDS = 5
+COPY_SUFFIX = "#dup"
+POOL_FILE = "pool.parquet"
+# The manifest lists at most this many pool ids (P can reach N/2 with --copies 1); the full pool
+# is always in POOL_FILE next to the parts.
+MAX_POOL_IDS_IN_MANIFEST = 1000
+# Substitutions and insertions draw from the words of this many seeded sample documents plus the
+# pool's own: ~10k TinyStories give ~20k word types, plenty of variety at a fraction of a second.
+VOCAB_SAMPLE_DOCS = 10_000
+# Near copies are built in blocks of about this many (copy, word) cells: 64k cells keep each
+# per-block int64 temporary at 512 KiB, inside the L2 cache, which measured 3x faster than 8M-cell
+# blocks (memory-bound) at 150k copies. The edits depend on the blocking (each block draws in
+# turn from one stream), so changing this changes near-copy rows: bump FORMAT_VERSION with it.
+BLOCK_CELLS = 1 << 16
+
+# Keys of the stats dict (stored in the manifest under "stats").
+STAT_ROWS_IN = "rows_in"
+STAT_ROWS_OUT = "rows_out"
+STAT_MODE = "mode"
+STAT_POOL_SIZE = "pool_size"
+STAT_POOL_IDS = "pool_ids"
+STAT_POOL_IDS_TRUNCATED = "pool_ids_truncated"
+STAT_COPIES_INJECTED = "copies_injected"
+STAT_COPIES_PER_POOL_DOC_MIN = "copies_per_pool_doc_min"
+STAT_COPIES_PER_POOL_DOC_MAX = "copies_per_pool_doc_max"
+STAT_ROWS_OVERWRITTEN = "rows_overwritten"
+STAT_UNIQUE_DOCUMENTS = "unique_documents"
+STAT_INJECTED_SHARE = "injected_share"
+STAT_COPY_SHARE = "copy_share"
+STAT_EDIT_FRACTION_MEAN = "edit_fraction_mean"
+STAT_JACCARD_MEAN = "jaccard_to_source_mean"
+
+DUPLICATE_HELP: dict[str, str] = {
+    "rate": (
+        "Share of the documents outside the pool that are overwritten by copies: int(R·(N−P)) slots, so with the "
+        "default pool of 1, --rate 1 makes N copies of one story and --rate 0 keeps the rows unchanged."
+    ),
+    "pool": "Copy P distinct original documents round robin, each equally often (default 1, as the original study).",
+    "copies": "Choose the pool size so that each pool document gets about K copies (a small subset repeated K times).",
+    "append": "Insert int(R·N) copies at random positions instead of overwriting, so the dataset grows by that much.",
+    "near": "Make each copy a near duplicate: E in [0, 1) of its words substituted, deleted, inserted or swapped.",
+    "doc": "Id of the document to copy (the first pool member); otherwise the pool is drawn with the seed.",
+    "seed": "Seed for the pool, the overwritten slots and the edits; the same seed and input give the same version.",
+}
+
+
+def _number(value: Any, option: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UsageError(f"{option} must be a number, not {value!r}")
+    return float(value)
+
+
+def _count(value: Any, option: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise UsageError(f"{option} must be a whole number, not {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class DuplicateConfig:
+    """What `duplicate` does; every field changes the rows, so all of them are in the version id.
+
+    Attributes:
+        rate: Share R in [0, 1] of the non-pool documents overwritten (or, with `append`, int(R·N) copies added).
+        pool: Number P of distinct documents copied round robin; None means 1, or derived from `copies`.
+        copies: Target number K of copies per pool document (chooses P; excludes `pool`).
+        append: Insert the copies at random positions instead of overwriting documents.
+        near: Share E in [0, 1) of each copy's words that are edited; 0 gives exact copies.
+        doc: Id of the (first) document to copy; otherwise drawn with the seed.
+        seed: Seed of every random choice.
+    """
+
+    rate: float
+    pool: int | None = None
+    copies: int | None = None
+    append: bool = False
+    near: float = 0.0
+    doc: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        rate = _number(self.rate, "--rate")
+        if not 0.0 <= rate <= 1.0:
+            raise UsageError(f"--rate must be between 0 and 1, not {self.rate}; e.g. --rate 0.25")
+        near = _number(self.near, "--near")
+        if not 0.0 <= near < 1.0:
+            raise UsageError(f"--near must be at least 0 and below 1, not {self.near}; e.g. --near 0.1")
+        if self.pool is not None and self.copies is not None:
+            raise UsageError("--pool and --copies both choose the pool size; give only one of them")
+        if self.pool is not None and _count(self.pool, "--pool") < 1:
+            raise UsageError(f"--pool must be at least 1, not {self.pool}")
+        if self.copies is not None and _count(self.copies, "--copies") < 1:
+            raise UsageError(f"--copies must be at least 1, not {self.copies}")
+        seed = _count(self.seed, "--seed")
+        if seed < 0:
+            raise UsageError(f"--seed must be >= 0, not {self.seed}")
+        if self.doc is not None and (not isinstance(self.doc, str) or not self.doc):
+            raise UsageError(f"--doc must be a document id, not {self.doc!r}")
+        # Canonical types, so that --rate 1 and --rate 1.0 give the same version id.
+        object.__setattr__(self, "rate", rate)
+        object.__setattr__(self, "near", near)
+        object.__setattr__(self, "append", bool(self.append))
+        object.__setattr__(self, "seed", seed)
+        if self.pool is not None:
+            object.__setattr__(self, "pool", int(self.pool))
+        if self.copies is not None:
+            object.__setattr__(self, "copies", int(self.copies))
+
+    def to_params(self) -> dict[str, Any]:
+        """The parameters as stored in the manifest and hashed into the version id."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DuplicationPlan:
+    """Which documents are copied where; a pure function of N, the config and the seed."""
+
+    pool_pos: np.ndarray  # (P,) row positions of the pool documents, in pool order
+    copy_pool: np.ndarray  # (n,) pool member of each copy (round robin: j % P)
+    copy_pos: np.ndarray  # (n,) output position of each copy
+    rows_out: int
+
+
+def pool_size(n_docs: int, cfg: DuplicateConfig) -> int:
+    """The pool size P for a dataset of `n_docs` documents (see the module docstring)."""
+    if cfg.pool is not None:
+        return cfg.pool
+    if cfg.copies is None:
+        return 1
+    # Overwriting: P pool documents with K copies each fill R·(N−P) slots, so P = R·N/(K+R).
+    target = cfg.rate * n_docs / (cfg.copies + (0.0 if cfg.append else cfg.rate))
+    return int(min(max(1, math.floor(target + 0.5)), max(n_docs, 1)))
+
+
+def copies_count(n_docs: int, pool: int, cfg: DuplicateConfig) -> int:
+    """How many copies are injected: int(R·N) when appending, else int(R·(N−P))."""
+    return int(cfg.rate * n_docs) if cfg.append else int(cfg.rate * (n_docs - pool))
+
+
+def plan_duplication(ids: pl.Series, copy_index: pl.Series, cfg: DuplicateConfig) -> DuplicationPlan:
+    """Draw the pool and the slots of the copies for a dataset with these ids and copy indices.
+
+    Raises:
+        UsageError: the dataset is empty, the pool is larger than its original documents, or
+            `cfg.doc` is not the id of an original document in it.
+    """
+    n = ids.len()
+    if n == 0:
+        raise UsageError("the dataset is empty; there is nothing to duplicate")
+    p = pool_size(n, cfg)
+    originals = np.flatnonzero(copy_index.to_numpy() == 0)
+    if p > originals.size:
+        raise UsageError(
+            f"--pool {p} is larger than the {originals.size} original documents of the dataset; "
+            f"use at most {originals.size}"
+        )
+    pool_seq, slot_seq, _ = np.random.SeedSequence(cfg.seed).spawn(3)
+    pool_rng = np.random.default_rng(pool_seq)
+    if cfg.doc is not None:
+        hits = np.flatnonzero((ids == cfg.doc).to_numpy())
+        if hits.size == 0:
+            raise UsageError(f"--doc {cfg.doc!r} is not an id in the dataset; pick one from `curate head REF`")
+        first = int(hits[0])
+        if copy_index[first] != 0:
+            raise UsageError(f"--doc {cfg.doc!r} is itself a copy; pick an original document (copy_index 0)")
+        others = originals[originals != first]
+        rest = others[pool_rng.choice(others.size, p - 1, replace=False)] if p > 1 else others[:0]
+        pool_pos = np.concatenate([[first], rest]).astype(np.int64)
+    else:
+        pool_pos = originals[pool_rng.choice(originals.size, p, replace=False)].astype(np.int64)
+    n_copies = copies_count(n, p, cfg)
+    copy_pool = np.arange(n_copies, dtype=np.int64) % p
+    slot_rng = np.random.default_rng(slot_seq)
+    if cfg.append:
+        rows_out = n + n_copies
+        copy_pos = slot_rng.choice(rows_out, n_copies, replace=False).astype(np.int64)
+    else:
+        rows_out = n
+        eligible = np.delete(np.arange(n, dtype=np.int64), pool_pos)
+        copy_pos = eligible[slot_rng.choice(eligible.size, n_copies, replace=False)]
+    return DuplicationPlan(pool_pos=pool_pos, copy_pool=copy_pool, copy_pos=copy_pos, rows_out=rows_out)
+
+
+def duplicate_frame(
+    frame: pl.DataFrame, cfg: DuplicateConfig, tracker: Tracker = NULL_TRACKER
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Return FRAME with copies injected as CFG says, and the operation's stats.
+
+    Pure: the input is not modified, and the result depends only on the rows, CFG and its seed.
+
+    Args:
+        frame: Rows with at least `id` and `text` (other bookkeeping columns are filled in).
+        cfg: The duplication to apply.
+        tracker: Progress reporting.
+
+    Returns:
+        The new rows (conformed to the schema) and a stats dict with the keys `STAT_*`.
+
+    Raises:
+        UsageError: see `plan_duplication`.
+    """
+    out, stats, _ = _duplicate(frame, cfg, tracker)
+    return out, stats
+
+
+def _duplicate(
+    frame: pl.DataFrame, cfg: DuplicateConfig, tracker: Tracker
+) -> tuple[pl.DataFrame, dict[str, Any], pl.DataFrame]:
+    frame = conform(frame)
+    n = frame.height
+    plan = plan_duplication(frame.get_column(ID), frame.get_column(COPY_INDEX), cfg)
+    p, n_copies = plan.pool_pos.size, plan.copy_pool.size
+    pool = frame[plan.pool_pos]
+    pool_ids = pool.get_column(ID)
+    # k counts on from copies of the same source already in the input, so ids stay unique.
+    base = (
+        pl.DataFrame({SOURCE_ID: pool_ids})
+        .join(
+            frame.filter(pl.col(SOURCE_ID).is_in(pool_ids.implode()))
+            .group_by(SOURCE_ID)
+            .agg(pl.col(COPY_INDEX).max().alias("base")),
+            on=SOURCE_ID,
+            how="left",
+            maintain_order="left",
+        )
+        .get_column("base")
+        .fill_null(0)
+        .to_numpy()
+        .astype(np.int64)
+    )
+    k = base[plan.copy_pool] + np.arange(n_copies, dtype=np.int64) // p + 1
+    with_jaccard = cfg.near > 0 or JACCARD_TO_SOURCE in frame.columns
+    if with_jaccard and JACCARD_TO_SOURCE not in frame.columns:
+        frame = frame.with_columns(pl.lit(None, dtype=pl.Float32).alias(JACCARD_TO_SOURCE))
+        pool = pool.with_columns(pl.lit(None, dtype=pl.Float32).alias(JACCARD_TO_SOURCE))
+    copies = pool[plan.copy_pool]
+    edit = np.zeros(n_copies, dtype=np.float32)
+    jaccard = np.ones(n_copies, dtype=np.float32)
+    if cfg.near > 0 and n_copies > 0:
+        with tracker.task("Editing near copies", total=n_copies) as task:
+            texts, edit, jaccard = near_copies(
+                pool.get_column(TEXT), plan.copy_pool, frame.get_column(TEXT), cfg.near, cfg.seed, task
+            )
+        copies = copies.with_columns(texts.alias(TEXT))
+    source = copies.get_column(ID)
+    copies = copies.with_columns(
+        pl.format("{}{}{}", source, pl.lit(COPY_SUFFIX), pl.Series(k)).alias(ID),
+        source.alias(SOURCE_ID),
+        pl.Series(COPY_INDEX, k, dtype=pl.Int32),
+        pl.Series(EDIT_FRACTION, edit, dtype=pl.Float32),
+    )
+    if with_jaccard:
+        copies = copies.with_columns(pl.Series(JACCARD_TO_SOURCE, jaccard, dtype=pl.Float32))
+    # One gather places originals and copies: output row i comes from combined row order[i].
+    if cfg.append:
+        order = np.full(plan.rows_out, -1, dtype=np.int64)
+        order[plan.copy_pos] = n + np.arange(n_copies, dtype=np.int64)
+        order[order < 0] = np.arange(n, dtype=np.int64)
+    else:
+        order = np.arange(n, dtype=np.int64)
+        order[plan.copy_pos] = n + np.arange(n_copies, dtype=np.int64)
+    out = pl.concat([frame, copies], how="vertical")[order] if n_copies else frame
+    counts = np.bincount(plan.copy_pool, minlength=p)
+    n_rows = out.height
+    stats: dict[str, Any] = {
+        STAT_ROWS_IN: n,
+        STAT_ROWS_OUT: n_rows,
+        STAT_MODE: "append" if cfg.append else "overwrite",
+        STAT_POOL_SIZE: p,
+        STAT_POOL_IDS: pool_ids.head(MAX_POOL_IDS_IN_MANIFEST).to_list(),
+        STAT_POOL_IDS_TRUNCATED: p > MAX_POOL_IDS_IN_MANIFEST,
+        STAT_COPIES_INJECTED: n_copies,
+        STAT_COPIES_PER_POOL_DOC_MIN: int(counts.min()),
+        STAT_COPIES_PER_POOL_DOC_MAX: int(counts.max()),
+        STAT_ROWS_OVERWRITTEN: 0 if cfg.append else n_copies,
+        STAT_UNIQUE_DOCUMENTS: int(out.get_column(SOURCE_ID).n_unique()),
+        STAT_INJECTED_SHARE: n_copies / n_rows,
+        STAT_COPY_SHARE: int((out.get_column(COPY_INDEX) > 0).sum()) / n_rows,
+    }
+    if cfg.near > 0:
+        stats[STAT_EDIT_FRACTION_MEAN] = float(edit.mean()) if n_copies else 0.0
+        stats[STAT_JACCARD_MEAN] = float(jaccard.mean()) if n_copies else 1.0
+    pool_table = pl.DataFrame({ID: pool_ids, "copies": counts.astype(np.int64)})
+    return out, stats, pool_table
+
+
+def duplicate(
+    store: Store, ref: str, cfg: DuplicateConfig, name: str | None = None, tracker: Tracker = NULL_TRACKER
+) -> Commit:
+    """Commit a duplicated version of REF (operation "duplicate", params = CFG, parent = REF's full ref).
+
+    Args:
+        store: The store holding REF and receiving the new version.
+        ref: `NAME` or `NAME@VERSION` of the input dataset.
+        cfg: The duplication to apply.
+        name: Name of the new version; defaults to the input's name (a new version of it).
+        tracker: Progress reporting.
+
+    Returns:
+        The commit; `up_to_date` is True when the same duplication of the same input already existed.
+    """
+    source = store.resolve(ref)
+
+    def build(writer: PartWriter) -> Mapping[str, Any]:
+        with tracker.task(f"Reading {source.ref}", total=None):
+            frame = source.read()
+        out, stats, pool = _duplicate(frame, cfg, tracker)
+        del frame
+        with tracker.task("Writing", total=None):
+            writer.write(out)
+            buf = io.BytesIO()
+            pool.write_parquet(buf, compression="zstd")
+            writer.write_file(POOL_FILE, buf.getvalue())
+        return stats
+
+    params = cfg.to_params()
+    return store.commit(name or source.name, operation=OPERATION, params=params, parents=[source.ref], build=build)
+
+
+# -- near copies ---------------------------------------------------------------------------------
+
+_TOKEN_RE = r"\S+\s*"
+_WORD_RE = r"\S+"
+# Edit operations, drawn uniformly for every chosen word.
+_SUB, _DEL, _INS, _SWAP = 0, 1, 2, 3
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_GRAM_MUL = np.uint64(0x9E3779B97F4A7C15)
+_SENTINEL = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """Multiply-xorshift, a bijection of uint64s: grams differing by a small amount get unrelated low bits.
+
+    `_jaccard_rows` overwrites each hash's lowest bit, so neighbouring polynomial hashes (which
+    differ by 1 when only the last word id does) must first be spread apart.
+    """
+    x = x * _MIX1
+    out: np.ndarray = x ^ (x >> np.uint64(31))
+    return out
+
+
+@dataclass(frozen=True)
+class _Tables:
+    """The pool documents as token sequences, and every string a near copy is assembled from.
+
+    `pieces` holds, in this order, the tokens (a word and the whitespace after it) of all pool
+    documents, the vocabulary words, and the distinct whitespace runs; copies are lists of piece
+    ids, so an unedited token is copied as one piece.
+    """
+
+    pieces: pa.LargeStringArray
+    offsets: np.ndarray  # (P+1,) first token of each pool document in the flat token arrays
+    word: np.ndarray  # (T,) vocabulary id of each token's word
+    space: np.ndarray  # (T,) piece id of the whitespace after each token
+    breaks: np.ndarray  # (T,) whether that whitespace holds a line break
+    prefix: np.ndarray  # (P,) piece id of each document's leading whitespace ("" when none)
+    vocab_base: int  # piece id of vocabulary word 0
+    n_vocab: int
+    single_space: int  # piece id of " ", put after an inserted word
+
+
+def _large_strings(series: pl.Series) -> pa.LargeStringArray:
+    arrow = series.to_arrow()
+    if isinstance(arrow, pa.ChunkedArray):
+        arrow = arrow.combine_chunks()
+    return arrow.cast(pa.large_string())
+
+
+def _tables(pool_texts: pl.Series, sample_texts: pl.Series) -> _Tables:
+    texts = pool_texts.fill_null("")
+    tokens = texts.str.extract_all(_TOKEN_RE).explode(empty_as_null=False).drop_nulls()
+    n_tokens = texts.str.count_matches(_WORD_RE).to_numpy().astype(np.int64)
+    # A token is a word and the whitespace after it; plain stripping is ~10x faster than a regex here.
+    words = tokens.str.strip_chars_end()
+    after = tokens.str.slice(words.str.len_chars())
+    prefix = texts.str.extract(r"^(\s*)", 1).fill_null("")
+    sample_words = sample_texts.fill_null("").str.extract_all(_WORD_RE).explode().drop_nulls()
+    vocab = pl.concat([words, sample_words]).unique().sort()
+    spaces = pl.concat([after, prefix, pl.Series(["", " "])]).unique().sort()
+    t, v = tokens.len(), vocab.len()
+    pieces = pa.concat_arrays([_large_strings(tokens), _large_strings(vocab), _large_strings(spaces)])
+    return _Tables(
+        pieces=pieces,
+        offsets=np.concatenate([[0], np.cumsum(n_tokens)]).astype(np.int64),
+        word=vocab.search_sorted(words).to_numpy().astype(np.int64),
+        space=spaces.search_sorted(after).to_numpy().astype(np.int64) + t + v,
+        breaks=after.str.contains("\n", literal=True).fill_null(False).to_numpy(),
+        prefix=spaces.search_sorted(prefix).to_numpy().astype(np.int64) + t + v,
+        vocab_base=t,
+        n_vocab=v,
+        single_space=int(spaces.search_sorted(" ")) + t + v,
+    )
+
+
+def _choose(rng: np.random.Generator, lengths: np.ndarray, m: np.ndarray, width: int) -> np.ndarray:
+    """A (rows, width) mask with exactly m[r] distinct True cells among the first lengths[r] of row r.
+
+    Rejection sampling on the edited positions only (or on the unedited ones when m > W/2, so a draw
+    is accepted with probability >= 1/2): the cost is proportional to the number of edits, not cells.
+    """
+    rows = lengths.size
+    flip = 2 * m > lengths
+    k = np.where(flip, lengths - m, m)
+    row_of = np.repeat(np.arange(rows, dtype=np.int64), k)
+    taken = np.zeros(rows * width, dtype=bool)
+    pending = np.arange(row_of.size)
+    while pending.size:
+        r = row_of[pending]
+        key = r * width + (rng.random(pending.size) * lengths[r]).astype(np.int64)
+        _, first = np.unique(key, return_index=True)
+        ok = np.zeros(pending.size, dtype=bool)
+        ok[first] = True
+        ok &= ~taken[key]
+        taken[key[ok]] = True
+        pending = pending[~ok]
+    valid = np.arange(width)[None, :] < lengths[:, None]
+    taken2 = taken.reshape(rows, width)
+    return np.where(flip[:, None], valid & ~taken2, taken2)
+
+
+def _gram_hashes(ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Hashes of the word 5-grams of padded word-id rows; cells past a row's last gram hold _SENTINEL.
+
+    A row shorter than 5 words has one shingle, the whole row; an empty row has none.
+    """
+    rows, width = ids.shape
+    padded = np.zeros((rows, width + SHINGLE_WORDS - 1), dtype=np.uint64)
+    # Word ids shifted by one so that 0 is the padding of short rows.
+    padded[:, :width] = np.where(np.arange(width)[None, :] < lengths[:, None], ids + 1, 0).astype(np.uint64)
+    h = padded[:, :width].copy()
+    for k in range(1, SHINGLE_WORDS):
+        h = h * _GRAM_MUL + padded[:, k : k + width]
+    h = _mix(h)
+    n_grams = np.where(lengths > 0, np.maximum(lengths - (SHINGLE_WORDS - 1), 1), 0)
+    h[np.arange(width)[None, :] >= n_grams[:, None]] = _SENTINEL
+    return h
+
+
+def _jaccard_rows(copy_h: np.ndarray, source_h: np.ndarray) -> np.ndarray:
+    """Set Jaccard of each row of COPY_H to the same row of SOURCE_H (gram hashes from `_gram_hashes`).
+
+    One row-wise sort does it: copy hashes get the low bit 0 and source hashes 1, so in a sorted
+    row a source gram is preceded by the copy's equal gram when both sets have it (63 hash bits
+    leave collisions at ~n²/2⁶⁴, nil for stories).
+    """
+    one = np.uint64(1)
+    both = np.concatenate([copy_h & ~one, source_h | one], axis=1)
+    both.sort(axis=1)
+    prev = np.concatenate([np.zeros((both.shape[0], 1), dtype=np.uint64), both[:, :-1]], axis=1)
+    real = both < (_SENTINEL & ~one)
+    first = real & (both != prev)
+    first[:, 0] = real[:, 0]
+    is_source = (both & one) == one
+    n_source = (first & is_source).sum(axis=1)
+    n_copy = (first & ~is_source).sum(axis=1)
+    inter = (first & is_source & (prev == both - one)).sum(axis=1)
+    union = n_source + n_copy - inter
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0).astype(np.float32)
+
+
+def _join_pieces(pieces: pa.LargeStringArray, piece_ids: np.ndarray, per_row: np.ndarray) -> pl.Series:
+    """One string per row: the concatenation of its pieces (piece_ids flat, per_row pieces per row)."""
+    values = pieces.take(pa.array(piece_ids))
+    offsets = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int64)
+    joined = pc.binary_join(pa.LargeListArray.from_arrays(pa.array(offsets), values), pa.scalar("", pa.large_string()))
+    series = pl.from_arrow(joined)
+    assert isinstance(series, pl.Series)
+    out: pl.Series = series.cast(pl.String)
+    return out
+
+
+def near_copies(
+    pool_texts: pl.Series,
+    copy_pool: np.ndarray,
+    corpus_texts: pl.Series,
+    near: float,
+    seed: int,
+    task: Any = None,
+) -> tuple[pl.Series, np.ndarray, np.ndarray]:
+    """Make one edited copy of `pool_texts[copy_pool[j]]` for every j (vectorised, in blocks).
+
+    Each copy of a source of W words gets exactly round(near·W) distinct words edited, each by one
+    operation drawn uniformly from substitution (a different vocabulary word), deletion, insertion
+    of a vocabulary word before it, and swap with the next word (when that one is unedited and
+    different; otherwise a substitution).
+
+    Args:
+        pool_texts: Texts of the pool documents.
+        copy_pool: Pool member of each copy.
+        corpus_texts: The whole dataset's texts; a seeded sample of them gives the vocabulary.
+        near: Share E of words to edit.
+        seed: The config's seed (the edit stream is spawned from it).
+        task: Optional progress task advanced by copies done.
+
+    Returns:
+        Texts of the copies, their edit fractions (Float32) and their word-5-gram Jaccard to the source (Float32).
+    """
+    _, _, edit_seq = np.random.SeedSequence(seed).spawn(3)
+    vocab_seq, draw_seq = edit_seq.spawn(2)
+    n_corpus = corpus_texts.len()
+    sample_size = min(n_corpus, VOCAB_SAMPLE_DOCS)
+    sample = np.sort(np.random.default_rng(vocab_seq).choice(n_corpus, sample_size, replace=False))
+    tab = _tables(pool_texts, corpus_texts[sample])
+    v = max(tab.n_vocab, 1)
+    src_len = np.diff(tab.offsets)
+    n_edit = np.floor(near * src_len + 0.5).astype(np.int64)
+
+    n = copy_pool.size
+    rng = np.random.default_rng(draw_seq)
+    # Copies are processed sorted by source length so a block's padding stays small.
+    order = np.argsort(src_len[copy_pool], kind="stable")
+    texts: list[pl.Series] = []
+    edit = np.zeros(n, dtype=np.float32)
+    jac = np.ones(n, dtype=np.float32)
+    for lo, hi in _blocks(src_len[copy_pool][order]):
+        idx = order[lo:hi]
+        s = copy_pool[idx]
+        w_len, m = src_len[s], n_edit[s]
+        rows, width = idx.size, max(int(w_len.max()), 1)
+        cols = np.arange(width)
+        valid = cols[None, :] < w_len[:, None]
+        first = tab.offsets[s]
+        word = _rows(tab.word, first, w_len, width)
+        chosen = _choose(rng, w_len, m, width)
+        cr, cc = np.nonzero(chosen)
+        op = rng.integers(0, 4, size=cr.size)
+        draw = rng.integers(0, v, size=cr.size)
+        draw = np.where(draw == word[cr, cc], (draw + 1) % v, draw)
+        nxt = cc + 1
+        inside = nxt < w_len[cr]
+        nxt_c = np.minimum(nxt, width - 1)
+        swap_ok = inside & ~chosen[cr, nxt_c] & (word[cr, nxt_c] != word[cr, cc])
+        is_swap = (op == _SWAP) & swap_ok
+        is_sub = (op == _SUB) | ((op == _SWAP) & ~swap_ok)
+        new_word = word.copy()
+        new_word[cr[is_sub], cc[is_sub]] = draw[is_sub]
+        new_word[cr[is_swap], cc[is_swap]] = word[cr[is_swap], nxt[is_swap]]
+        new_word[cr[is_swap], nxt[is_swap]] = word[cr[is_swap], cc[is_swap]]
+        rewritten = np.zeros_like(chosen)  # cells emitted as a new word plus the original whitespace
+        rewritten[cr[is_sub], cc[is_sub]] = True
+        rewritten[cr[is_swap], cc[is_swap]] = True
+        rewritten[cr[is_swap], nxt[is_swap]] = True
+        deleted = np.zeros_like(chosen)
+        deleted[cr[op == _DEL], cc[op == _DEL]] = True
+        inserted = np.zeros_like(chosen)
+        ins = op == _INS
+        inserted[cr[ins], cc[ins]] = True
+        ins_word = np.zeros_like(word)
+        ins_word[cr[ins], cc[ins]] = draw[ins]
+
+        # Pieces per cell: [inserted word, " ", token or new word, whitespace of a new word]; a
+        # leading column holds the document's prefix.
+        kept = valid & ~deleted
+        slot = np.zeros((rows, width + 1, 4), dtype=np.int64)
+        mask = np.zeros((rows, width + 1, 4), dtype=bool)
+        slot[:, 0, 2] = tab.prefix[s]
+        mask[:, 0, 2] = True
+        token = first[:, None] + cols[None, :]
+        slot[:, 1:, 0] = tab.vocab_base + ins_word
+        slot[:, 1:, 1] = tab.single_space
+        slot[:, 1:, 2] = np.where(rewritten, tab.vocab_base + new_word, token)
+        token_at = np.where(valid, token, 0)
+        slot[:, 1:, 3] = tab.space[token_at] if tab.space.size else 0
+        # A deleted word leaves a line break after it behind, so paragraphs survive edits.
+        keeps_break = deleted & (tab.breaks[token_at] if tab.breaks.size else False)
+        mask[:, 1:, 0] = inserted
+        mask[:, 1:, 1] = inserted
+        mask[:, 1:, 2] = kept
+        mask[:, 1:, 3] = rewritten | keeps_break
+        texts.append(_join_pieces(tab.pieces, slot[mask], mask.sum(axis=(1, 2))))
+
+        # Every chosen word got exactly one operation that changes it, so the realised share is m/W.
+        edit[idx] = np.where(w_len > 0, m / np.maximum(w_len, 1), 0.0).astype(np.float32)
+        # Jaccard of the copy's word 5-grams to the source's, both as sets.
+        emitted = np.stack([inserted, kept], axis=2)
+        out_word = np.stack([ins_word, new_word], axis=2)[emitted]
+        out_len = emitted.sum(axis=(1, 2))
+        out_ids = np.zeros((rows, max(int(out_len.max()), 1)), dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(out_len)[:-1]])
+        out_ids[np.repeat(np.arange(rows), out_len), np.arange(out_word.size) - np.repeat(starts, out_len)] = out_word
+        # A source's grams are hashed once per block and shared by all its copies in it.
+        _, first_row, inverse = np.unique(s, return_index=True, return_inverse=True)
+        source_h = _gram_hashes(word[first_row], w_len[first_row])[inverse.reshape(-1)]
+        jac[idx] = _jaccard_rows(_gram_hashes(out_ids, out_len), source_h)
+        if task is not None:
+            task.advance(rows)
+    if not texts:
+        return pl.Series(TEXT, [], dtype=pl.String), edit, jac
+    inverse = np.empty(n, dtype=np.int64)
+    inverse[order] = np.arange(n, dtype=np.int64)
+    return pl.concat(texts)[inverse].alias(TEXT), edit, jac
+
+
+def _rows(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: int | None = None) -> np.ndarray:
+    """Gather variable-length slices of FLAT into a (rows, width) matrix padded with 0."""
+    width = max(int(lengths.max()) if lengths.size else 0, 1) if width is None else width
+    cols = np.arange(width)
+    valid = cols[None, :] < lengths[:, None]
+    if not flat.size:
+        return np.zeros((lengths.size, width), dtype=np.int64)
+    return np.where(valid, flat[np.where(valid, starts[:, None] + cols[None, :], 0)], 0)
+
+
+def _blocks(lengths: np.ndarray) -> list[tuple[int, int]]:
+    """Split rows with ascending LENGTHS into runs [lo, hi) whose rows × widest row stays near BLOCK_CELLS."""
+    out: list[tuple[int, int]] = []
+    lo, n = 0, lengths.size
+    while lo < n:
+        hi = min(n, lo + max(1, BLOCK_CELLS // max(int(lengths[lo]), 1)))
+        # The widest row of an ascending run is its last one.
+        while hi > lo + 1 and max(int(lengths[hi - 1]), 1) * (hi - lo) > BLOCK_CELLS:
+            hi = lo + max(1, (hi - lo) // 2)
+        out.append((lo, hi))
+        lo = hi
+    return out

@@ -1,0 +1,198 @@
+"""Random, nested subsets of a dataset: `curate subset REF (--fraction F | --docs N | --tokens T) [--seed S]`.
+
+One seeded permutation of the rows is drawn (numpy's Generator, never Python's hash()), and a
+subset is a prefix of it: the `k` rows ranked first. Subsets of one dataset with one seed are
+therefore nested (the 25% subset lies inside the 50% one), so that a size effect is not confounded
+with which stories were drawn. The kept rows stay in their original order.
+
+Sizes:
+
+* `--fraction F` (0 < F <= 1): k = round(F·N) rows (halves round up), at least 1.
+* `--docs N`: exactly N rows (1 <= N <= the dataset's size).
+* `--tokens T`: the shortest prefix whose estimated tokens reach T, with tokens estimated as
+  characters / 4 (GPT-2-style BPE averages about 4 characters per token on English stories); the
+  estimate is integer arithmetic on character counts (prefix characters >= 4·T), so it is exact and
+  deterministic.
+
+Library use::
+
+    frame, stats = subset_frame(frame, SubsetConfig(fraction=0.25, seed=1))
+    commit = subset(Store(), "tiny", SubsetConfig(docs=1000))
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from datadiet.errors import UsageError
+from datadiet.progress import NULL_TRACKER, Tracker
+from datadiet.schema import TEXT, conform
+from datadiet.store import Commit, PartWriter, Store
+
+OPERATION = "subset"
+# GPT-2 BPE averages ~4 characters of English per token; used only to size --tokens subsets.
+CHARS_PER_TOKEN = 4
+
+STAT_ROWS_IN = "rows_in"
+STAT_ROWS_OUT = "rows_out"
+STAT_ROW_SHARE = "row_share"
+STAT_EST_TOKENS_IN = "est_tokens_in"
+STAT_EST_TOKENS_OUT = "est_tokens_out"
+STAT_CHARS_OUT = "chars_out"
+
+SUBSET_HELP: dict[str, str] = {
+    "fraction": (
+        "Keep round(F·N) documents, 0 < F <= 1; subsets of one dataset with one seed are nested "
+        "(the 25% subset lies inside the 50% one)."
+    ),
+    "docs": "Keep exactly N documents, the first N of the same seeded order, so smaller subsets nest in larger ones.",
+    "tokens": "Keep the shortest prefix of the seeded order with at least T tokens, estimated as characters / 4.",
+    "seed": "Seed of the random order; the same seed gives nested subsets and the same version for the same input.",
+}
+
+
+def _whole(value: Any, option: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise UsageError(f"{option} must be a whole number, not {value!r}")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class SubsetConfig:
+    """How large a subset to take; exactly one of `fraction`, `docs`, `tokens` is set.
+
+    Attributes:
+        fraction: Share of the documents to keep, in (0, 1].
+        docs: Number of documents to keep (>= 1).
+        tokens: Estimated number of tokens to keep (>= 1; characters / 4).
+        seed: Seed of the permutation the subset is a prefix of.
+    """
+
+    fraction: float | None = None
+    docs: int | None = None
+    tokens: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        given = [
+            n
+            for n, v in (("--fraction", self.fraction), ("--docs", self.docs), ("--tokens", self.tokens))
+            if v is not None
+        ]
+        if len(given) != 1:
+            raise UsageError(f"give exactly one of --fraction, --docs, --tokens (got {', '.join(given) or 'none'})")
+        if self.fraction is not None:
+            if isinstance(self.fraction, bool) or not isinstance(self.fraction, (int, float)):
+                raise UsageError(f"--fraction must be a number, not {self.fraction!r}")
+            if not 0.0 < float(self.fraction) <= 1.0:
+                raise UsageError(
+                    f"--fraction must be above 0 and at most 1, not {self.fraction}; e.g. --fraction 0.25"
+                )
+            # Canonical type, so --fraction 1 and --fraction 1.0 give the same version id.
+            object.__setattr__(self, "fraction", float(self.fraction))
+        if self.docs is not None and _whole(self.docs, "--docs") < 1:
+            raise UsageError(f"--docs must be at least 1, not {self.docs}")
+        if self.tokens is not None and _whole(self.tokens, "--tokens") < 1:
+            raise UsageError(f"--tokens must be at least 1, not {self.tokens}")
+        if _whole(self.seed, "--seed") < 0:
+            raise UsageError(f"--seed must be >= 0, not {self.seed}")
+
+    def to_params(self) -> dict[str, Any]:
+        """The parameters as stored in the manifest and hashed into the version id."""
+        return asdict(self)
+
+
+def permutation(n: int, seed: int) -> np.ndarray:
+    """The seeded order every subset of an N-row dataset is a prefix of (rank -> row position)."""
+    return np.random.default_rng(np.random.SeedSequence(seed)).permutation(n)
+
+
+def subset_frame(
+    frame: pl.DataFrame, cfg: SubsetConfig, tracker: Tracker = NULL_TRACKER
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """Return the subset of FRAME that CFG asks for (rows in their original order) and its stats.
+
+    Args:
+        frame: Rows with at least `id` and `text`.
+        cfg: The size of the subset and the seed.
+        tracker: Progress reporting.
+
+    Returns:
+        The kept rows and a stats dict with the keys `STAT_*`.
+
+    Raises:
+        UsageError: the dataset is empty, or `docs` / `tokens` ask for more than it holds.
+    """
+    frame = conform(frame)
+    n = frame.height
+    if n == 0:
+        raise UsageError("the dataset is empty; there is nothing to take a subset of")
+    with tracker.task("Choosing subset", total=None):
+        order = permutation(n, cfg.seed)
+        chars = frame.get_column(TEXT).str.len_chars().fill_null(0).to_numpy().astype(np.int64)
+        total_chars = int(chars.sum())
+        if cfg.fraction is not None:
+            k = min(n, max(1, math.floor(cfg.fraction * n + 0.5)))
+        elif cfg.docs is not None:
+            if cfg.docs > n:
+                raise UsageError(f"--docs {cfg.docs} is more than the {n} documents of the dataset; use at most {n}")
+            k = cfg.docs
+        else:
+            assert cfg.tokens is not None
+            need = CHARS_PER_TOKEN * cfg.tokens
+            if need > total_chars:
+                have = total_chars // CHARS_PER_TOKEN
+                raise UsageError(
+                    f"--tokens {cfg.tokens} is more than the ~{have} estimated tokens of the dataset; "
+                    f"use at most {have}"
+                )
+            k = int(np.searchsorted(np.cumsum(chars[order]), need, side="left")) + 1
+        keep = np.zeros(n, dtype=bool)
+        keep[order[:k]] = True
+        out = frame.filter(pl.Series(keep))
+    kept_chars = int(chars[keep].sum())
+    stats: dict[str, Any] = {
+        STAT_ROWS_IN: n,
+        STAT_ROWS_OUT: k,
+        STAT_ROW_SHARE: k / n,
+        STAT_CHARS_OUT: kept_chars,
+        STAT_EST_TOKENS_IN: total_chars // CHARS_PER_TOKEN,
+        STAT_EST_TOKENS_OUT: kept_chars // CHARS_PER_TOKEN,
+    }
+    return out, stats
+
+
+def subset(
+    store: Store, ref: str, cfg: SubsetConfig, name: str | None = None, tracker: Tracker = NULL_TRACKER
+) -> Commit:
+    """Commit a subset of REF as a new version (operation "subset", params = CFG, parent = REF's full ref).
+
+    Args:
+        store: The store holding REF and receiving the new version.
+        ref: `NAME` or `NAME@VERSION` of the input dataset.
+        cfg: The size of the subset and the seed.
+        name: Name of the new version; defaults to the input's name (a new version of it).
+        tracker: Progress reporting.
+
+    Returns:
+        The commit; `up_to_date` is True when the same subset of the same input already existed.
+    """
+    source = store.resolve(ref)
+
+    def build(writer: PartWriter) -> Mapping[str, Any]:
+        with tracker.task(f"Reading {source.ref}", total=None):
+            frame = source.read()
+        out, stats = subset_frame(frame, cfg, tracker)
+        del frame
+        with tracker.task("Writing", total=None):
+            writer.write(out)
+        return stats
+
+    params = cfg.to_params()
+    return store.commit(name or source.name, operation=OPERATION, params=params, parents=[source.ref], build=build)

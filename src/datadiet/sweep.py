@@ -1,0 +1,433 @@
+"""The study's grid as a DAG of cached, content-addressed steps: `curate sweep` and `curate demo`.
+
+    base ─(dedupe)─▶ decontaminated against val ─▶ subset per size ─▶ duplicate per rate ─▶ run per seed
+      └──────────────▶ tokenizer (trained once on the clean base, shared by every variant) ───┘
+    every variant ─▶ stats;   every run ─▶ metrics;   all ─▶ relate ─▶ report (the sweep artefact)
+
+Every node is an artefact in the store whose id is computed from its parents' ids and its
+parameters before anything runs, so `--dry-run` can say what is done, a rerun of an interrupted
+sweep does only what is missing, and a sweep that changes one factor reuses everything else.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import platform
+import time
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from datadiet.errors import UsageError
+from datadiet.progress import NULL_TRACKER, Tracker
+from datadiet.store import Commit, Dataset, PartWriter, Store
+
+STUDY_SIZES = (0.25, 0.5, 1.0)
+STUDY_RATES = (0.0, 0.25, 0.5, 0.75, 1.0)
+SWEEP_FILE = "sweep.json"
+METRICS = ("loss", "perplexity", "accuracy", "bits_per_byte")
+# Rough CPU throughput of a preset when the store holds no run to measure it from (tokens/s on 2 cores).
+_DEFAULT_TOKENS_PER_S = {"tiny": 60_000.0, "paper": 15_000.0, "small": 1_500.0, "base": 200.0}
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """One study: every field is recorded with the sweep; all but `name` shape its artefacts."""
+
+    base: str
+    val: str
+    sizes: tuple[float, ...] = STUDY_SIZES
+    rates: tuple[float, ...] = STUDY_RATES
+    seeds: tuple[int, ...] = (0,)
+    pool: int | None = None
+    copies: int | None = None
+    near: float = 0.0
+    dedupe: bool = False
+    decontaminate: bool = True
+    threshold: float = 0.8
+    preset: str = "paper"
+    steps: int | None = None
+    vocab: int = 8192
+    tokenizer: str | None = None
+    data_seed: int = 0
+    overrides: tuple[tuple[str, str], ...] = ()
+    name: str = "sweep"
+
+    def __post_init__(self) -> None:
+        if not self.sizes or not self.rates or not self.seeds:
+            raise UsageError("--sizes, --rates and --seeds each need at least one value")
+        for s in self.sizes:
+            if not 0 < s <= 1:
+                raise UsageError(f"every size must be a fraction in (0, 1], not {s}")
+        for r in self.rates:
+            if not 0 <= r <= 1:
+                raise UsageError(f"every duplication rate must be in [0, 1], not {r}")
+        if len(set(self.sizes)) != len(self.sizes) or len(set(self.rates)) != len(self.rates) or len(set(self.seeds)) != len(self.seeds):
+            raise UsageError("--sizes, --rates and --seeds must not repeat a value")
+        if self.pool is not None and self.copies is not None:
+            raise UsageError("give --pool or --copies, not both")
+        if not 0 < self.threshold < 1:
+            raise UsageError(f"--threshold must be in (0, 1), not {self.threshold}")
+        if any(s < 0 for s in self.seeds):
+            raise UsageError("--seeds must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_toml(cls, path: Path, overrides: Mapping[str, Any]) -> SweepConfig:
+        """Defaults < the TOML file (a `[sweep]` table or top-level keys) < explicit options."""
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise UsageError(f"--config {path}: no such file") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise UsageError(f"--config {path} is not valid TOML ({exc})") from exc
+        data = data.get("sweep", data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise UsageError(f"--config {path}: unknown keys {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        merged = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+        for key in ("sizes", "rates", "seeds"):
+            if key in merged:
+                merged[key] = tuple(merged[key])
+        if "overrides" in merged and isinstance(merged["overrides"], dict):
+            merged["overrides"] = tuple((str(k), str(v)) for k, v in merged["overrides"].items())
+        if "base" not in merged or "val" not in merged:
+            raise UsageError("a sweep needs --base and --val (or base/val in the config file)")
+        return cls(**merged)
+
+
+@dataclass
+class Node:
+    """One step of the DAG. `identity(deps)` gives (params, parents) from the resolved dependencies."""
+
+    key: str
+    label: str
+    kind: str
+    name: str
+    operation: str
+    deps: list[str]
+    identity: Callable[[dict[str, Dataset]], tuple[dict[str, Any], list[str]]]
+    run: Callable[[dict[str, Dataset], Tracker], Commit]
+    cell: tuple[float, float, int] | None = None
+    state: str = "pending"
+    ref: str | None = None
+    seconds: float = 0.0
+    result: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SweepEvent:
+    """What a live display needs after each step."""
+
+    node: Node
+    done: int
+    total: int
+    eta_s: float | None
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}".replace(".", "p")
+
+
+def build_dag(store: Store, cfg: SweepConfig, *, dedupe_workers: int | None = None) -> list[Node]:
+    """The nodes of the sweep in an order where every node follows its dependencies."""
+    from datadiet.curate.dedupe import OPERATION as DEDUPE_OP
+    from datadiet.curate.dedupe import dedupe
+    from datadiet.curate.inject import OPERATION as DUP_OP
+    from datadiet.curate.inject import DuplicateConfig, duplicate
+    from datadiet.curate.minhash import MinhashConfig
+    from datadiet.curate.subset import OPERATION as SUBSET_OP
+    from datadiet.curate.subset import SubsetConfig, subset
+    from datadiet.train.pipeline import RunSpec, resolve_tokenizer, run_identity, tokenizer_version, train_run
+
+    nodes: list[Node] = []
+    prefix = cfg.name
+    mh = MinhashConfig(threshold=cfg.threshold, seed=cfg.data_seed + 1)
+
+    def literal(ref: str, kind: str = "datasets") -> Node:
+        def run(deps: dict[str, Dataset], tracker: Tracker) -> Commit:
+            return Commit(store.resolve(ref, kind), up_to_date=True)
+
+        ds = store.resolve(ref, kind)
+        return Node(key=f"input:{ref}", label=f"input {ds.ref}", kind=kind, name=ds.name, operation="input", deps=[], identity=lambda d, ds=ds: ({}, []), run=run, state="done", ref=ds.ref)
+
+    base_node = literal(cfg.base)
+    val_node = literal(cfg.val)
+    nodes += [base_node, val_node]
+    head = base_node.key
+
+    if cfg.dedupe:
+        dd = Node(
+            key="dedupe", label="dedupe base", kind="datasets", name=f"{prefix}-base", operation=DEDUPE_OP, deps=[head],
+            identity=lambda d, h=head: ({**mh.params(), "against": None}, [d[h].ref]),
+            run=lambda d, t, h=head: dedupe(store, d[h].ref, mh, name=f"{prefix}-base", workers=dedupe_workers, tracker=t),
+        )
+        nodes.append(dd)
+        head = dd.key
+    if cfg.decontaminate:
+        dc = Node(
+            key="decontaminate", label="decontaminate against val", kind="datasets", name=f"{prefix}-clean", operation=DEDUPE_OP,
+            deps=[head, val_node.key],
+            identity=lambda d, h=head: ({**mh.params(), "against": d[val_node.key].ref}, [d[h].ref, d[val_node.key].ref]),
+            run=lambda d, t, h=head: dedupe(store, d[h].ref, mh, name=f"{prefix}-clean", against=d[val_node.key].ref, workers=dedupe_workers, tracker=t),
+        )
+        nodes.append(dc)
+        head = dc.key
+
+    tok_key = "tokenizer"
+    # An explicit tokenizer.json is not a node: its content hash is its ref, and nothing builds it.
+    tok_deps = [] if cfg.tokenizer else [tok_key]
+    if cfg.tokenizer:
+        resolve_tokenizer(store, cfg.tokenizer)  # fail early on a bad path or ref
+    else:
+        nodes.append(
+            Node(
+                key=tok_key, label=f"tokenizer (BPE {cfg.vocab})", kind="tokenizers", name=f"{prefix}-bpe", operation="tokenizer", deps=[head],
+                identity=lambda d, h=head: ({"vocab": cfg.vocab}, [d[h].ref]),
+                run=lambda d, t, h=head: tokenizer_version(store, d[h].ref, cfg.vocab, name=f"{prefix}-bpe", tracker=t),
+            )
+        )
+
+    for size in cfg.sizes:
+        sc = SubsetConfig(fraction=float(size), seed=cfg.data_seed)
+        sname = f"{prefix}-s{_fmt(size)}"
+        skey = f"subset:{size:g}"
+        nodes.append(
+            Node(
+                key=skey, label=f"subset {size:g}", kind="datasets", name=sname, operation=SUBSET_OP, deps=[head],
+                identity=lambda d, sc=sc, h=head: (sc.to_params(), [d[h].ref]),
+                run=lambda d, t, sc=sc, h=head, sname=sname: subset(store, d[h].ref, sc, name=sname, tracker=t),
+            )
+        )
+        for rate in cfg.rates:
+            dc_cfg = DuplicateConfig(rate=float(rate), pool=cfg.pool, copies=cfg.copies, near=cfg.near, seed=cfg.data_seed)
+            vname = f"{sname}-d{_fmt(rate)}"
+            vkey = f"variant:{size:g}:{rate:g}"
+            nodes.append(
+                Node(
+                    key=vkey, label=f"size {size:g} × dup {rate:g}", kind="datasets", name=vname, operation=DUP_OP, deps=[skey],
+                    identity=lambda d, c=dc_cfg, k=skey: (c.to_params(), [d[k].ref]),
+                    run=lambda d, t, c=dc_cfg, k=skey, vname=vname: duplicate(store, d[k].ref, c, name=vname, tracker=t),
+                )
+            )
+            for seed in cfg.seeds:
+                def spec_of(d: dict[str, Dataset], vkey: str = vkey, seed: int = seed, vname: str = vname) -> RunSpec:
+                    return RunSpec(
+                        train_ref=d[vkey].ref, val_ref=d[val_node.key].ref, tokenizer=cfg.tokenizer or d[tok_key].ref, preset=cfg.preset,
+                        steps=cfg.steps, seed=seed, overrides=cfg.overrides, name=f"{vname}-seed{seed}",
+                    )
+
+                nodes.append(
+                    Node(
+                        key=f"run:{size:g}:{rate:g}:{seed}", label=f"train size {size:g} × dup {rate:g} seed {seed}", kind="runs",
+                        name=f"{vname}-seed{seed}", operation="train", deps=[vkey, val_node.key, *tok_deps],
+                        identity=lambda d, spec_of=spec_of: run_identity(store, spec_of(d))[1:],
+                        run=lambda d, t, spec_of=spec_of: train_run(store, spec_of(d), resume=True, tracker=t),
+                        cell=(float(size), float(rate), int(seed)),
+                    )
+                )
+    return nodes
+
+
+def _resolve_done(store: Store, node: Node, resolved: dict[str, Dataset]) -> None:
+    """Set the node's state: done (in the store), todo (inputs ready), or pending (inputs missing)."""
+    if node.operation == "input":
+        resolved[node.key] = store.find(node.ref or "")
+        return
+    if any(dep not in resolved for dep in node.deps):
+        node.state = "pending"
+        return
+    params, parents = node.identity(resolved)
+    version = store.version_id(operation=node.operation, params=params, parents=parents, kind=node.kind)
+    try:
+        ds = store.resolve(f"{node.name}@{version}", node.kind)
+    except UsageError:
+        node.state = "todo"
+        return
+    node.state, node.ref = "done", ds.ref
+    resolved[node.key] = ds
+
+
+def plan(store: Store, cfg: SweepConfig) -> tuple[list[Node], dict[str, Dataset]]:
+    """Resolve every node's state without running anything (what `--dry-run` shows)."""
+    nodes = build_dag(store, cfg)
+    resolved: dict[str, Dataset] = {}
+    for node in nodes:
+        _resolve_done(store, node, resolved)
+    return nodes, resolved
+
+
+def tokens_per_second(store: Store, preset: str) -> float:
+    """Median measured throughput of earlier runs of PRESET in this store, else a rough default."""
+    rates = sorted(
+        float(d.manifest.stats["train"]["tokens_per_s"])
+        for d in store.list("runs")
+        if d.manifest.params.get("preset") == preset and d.manifest.stats.get("train", {}).get("tokens_per_s")
+    )
+    return rates[len(rates) // 2] if rates else _DEFAULT_TOKENS_PER_S.get(preset, 10_000.0)
+
+
+def estimate_seconds(store: Store, cfg: SweepConfig, nodes: list[Node]) -> float:
+    """Time left: training dominates, so runs left × tokens per run / measured tokens per second."""
+    from datadiet.train.config import PRESETS
+
+    tcfg = PRESETS[cfg.preset].train if cfg.preset in PRESETS else None
+    if tcfg is None:
+        return math.nan
+    steps = cfg.steps or tcfg.steps
+    tokens = steps * tcfg.batch_size * tcfg.block_size * tcfg.grad_accum
+    runs_left = sum(1 for n in nodes if n.kind == "runs" and n.state != "done")
+    data_left = sum(1 for n in nodes if n.kind == "datasets" and n.state != "done")
+    return runs_left * (tokens / tokens_per_second(store, cfg.preset) + 3.0) + data_left * 1.0
+
+
+def run_sweep(
+    store: Store,
+    cfg: SweepConfig,
+    *,
+    tracker: Tracker = NULL_TRACKER,
+    on_event: Callable[[SweepEvent], None] | None = None,
+    dedupe_workers: int | None = None,
+) -> Commit:
+    """Run every missing step of the sweep, then relate and report; returns the sweep artefact."""
+    nodes = build_dag(store, cfg, dedupe_workers=dedupe_workers)
+    resolved: dict[str, Dataset] = {}
+    total = len(nodes)
+    done = 0
+    started = time.perf_counter()
+    run_seconds: list[float] = []
+    for node in nodes:
+        _resolve_done(store, node, resolved)
+        if node.state == "todo":
+            node.state = "running"
+            if on_event:
+                on_event(SweepEvent(node, done, total, None))
+            t0 = time.perf_counter()
+            commit = node.run(resolved, tracker)
+            node.seconds = time.perf_counter() - t0
+            if node.kind == "runs":
+                run_seconds.append(node.seconds)
+            node.ref = commit.dataset.ref
+            resolved[node.key] = commit.dataset
+            node.state = "done" if commit.up_to_date else "built"
+        elif node.state == "pending":
+            raise AssertionError(f"{node.key} has unresolved inputs after its dependencies ran")
+        if node.kind == "runs":
+            node.result = resolved[node.key].manifest.stats["metrics"]
+        done += 1
+        runs_left = sum(1 for n in nodes if n.kind == "runs" and n.state in ("todo", "pending"))
+        per_run = sum(run_seconds) / len(run_seconds) if run_seconds else None
+        if on_event:
+            on_event(SweepEvent(node, done, total, per_run * runs_left if per_run is not None else None))
+    return _finish(store, cfg, nodes, resolved, started, tracker)
+
+
+def results_frame(store: Store, cfg: SweepConfig, nodes: list[Node], resolved: dict[str, Dataset], tracker: Tracker = NULL_TRACKER) -> pl.DataFrame:
+    """One row per run: the factors, the variant's dataset statistics and the run's metrics."""
+    from datadiet.eval.pipeline import stats_version
+    from datadiet.train.pipeline import resolve_tokenizer, tokens_version
+
+    tok = resolve_tokenizer(store, cfg.tokenizer or resolved["tokenizer"].ref)
+    rows = []
+    stats_cache: dict[str, dict[str, Any]] = {}
+    for node in nodes:
+        if node.kind != "runs" or node.cell is None:
+            continue
+        size, rate, seed = node.cell
+        variant = resolved[f"variant:{size:g}:{rate:g}"]
+        if variant.ref not in stats_cache:
+            tokens = tokens_version(store, variant, tok, tracker).manifest.stats["tokens"]
+            stats_cache[variant.ref] = stats_version(store, variant, tokens=int(tokens), tracker=tracker).manifest.stats
+        run = resolved[node.key]
+        stats = {f"stat_{k}": v for k, v in stats_cache[variant.ref].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        metrics = run.manifest.stats["metrics"]
+        rows.append(
+            {
+                "size_fraction": size,
+                "dup_rate": rate,
+                "pool": cfg.pool or 1,
+                "seed": seed,
+                "variant": variant.ref,
+                "run": run.ref,
+                **stats,
+                **{k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
+            }
+        )
+    return pl.DataFrame(rows)
+
+
+def machine_description() -> str:
+    import os
+
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def _finish(store: Store, cfg: SweepConfig, nodes: list[Node], resolved: dict[str, Dataset], started: float, tracker: Tracker) -> Commit:
+    from datadiet.eval.relate import relate
+    from datadiet.eval.report import write_report
+    from datadiet.train.pipeline import run_curve
+
+    runs = results_frame(store, cfg, nodes, resolved, tracker)
+    run_nodes = [n for n in nodes if n.kind == "runs"]
+    params = cfg.to_dict() | {"name": None}
+    parents = [resolved[n.key].ref for n in run_nodes]
+
+    def build(writer: PartWriter) -> dict[str, Any]:
+        stat_cols = [c for c in runs.columns if c.startswith("stat_") and runs[c].n_unique() > 1]
+        metric_cols = [m for m in METRICS if m in runs.columns]
+        result = relate(runs, stats=stat_cols, metrics=metric_cols, seed=cfg.data_seed)
+        curves = {f"size {n.cell[0]:g} · dup {n.cell[1]:g} · seed {n.cell[2]}": run_curve(resolved[n.key]) for n in run_nodes if n.cell}
+        from datadiet.train.config import PRESETS
+
+        steps = cfg.steps or PRESETS[cfg.preset].train.steps
+        meta = {
+            "machine": machine_description(),
+            "preset": cfg.preset,
+            "steps": steps,
+            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "base": resolved[nodes[0].key].ref,
+            "val": resolved[nodes[1].key].ref,
+            "seeds": list(cfg.seeds),
+        }
+        study = cfg.preset == "paper" and set(cfg.sizes) == set(STUDY_SIZES) and set(cfg.rates) == set(STUDY_RATES)
+        with tracker.task("Writing report", total=None):
+            paths = write_report(writer.dir, result=result, runs=runs, curves=curves, title=f"datadiet sweep {cfg.name}", meta=meta, study_match=study)
+        runs.write_parquet(writer.dir / "runs.parquet")
+        record = {"config": cfg.to_dict(), "nodes": [{"key": n.key, "ref": n.ref, "kind": n.kind} for n in nodes], "meta": meta}
+        writer.write_file(SWEEP_FILE, json.dumps(record, indent=2, default=str).encode())
+        return {
+            "verdict": result.verdict,
+            "runs": runs.height,
+            "report": {k: Path(v).name for k, v in paths.items()},
+            "seconds": time.perf_counter() - started,
+            "config": cfg.to_dict(),
+        }
+
+    return store.commit(cfg.name, operation="sweep", params=params, parents=parents, build=build, kind="sweeps")
+
+
+DEMO_SIZES = (0.5, 1.0)
+DEMO_RATES = (0.0, 0.5, 1.0)
+
+
+def prepare_demo(store: Store, stories: int, tracker: Tracker = NULL_TRACKER) -> tuple[str, str]:
+    """Generate (or find) the built-in corpus for the demo; returns (train ref, val ref)."""
+    from datadiet.curate.corpus import CorpusConfig, write_corpus
+
+    train, val = write_corpus(store, CorpusConfig(stories=stories, val_stories=max(200, stories // 10), seed=0), "demo", tracker=tracker)
+    return train.dataset.ref, val.dataset.ref
+
+
+def demo_config(train_ref: str, val_ref: str, steps: int | None = None) -> SweepConfig:
+    """The demo's miniature grid: tiny preset, a 2,048-token BPE, one seed."""
+    return SweepConfig(base=train_ref, val=val_ref, sizes=DEMO_SIZES, rates=DEMO_RATES, seeds=(0,), preset="tiny", steps=steps, vocab=2048, name="demo")

@@ -1,0 +1,229 @@
+"""Training artefacts in the store: tokenizers, token files and runs, each content-addressed.
+
+- `tokenizer_version(store, ref, vocab)` trains a BPE tokenizer on a dataset version and stores it
+  under `tokenizers/<name>/<version>/tokenizer.json` (the id hashes the dataset and the settings).
+- `tokens_version(store, dataset, tokenizer)` encodes a dataset version for a tokenizer into a
+  memory-mappable `tokens.bin` under `tokens/`, cached by (tokenizer, version).
+- `train_run(store, train_ref, val_ref, ...)` trains a GPT and publishes the run under `runs/`: its
+  id is a hash of the training version, validation version, tokenizer, resolved config and seed,
+  so the same run twice is "up to date". While it trains, checkpoints live in
+  `work/runs/<name>-<version>/`, private to that run id, so an interrupted run can be resumed and
+  no run ever touches another's checkpoint.
+
+These are what `curate tokenizer train`, `curate train` and `curate sweep` call.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from datadiet.errors import DatadietError, UsageError
+from datadiet.progress import NULL_TRACKER, Tracker
+from datadiet.schema import TEXT
+from datadiet.store import Commit, Dataset, PartWriter, Store, file_sha256
+
+TOKENIZER_FILE = "tokenizer.json"
+TOKENS_FILE = "tokens.bin"
+RESULT_FILE = "result.json"
+CONFIG_FILE = "config.json"
+# Final metrics use more of the validation set than the periodic evaluations during training.
+FINAL_EVAL_TOKENS = 262_144
+
+
+@dataclass(frozen=True)
+class TokenizerRef:
+    """A resolved tokenizer: its file and the id that names it in other artefacts' parameters."""
+
+    path: Path
+    key: str
+    vocab_size: int
+
+    def load(self) -> Any:
+        from datadiet.train.tokenizer import load_tokenizer
+
+        return load_tokenizer(self.path)
+
+
+def tokenizer_version(
+    store: Store, ref: str, vocab: int, name: str | None = None, tracker: Tracker = NULL_TRACKER
+) -> Commit:
+    """Train a byte-level BPE tokenizer on dataset REF and store it (kind `tokenizers`)."""
+    from datadiet.train.tokenizer import MIN_VOCAB, train_tokenizer
+
+    if not MIN_VOCAB <= vocab <= 1 << 20:
+        raise UsageError(f"--vocab must be between {MIN_VOCAB} and {1 << 20}, not {vocab}")
+    ds = store.resolve(ref)
+
+    def build(writer: PartWriter) -> dict[str, Any]:
+        with tracker.task(f"Training tokenizer on {ds.ref}", total=None):
+            tok = train_tokenizer((t for frame in ds.iter_frames() for t in frame[TEXT]), vocab)
+        writer.write_file(TOKENIZER_FILE, tok.to_str().encode("utf-8"))
+        return {"vocab_size": tok.get_vocab_size(), "trained_on_rows": ds.rows}
+
+    return store.commit(name or ds.name, operation="tokenizer", params={"vocab": vocab}, parents=[ds.ref], build=build, kind="tokenizers")
+
+
+def resolve_tokenizer(store: Store, spec: str) -> TokenizerRef:
+    """A tokenizer from the store (`NAME[@VERSION]`) or any Hugging Face `tokenizer.json` path."""
+    from datadiet.train.tokenizer import load_tokenizer
+
+    path = Path(spec)
+    if path.exists() or spec.endswith(".json"):
+        tok = load_tokenizer(path)
+        file = path / TOKENIZER_FILE if path.is_dir() else path
+        return TokenizerRef(path=file, key=f"file:sha256:{file_sha256(file)}", vocab_size=tok.get_vocab_size())
+    ds = store.resolve(spec, kind="tokenizers")
+    return TokenizerRef(path=ds.path / TOKENIZER_FILE, key=ds.ref, vocab_size=int(ds.manifest.stats["vocab_size"]))
+
+
+def tokens_version(store: Store, ds: Dataset, tok: TokenizerRef, tracker: Tracker = NULL_TRACKER) -> Dataset:
+    """The token file of dataset DS under tokenizer TOK, encoding it only if not cached."""
+    from datadiet.train.data import encode_to_file
+
+    def build(writer: PartWriter) -> dict[str, Any]:
+        tokenizer = tok.load()
+        text_bytes = 0
+
+        def batches() -> Any:
+            nonlocal text_bytes
+            for frame in ds.iter_frames():
+                texts = frame[TEXT]
+                # The separator's bytes count too, as they are tokens the model predicts.
+                text_bytes += int(texts.str.len_bytes().sum()) + len("<|endoftext|>") * len(texts)
+                yield texts.to_list()
+
+        stats = encode_to_file(batches(), tokenizer, writer.dir / TOKENS_FILE, tracker=tracker)
+        return {**stats, "text_bytes": text_bytes, "bytes_per_token": text_bytes / max(1, stats["tokens"])}
+
+    params = {"tokenizer": tok.key}
+    return store.commit(ds.name, operation="tokenize", params=params, parents=[ds.ref, tok.key], build=build, kind="tokens").dataset
+
+
+def load_token_array(tokens: Dataset) -> np.ndarray:
+    from datadiet.train.data import load_tokens
+
+    return load_tokens(tokens.path / TOKENS_FILE, tokens.manifest.stats["dtype"])
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that determines a run's result (and so its id)."""
+
+    train_ref: str
+    val_ref: str
+    tokenizer: str
+    preset: str = "tiny"
+    steps: int | None = None
+    seed: int = 0
+    overrides: tuple[tuple[str, str], ...] = ()
+    name: str | None = None
+
+
+def resolve_run_config(spec: RunSpec, vocab_size: int) -> tuple[Any, Any]:
+    from datadiet.train.config import resolve_config
+
+    overrides = dict(spec.overrides)
+    if spec.steps is not None:
+        if spec.steps < 1:
+            raise UsageError(f"--steps must be >= 1, not {spec.steps}")
+        overrides["steps"] = str(spec.steps)
+    overrides["seed"] = str(spec.seed)
+    return resolve_config(spec.preset, vocab_size, overrides)
+
+
+# Settings that change how fast a run goes, never what it computes, so they stay out of its id.
+_NOT_IN_ID = ("device", "compile", "threads", "checkpoint_every")
+
+
+def run_identity(store: Store, spec: RunSpec) -> tuple[str, dict[str, Any], list[str]]:
+    """The (name, params, parents) that address the run SPEC describes, without training it."""
+    train_ds = store.resolve(spec.train_ref)
+    val_ds = store.resolve(spec.val_ref)
+    tok = resolve_tokenizer(store, spec.tokenizer)
+    model_cfg, train_cfg = resolve_run_config(spec, tok.vocab_size)
+    tcfg = {k: v for k, v in train_cfg.to_dict().items() if k not in _NOT_IN_ID}
+    params = {"preset": spec.preset, "model": model_cfg.to_dict(), "train": tcfg, "seed": spec.seed, "tokenizer": tok.key}
+    return spec.name or train_ds.name, params, [train_ds.ref, val_ds.ref, tok.key]
+
+
+def train_run(
+    store: Store,
+    spec: RunSpec,
+    *,
+    resume: bool = True,
+    tracker: Tracker = NULL_TRACKER,
+    on_step: Callable[[dict[str, float]], None] | None = None,
+) -> Commit:
+    """Train (or find) the run SPEC describes and publish it under `runs/`.
+
+    An interrupted run leaves its checkpoints in the run's private work folder; with `resume` the
+    next call continues from the last checkpoint, otherwise it starts again from step 0.
+    """
+    from datadiet.eval.metrics import evaluate
+    from datadiet.train.checkpoint import load_checkpoint
+    from datadiet.train.model import GPT
+    from datadiet.train.trainer import select_device
+    from datadiet.train.trainer import train as run_trainer
+
+    train_ds = store.resolve(spec.train_ref)
+    val_ds = store.resolve(spec.val_ref)
+    tok = resolve_tokenizer(store, spec.tokenizer)
+    model_cfg, train_cfg = resolve_run_config(spec, tok.vocab_size)
+    name, params, parents = run_identity(store, spec)
+    version = store.version_id(operation="train", params=params, parents=parents, kind="runs")
+    work = store.root / "work" / "runs" / f"{name}-{version}"
+
+    def build(writer: PartWriter) -> dict[str, Any]:
+        train_tokens = load_token_array(tokens_version(store, train_ds, tok, tracker))
+        val_tok_ds = tokens_version(store, val_ds, tok, tracker)
+        val_tokens = load_token_array(val_tok_ds)
+        has_ckpt = (work / "checkpoint.pt").exists()
+        if has_ckpt and not resume:
+            shutil.rmtree(work)
+        result = run_trainer(model_cfg, train_cfg, train_tokens, val_tokens, work, resume=resume and has_ckpt, tracker=tracker, on_step=on_step)
+        device = select_device(train_cfg.device)
+        model = GPT(model_cfg).to(device)
+        model.load_state_dict(load_checkpoint(result.checkpoint, map_location=device)["model"])
+        metrics = evaluate(
+            model,
+            val_tokens,
+            block_size=model_cfg.block_size,
+            batch_size=train_cfg.batch_size,
+            max_tokens=FINAL_EVAL_TOKENS,
+            device=str(device),
+            bytes_per_token=float(val_tok_ds.manifest.stats["bytes_per_token"]),
+        )
+        for fname in ("checkpoint.pt", "metrics.jsonl"):
+            shutil.move(str(work / fname), str(writer.dir / fname))
+        config = {"model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "preset": spec.preset, "tokenizer": tok.key}
+        writer.write_file(CONFIG_FILE, json.dumps(config, indent=2).encode())
+        summary = result.to_dict() | {"checkpoint": "checkpoint.pt"}
+        writer.write_file(RESULT_FILE, json.dumps({"train": summary, "metrics": metrics}, indent=2).encode())
+        return {
+            "train": summary,
+            "metrics": metrics,
+            "train_tokens": int(len(train_tokens)),
+            "val_tokens": int(len(val_tokens)),
+            "device": str(device),
+        }
+
+    commit = store.commit(name, operation="train", params=params, parents=parents, build=build, kind="runs")
+    if not commit.up_to_date:
+        shutil.rmtree(work, ignore_errors=True)
+    return commit
+
+
+def run_curve(run: Dataset) -> list[dict[str, Any]]:
+    """The `metrics.jsonl` records of a published run."""
+    path = run.path / "metrics.jsonl"
+    if not path.is_file():
+        raise DatadietError(f"run {run.ref} has no metrics.jsonl; run `curate verify {run.ref}`")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+

@@ -1,0 +1,442 @@
+"""The training loop: one function, `train`, that turns token arrays and two configs into a run folder.
+
+    result = train(model_cfg, train_cfg, train_tokens, val_tokens, out_dir)
+
+writes `out_dir/checkpoint.pt` (every `checkpoint_every` steps and at the end) and `out_dir/metrics.jsonl`
+(one line per step) and returns a `TrainResult`. Everything a step depends on — its batch, its dropout
+mask, its learning rate — is a function of (seed, step), so `train(..., resume=True)` after an
+interruption reaches the same weights and metrics as a run that never stopped. The function keeps no
+module-level state; the CLI (`curate train`) passes a tracker and an `on_step` callback for display.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from datadiet.errors import DatadietError, UsageError
+from datadiet.progress import NULL_TRACKER, Tracker
+from datadiet.train.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from datadiet.train.config import TrainConfig
+from datadiet.train.model import GPT, GPTConfig
+
+METRICS_FILE = "metrics.jsonl"
+# Settings that change neither the weights nor the logged losses, so a run may resume with others.
+RESUMABLE_CHANGES = frozenset({"device", "compile", "threads", "checkpoint_every"})
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished run reports.
+
+    Attributes:
+        train_loss: Mean loss of the last optimizer step.
+        val_loss: Mean validation loss after the last step.
+        steps: Optimizer steps taken in total.
+        tokens: Training tokens consumed in total.
+        wall_time_s: Seconds spent in `train`, summed over resumed sessions.
+        tokens_per_s: Training throughput of this session's steps (evaluation and checkpoints excluded).
+        params: Parameters, non-embedding count as in `GPT.num_params`.
+        checkpoint: The final checkpoint.
+    """
+
+    train_loss: float
+    val_loss: float
+    steps: int
+    tokens: int
+    wall_time_s: float
+    tokens_per_s: float
+    params: int
+    checkpoint: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict."""
+        d = asdict(self)
+        d["checkpoint"] = str(self.checkpoint)
+        return d
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """The torch device for a `TrainConfig.device` value; "auto" prefers cuda, then mps, then cpu.
+
+    Raises:
+        UsageError: The named device is not available here.
+    """
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not available.get(name, False):
+        raise UsageError(f"device {name!r} is not available on this machine; use --set device=auto")
+    return torch.device(name)
+
+
+def autocast_dtype(dtype: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for a `TrainConfig.dtype` value, or None for plain float32.
+
+    "auto" is bf16 on CUDA (tensor cores, no loss scaling needed) and float32 elsewhere, so CPU results
+    do not depend on whether the CPU has bf16 matrix units.
+    """
+    if dtype == "bfloat16" or (dtype == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Learning rate of 0-based step `step`: linear warmup to `lr`, then cosine decay to `min_lr`."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    coeff = 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.min_lr + coeff * (cfg.lr - cfg.min_lr)
+
+
+class BatchSampler:
+    """Window start offsets of every micro-batch, each a pure function of (seed, micro-batch index).
+
+    Args:
+        n_tokens: Length of the training token array.
+        cfg: Supplies sampler, seed, batch_size and block_size.
+
+    Raises:
+        UsageError: The training tokens do not fill one window of block_size + 1.
+    """
+
+    def __init__(self, n_tokens: int, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.span = cfg.block_size + 1  # inputs plus the one-token-shifted targets
+        if n_tokens < self.span:
+            raise UsageError(
+                f"training data has {n_tokens} tokens, fewer than block_size + 1 = {self.span}; "
+                "use more data or a smaller --set block_size"
+            )
+        self.n_starts = n_tokens - self.span + 1
+        self.n_windows = (n_tokens - 1) // cfg.block_size  # non-overlapping windows for "epoch"
+        self._perm: tuple[int, np.ndarray] | None = None
+
+    def starts(self, micro: int) -> np.ndarray:
+        """Start offsets, shape (batch_size,), of micro-batch number `micro` (0-based over the whole run)."""
+        B = self.cfg.batch_size
+        if self.cfg.sampler == "random":
+            rng = np.random.default_rng([self.cfg.seed, micro])
+            return rng.integers(0, self.n_starts, size=B, dtype=np.int64)
+        index = np.arange(micro * B, (micro + 1) * B, dtype=np.int64)  # global sample numbers
+        out = np.empty(B, dtype=np.int64)
+        for epoch in np.unique(index // self.n_windows):
+            sel = index // self.n_windows == epoch
+            out[sel] = self._permutation(int(epoch))[index[sel] % self.n_windows] * self.cfg.block_size
+        return out
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        if self._perm is None or self._perm[0] != epoch:
+            # The trailing 1 keeps this stream apart from the "random" sampler's (seed, micro) stream.
+            self._perm = (epoch, np.random.default_rng([self.cfg.seed, epoch, 1]).permutation(self.n_windows))
+        return self._perm[1]
+
+
+def windows(tokens: np.ndarray, starts: np.ndarray, block_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Inputs and next-token targets, each (len(starts), block_size) int64, cut from `tokens`."""
+    rows = tokens[starts[:, None] + np.arange(block_size + 1)].astype(np.int64)  # (B, T+1)
+    data = torch.from_numpy(rows)
+    return data[:, :-1], data[:, 1:]
+
+
+def eval_starts(n_tokens: int, block_size: int, max_tokens: int) -> np.ndarray:
+    """Evenly spaced non-overlapping validation windows, at most `max_tokens` tokens in all.
+
+    Raises:
+        UsageError: The validation tokens do not fill one window.
+    """
+    n_windows = (n_tokens - 1) // block_size
+    if n_windows < 1:
+        raise UsageError(
+            f"validation data has {n_tokens} tokens, fewer than block_size + 1 = {block_size + 1}; "
+            "use a larger validation set or a smaller --set block_size"
+        )
+    n_eval = min(n_windows, max(1, max_tokens // block_size))
+    return np.unique(np.linspace(0, n_windows - 1, n_eval).round().astype(np.int64)) * block_size
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    tokens: np.ndarray,
+    starts: np.ndarray,
+    block_size: int,
+    batch_size: int,
+    device: torch.device,
+    amp: torch.dtype | None = None,
+) -> float:
+    """Mean next-token loss of `model` over the windows at `starts` (all windows have the same length).
+
+    Args:
+        model: A `GPT` (or compiled wrapper) returning (logits, loss).
+        tokens: The token array.
+        starts: Window offsets, e.g. from `eval_starts`.
+        block_size: Window length.
+        batch_size: Windows per forward pass.
+        device: Where the model lives.
+        amp: Autocast dtype, or None for float32.
+    """
+    was_training = model.training
+    model.eval()
+    total = 0.0
+    for i in range(0, len(starts), batch_size):
+        x, y = windows(tokens, starts[i : i + batch_size], block_size)
+        with _autocast(device, amp):
+            _, loss = model(x.to(device), y.to(device))
+        assert loss is not None
+        total += float(loss) * len(x)
+    model.train(was_training)
+    return total / len(starts)
+
+
+def _autocast(device: torch.device, amp: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+    return torch.autocast(device_type=device.type, dtype=amp) if amp is not None else contextlib.nullcontext()
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices (weights of matmuls and embeddings) only, not on gains.
+
+    The fused kernel (one launch for all parameters) is used on CUDA and CPU, where torch has one;
+    elsewhere the multi-tensor `foreach` path.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    fused = device.type in ("cuda", "cpu")
+    return torch.optim.AdamW(
+        groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused, foreach=None if fused else True
+    )
+
+
+@contextlib.contextmanager
+def _threads(device: torch.device, threads: int) -> Iterator[None]:
+    """Run torch's CPU kernels on `threads` threads (0: every core this process may use), then restore."""
+    before = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _step_seed(seed: int, step: int) -> int:
+    # Dropout masks of step k come from this seed alone, so a resumed run draws the same masks.
+    return int(np.random.default_rng([seed, step, 2]).integers(0, 2**62))
+
+
+def train(
+    model_cfg: GPTConfig,
+    train_cfg: TrainConfig,
+    train_tokens: np.ndarray,
+    val_tokens: np.ndarray,
+    out_dir: Path,
+    *,
+    resume: bool = False,
+    tracker: Tracker = NULL_TRACKER,
+    on_step: Callable[[dict[str, float]], None] | None = None,
+) -> TrainResult:
+    """Train a GPT on `train_tokens`, evaluating on `val_tokens`, keeping checkpoints in `out_dir`.
+
+    Args:
+        model_cfg: The model's shape; its block_size must equal `train_cfg.block_size`.
+        train_cfg: Schedule, sampling, device and precision.
+        train_tokens: 1-D array of token ids (e.g. the memmap from `load_tokens`).
+        val_tokens: 1-D array of validation token ids.
+        out_dir: Run folder for `checkpoint.pt` and `metrics.jsonl`; created if missing.
+        resume: Continue from the checkpoint in `out_dir` instead of starting fresh.
+        tracker: Progress display.
+        on_step: Called after every step with that step's metrics line (after any checkpoint is written).
+
+    Returns:
+        The final losses, throughput and the checkpoint's path.
+
+    Raises:
+        UsageError: Inconsistent configs, too little data, `out_dir` already holding a run (without resume),
+            or a checkpoint made with other settings.
+        DatadietError: The loss or gradient became NaN or infinite; the last good checkpoint is kept.
+    """
+    if model_cfg.block_size != train_cfg.block_size:
+        raise UsageError(
+            f"model block_size {model_cfg.block_size} differs from train block_size {train_cfg.block_size}; "
+            "build both with resolve_config"
+        )
+    for name, toks in (("training", train_tokens), ("validation", val_tokens)):
+        if len(toks) and int(toks.max()) >= model_cfg.vocab_size:
+            raise UsageError(
+                f"{name} tokens hold id {int(toks.max())} >= vocab_size {model_cfg.vocab_size}; "
+                "encode the data with the run's tokenizer"
+            )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_file = checkpoint_path(out_dir)
+    metrics_file = out_dir / METRICS_FILE
+    device = select_device(train_cfg.device)
+    amp = autocast_dtype(train_cfg.dtype, device)
+    sampler = BatchSampler(len(train_tokens), train_cfg)
+    val_starts = eval_starts(len(val_tokens), train_cfg.block_size, train_cfg.eval_tokens)
+
+    with _threads(device, train_cfg.threads), torch.random.fork_rng(devices=[]):
+        torch.manual_seed(train_cfg.seed)
+        model = GPT(model_cfg).to(device)
+        optimizer = make_optimizer(model, train_cfg, device)
+        start, elapsed_before = 0, 0.0
+        last: dict[str, float] = {}
+        if resume:
+            state = load_checkpoint(ckpt_file, map_location=device)
+            _check_same_run(state, model_cfg, train_cfg, ckpt_file)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            start, elapsed_before, last = state["step"], state["elapsed_s"], state["last"]
+            _truncate_metrics(metrics_file, start)
+        elif ckpt_file.exists():
+            raise UsageError(
+                f"{out_dir} already holds a run's checkpoint; pass --resume to continue it or choose a new folder"
+            )
+        else:
+            metrics_file.unlink(missing_ok=True)
+        fwd = torch.compile(model) if train_cfg.compile else model
+        params = model.num_params()
+        session_start = time.perf_counter()
+        step_time, last_ckpt_step = 0.0, start if resume else None
+
+        def elapsed() -> float:
+            return elapsed_before + time.perf_counter() - session_start
+
+        def save(step: int) -> None:
+            save_checkpoint(
+                ckpt_file,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "step": step,
+                    "model_config": model_cfg.to_dict(),
+                    "train_config": train_cfg.to_dict(),
+                    "rng_state": torch.get_rng_state(),
+                    "elapsed_s": elapsed(),
+                    "last": dict(last),
+                },
+            )
+
+        def fail(step: int, what: str, lr: float) -> DatadietError:
+            kept = (
+                f"last good checkpoint kept at {ckpt_file} (step {last_ckpt_step})"
+                if last_ckpt_step
+                else "no checkpoint was written yet"
+            )
+            return DatadietError(
+                f"training {what} became NaN or infinite at step {step}; {kept} — "
+                f"lower the learning rate, e.g. --set lr={train_cfg.lr / 10:g} (this step's lr was {lr:.3g})"
+            )
+
+        model.train()
+        with tracker.task("Training", total=train_cfg.steps) as task, metrics_file.open("a") as log:
+            task.advance(start)
+            for step in range(start, train_cfg.steps):
+                t0 = time.perf_counter()
+                lr = lr_at(step, train_cfg)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                if model_cfg.dropout > 0:
+                    torch.manual_seed(_step_seed(train_cfg.seed, step))
+                loss_sum = torch.zeros((), device=device)
+                for micro in range(train_cfg.grad_accum):
+                    x, y = windows(
+                        train_tokens, sampler.starts(step * train_cfg.grad_accum + micro), train_cfg.block_size
+                    )
+                    if device.type == "cuda":
+                        x, y = (
+                            x.pin_memory().to(device, non_blocking=True),
+                            y.pin_memory().to(device, non_blocking=True),
+                        )
+                    else:
+                        x, y = x.to(device), y.to(device)
+                    with _autocast(device, amp):
+                        _, loss = fwd(x, y)
+                    assert loss is not None
+                    (loss / train_cfg.grad_accum).backward()
+                    loss_sum += loss.detach()
+                train_loss = float(loss_sum) / train_cfg.grad_accum
+                if not math.isfinite(train_loss):
+                    raise fail(step + 1, "loss", lr)
+                # max_norm=inf measures the norm without clipping, so a non-finite gradient is caught either way.
+                norm = nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip or math.inf)
+                if not math.isfinite(float(norm)):
+                    raise fail(step + 1, "gradient norm", lr)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                dt = time.perf_counter() - t0
+                step_time += dt
+                done = step + 1
+                line: dict[str, float] = {"step": done, "train_loss": train_loss, "lr": lr}
+                last = {"train_loss": train_loss}
+                if done == train_cfg.steps or (train_cfg.eval_every and done % train_cfg.eval_every == 0):
+                    line["val_loss"] = evaluate(
+                        model, val_tokens, val_starts, train_cfg.block_size, train_cfg.batch_size, device, amp
+                    )
+                    last["val_loss"] = line["val_loss"]
+                line["tokens_per_s"] = train_cfg.tokens_per_step / dt
+                line["elapsed_s"] = elapsed()
+                log.write(json.dumps(line) + "\n")
+                log.flush()
+                if done == train_cfg.steps or (train_cfg.checkpoint_every and done % train_cfg.checkpoint_every == 0):
+                    save(done)
+                    last_ckpt_step = done
+                task.advance(1)
+                if on_step is not None:
+                    on_step(line)
+        ran = train_cfg.steps - start
+        return TrainResult(
+            train_loss=last.get("train_loss", math.nan),
+            val_loss=last.get("val_loss", math.nan),
+            steps=train_cfg.steps,
+            tokens=train_cfg.steps * train_cfg.tokens_per_step,
+            wall_time_s=elapsed(),
+            tokens_per_s=ran * train_cfg.tokens_per_step / step_time if step_time else 0.0,
+            params=params,
+            checkpoint=ckpt_file,
+        )
+
+
+def _check_same_run(state: dict[str, Any], model_cfg: GPTConfig, train_cfg: TrainConfig, path: Path) -> None:
+    """Refuse to resume a checkpoint made with settings that would change the result."""
+    saved = {**state.get("model_config", {}), **state.get("train_config", {})}
+    wanted = {**model_cfg.to_dict(), **train_cfg.to_dict()}
+    diff = sorted(k for k in wanted if k not in RESUMABLE_CHANGES and saved.get(k) != wanted[k])
+    if diff:
+        shown = ", ".join(f"{k}={saved.get(k)!r} (now {wanted[k]!r})" for k in diff)
+        raise UsageError(f"checkpoint {path} was made with {shown}; resume with the same settings or start a new run")
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    """Drop metrics lines after the checkpoint's step, which the resumed run will write again."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)["step"] <= step:
+                keep.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue  # a line torn by the interruption
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(line + "\n" for line in keep))
+    os.replace(tmp, path)
