@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import collections
 import math
+import os
 import random
+import resource
 import statistics
 import sys
 import time
@@ -70,6 +72,12 @@ def build(n: int, seed: int = 0) -> pl.DataFrame:
     frame = pl.DataFrame({"text": texts})
     frame.write_parquet(cache)
     return frame
+
+
+def _cpu_seconds() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def baseline(texts: list[str], threshold: float = 0.8) -> dict[str, object]:
@@ -155,15 +163,26 @@ def main() -> None:
         f"built/loaded {frame.height:,} documents, {frame['text'].str.len_bytes().sum() / 1e6:.0f} MB in {time.perf_counter() - t0:.1f} s"
     )
 
+    cpu0 = _cpu_seconds()
+    load0 = os.getloadavg()[0]
     t0 = time.perf_counter()
     ours = dataset_stats(frame, near_dup=not args.no_near_dup)
     ours_s = time.perf_counter() - t0
+    cpu = _cpu_seconds() - cpu0
     print(f"ours:     {args.docs:>10,} docs in {ours_s:7.1f} s = {args.docs / ours_s:>10,.0f} docs/s")
+    # Wall time depends on what else runs; CPU seconds (this process and its workers) do not, and
+    # CPU / cores is the wall time an otherwise idle machine would need at perfect parallelism.
+    print(
+        f"          CPU {cpu:.1f} s (this process + workers) = {cpu / ours_s:.2f} cores busy on average; "
+        f"load average at start {load0:.1f}, at end {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
 
     sub = frame["text"].head(args.baseline_docs).to_list()
     t0 = time.perf_counter()
+    cpu0 = _cpu_seconds()
     base = baseline(sub)
     base_s = time.perf_counter() - t0
+    print(f"          baseline CPU {_cpu_seconds() - cpu0:.1f} s")
     print(f"baseline: {len(sub):>10,} docs in {base_s:7.1f} s = {len(sub) / base_s:>10,.0f} docs/s")
     print(f"speed ratio (docs/s, ours / baseline): {(args.docs / ours_s) / (len(sub) / base_s):.1f}x")
     if args.docs == TARGET_DOCS:

@@ -31,7 +31,7 @@ def test_quickstart_flow(runner: CliRunner, store_path: Path, tmp_path: Path) ->
     for ext in ("txt", "jsonl", "parquet"):
         dest = tmp_path / f"out.{ext}"
         assert cli(runner, "export", "tiny", str(dest))["rows"] == 3
-        back = cli(runner, "ingest", str(dest), "--name", f"back-{ext}")
+        cli(runner, "ingest", str(dest), "--name", f"back-{ext}")
         assert [r["text"] for r in cli(runner, "head", f"back-{ext}", "-n", "5")] == STORIES
 
 
@@ -51,7 +51,9 @@ def test_corpus_command_writes_two_splits(runner: CliRunner, store_path: Path) -
     made = cli(runner, "corpus", "--stories", "300", "--val-stories", "50", "--seed", "3", "--name", "c")
     assert made["train"]["rows"] == 300 and made["val"]["rows"] == 50
     assert made["train"]["name"] == "c-train" and made["val"]["name"] == "c-val"
-    assert cli(runner, "corpus", "--stories", "300", "--val-stories", "50", "--seed", "3", "--name", "c")["train"]["up_to_date"]
+    assert cli(runner, "corpus", "--stories", "300", "--val-stories", "50", "--seed", "3", "--name", "c")["train"][
+        "up_to_date"
+    ]
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,9 @@ def _commit(store: Store, name: str = "a", params: dict | None = None, n: int = 
         w.write(_frame(n))
         return {"written": n}
 
-    return store.commit(name, operation="test", params=params or {"seed": 1}, parents=parents or ["file:sha256:00"], build=build)
+    return store.commit(
+        name, operation="test", params=params or {"seed": 1}, parents=parents or ["file:sha256:00"], build=build
+    )
 
 
 def test_round_trip_conforms_schema_and_records_manifest(tmp_path: Path) -> None:
@@ -50,7 +52,9 @@ def test_same_operation_is_up_to_date_and_does_not_rewrite(tmp_path: Path) -> No
     first = _commit(store)
     mtimes = {p: p.stat().st_mtime_ns for p in first.dataset.path.iterdir()}
     calls = []
-    second = store.commit("a", operation="test", params={"seed": 1}, parents=["file:sha256:00"], build=lambda w: calls.append(1))
+    second = store.commit(
+        "a", operation="test", params={"seed": 1}, parents=["file:sha256:00"], build=lambda w: calls.append(1)
+    )
     assert second.up_to_date and second.dataset.version == first.dataset.version and calls == []
     assert {p: p.stat().st_mtime_ns for p in first.dataset.path.iterdir()} == mtimes
     other = _commit(store, params={"seed": 2})
@@ -92,7 +96,7 @@ def test_failed_build_leaves_no_version_and_no_debris(tmp_path: Path) -> None:
 
     with pytest.raises(DatadietError, match="boom"):
         store.commit("a", operation="test", params={}, parents=[], build=build)
-    assert store.list() == []
+    assert store.all() == []
     assert list((tmp_path / ".tmp").iterdir()) == []
 
 
@@ -114,7 +118,7 @@ def test_crash_mid_write_is_invisible_and_rerun_completes(tmp_path: Path) -> Non
     proc = subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(tmp_path)], env=_env(), check=False)
     assert proc.returncode == 9
     store = Store(tmp_path)
-    assert store.list() == []
+    assert store.all() == []
     assert len(list((tmp_path / ".tmp").iterdir())) == 1  # debris only where `curate gc` looks
     commit = store.commit("a", operation="test", params={}, parents=[], build=lambda w: w.write(_frame(3)))
     assert not commit.up_to_date and store.resolve("a").rows == 3
@@ -128,7 +132,7 @@ def _env() -> dict[str, str]:
 def test_folder_without_manifest_is_not_a_version(tmp_path: Path) -> None:
     store = Store(tmp_path)
     (tmp_path / "datasets" / "ghost" / "abc").mkdir(parents=True)
-    assert store.list() == [] and store.names() == []
+    assert store.all() == [] and store.names() == []
     with pytest.raises(RefError):
         store.resolve("ghost")
 
@@ -168,4 +172,4 @@ def test_disk_full_is_reported_and_cleaned(tmp_path: Path) -> None:
 
     with pytest.raises(DatadietError, match="no space left"):
         store.commit("a", operation="t", params={}, parents=[], build=build)
-    assert store.list() == [] and list((tmp_path / ".tmp").iterdir()) == []
+    assert store.all() == [] and list((tmp_path / ".tmp").iterdir()) == []

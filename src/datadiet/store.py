@@ -96,7 +96,7 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Manifest:
-        known = {f for f in cls.__dataclass_fields__}
+        known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 
     @classmethod
@@ -182,7 +182,11 @@ class PartWriter:
     def finish_empty(self, template: pl.DataFrame | None = None) -> None:
         """Make sure a dataset has at least one (possibly empty) part, so its schema is known."""
         if self.kind == "datasets" and self._parts == 0:
-            frame = template if template is not None else pl.DataFrame({"id": [], "text": []}, schema={"id": pl.String, "text": pl.String})
+            frame = (
+                template
+                if template is not None
+                else pl.DataFrame({"id": [], "text": []}, schema={"id": pl.String, "text": pl.String})
+            )
             self.write(frame.clear())
 
 
@@ -197,7 +201,9 @@ def _fsync_dir(path: Path) -> None:
 
 def _disk_error(exc: OSError, root: Path) -> DatadietError:
     if exc.errno == errno.ENOSPC:
-        return DatadietError(f"no space left on the device of store {root}; free some space and rerun (nothing was published)")
+        return DatadietError(
+            f"no space left on the device of store {root}; free some space and rerun (nothing was published)"
+        )
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return DatadietError(f"cannot write to store {root}: {exc.strerror}; pass --store to a writable folder")
     return DatadietError(f"cannot write to store {root}: {exc}; nothing was published")
@@ -210,6 +216,11 @@ class Store:
         if root is None:
             root = os.environ.get(STORE_ENV) or DEFAULT_STORE
         self.root = Path(root).expanduser().absolute()
+        if self.root.exists() and not self.root.is_dir():
+            # Checked here so reading commands fail too, instead of listing an empty store.
+            raise DatadietError(
+                f"store {self.root} is a file, not a folder; point --store or $DATADIET_STORE at a folder"
+            )
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -225,6 +236,8 @@ class Store:
             return None
         try:
             manifest = Manifest.load(mpath)
+        except FileNotFoundError:
+            return None  # removed by a concurrent `curate gc` between the check and the read
         except (ValueError, TypeError, OSError) as exc:
             raise DatadietError(f"manifest {mpath} is unreadable ({exc}); run `curate verify`") from exc
         return Dataset(name=name, version=version, kind=kind, path=path, manifest=manifest)
@@ -243,7 +256,7 @@ class Store:
             return []
         return sorted(p.name for p in base.iterdir() if p.is_dir() and self.versions(p.name, kind))
 
-    def list(self, kind: str = "datasets") -> list[Dataset]:
+    def all(self, kind: str = "datasets") -> list[Dataset]:
         return [d for n in self.names(kind) for d in self.versions(n, kind)]
 
     def resolve(self, ref: str, kind: str = "datasets") -> Dataset:
@@ -274,14 +287,26 @@ class Store:
                 return self.resolve(ref, kind)
             except RefError as exc:
                 errors.append(exc)
-        amb = [e for e in errors if "ambiguous" in str(e)]
-        raise amb[0] if amb else RefError(f"nothing named {ref.partition('@')[0]!r} in store {self.root}; see `curate ls`")
+        # The most specific complaint wins: an ambiguous prefix, then a known name with no such version.
+        for marker in ("ambiguous", "no version starting", "invalid ref"):
+            found = [e for e in errors if marker in str(e)]
+            if found:
+                raise found[0]
+        raise RefError(f"nothing named {ref.partition('@')[0]!r} in store {self.root}; see `curate ls`")
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def version_id(self, *, operation: str, params: Mapping[str, Any], parents: Sequence[str], kind: str = "datasets") -> str:
+    def version_id(
+        self, *, operation: str, params: Mapping[str, Any], parents: Sequence[str], kind: str = "datasets"
+    ) -> str:
         payload = canonical_json(
-            {"format": FORMAT_VERSION, "kind": kind, "operation": operation, "params": dict(params), "parents": list(parents)}
+            {
+                "format": FORMAT_VERSION,
+                "kind": kind,
+                "operation": operation,
+                "params": dict(params),
+                "parents": list(parents),
+            }
         )
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:VERSION_LEN]
 
@@ -313,8 +338,8 @@ class Store:
     ) -> Commit:
         """Publish a new version built by `build`, or return the existing one with the same id."""
         check_name(name)
-        params = json.loads(canonical_json(dict(params)))
-        version = self.version_id(operation=operation, params=params, parents=parents, kind=kind)
+        canon: dict[str, Any] = json.loads(canonical_json(dict(params)))
+        version = self.version_id(operation=operation, params=canon, parents=parents, kind=kind)
         existing = self._load(kind, name, version)
         if existing is not None:
             return Commit(existing, up_to_date=True)
@@ -328,7 +353,7 @@ class Store:
                 writer = PartWriter(tmp, kind)
                 stats = dict(build(writer) or {})
                 writer.finish_empty()
-                manifest = self._manifest(tmp, name, version, kind, operation, params, parents, writer, stats)
+                manifest = self._manifest(tmp, name, version, kind, operation, canon, parents, writer, stats)
                 self._publish(tmp, manifest)
             except OSError as exc:
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -416,11 +441,19 @@ class Store:
         if not base.is_dir():
             return []
         now = time.time()
-        return sorted(p for p in base.iterdir() if now - p.stat().st_mtime >= older_than_s)
+        found = []
+        for p in base.iterdir():
+            try:
+                age = now - p.stat().st_mtime
+            except FileNotFoundError:
+                continue  # published (renamed away) or removed since the listing
+            if age >= older_than_s:
+                found.append(p)
+        return sorted(found)
 
     def children(self, ref: str) -> list[Dataset]:
         """Every artefact that names REF as a parent."""
-        return [d for kind in KINDS for d in self.list(kind) if ref in d.manifest.parents]
+        return [d for kind in KINDS for d in self.all(kind) if ref in d.manifest.parents]
 
 
 def lineage(store: Store, ref: str) -> list[dict[str, Any]]:
@@ -439,19 +472,39 @@ def lineage(store: Store, ref: str) -> list[dict[str, Any]]:
             continue
         seen.add(ds.ref)
         m = ds.manifest
-        out.append({"ref": ds.ref, "kind": ds.kind, "operation": m.operation, "params": m.params, "parents": m.parents, "rows": m.rows})
+        out.append(
+            {
+                "ref": ds.ref,
+                "kind": ds.kind,
+                "operation": m.operation,
+                "params": m.params,
+                "parents": m.parents,
+                "rows": m.rows,
+            }
+        )
         sources = {s.get("sha256"): s.get("path") for s in m.params.get("sources", []) if isinstance(s, dict)}
         for parent in m.parents:
             if parent.startswith("file:sha256:"):
                 digest = parent.removeprefix("file:sha256:")
                 if parent not in seen:
                     seen.add(parent)
-                    out.append({"ref": parent, "kind": "file", "operation": "source", "params": {"path": sources.get(digest)}, "parents": [], "rows": None})
+                    out.append(
+                        {
+                            "ref": parent,
+                            "kind": "file",
+                            "operation": "source",
+                            "params": {"path": sources.get(digest)},
+                            "parents": [],
+                            "rows": None,
+                        }
+                    )
             elif "@" in parent:
                 try:
                     queue.append(store.find(parent))
                 except RefError:
-                    out.append({"ref": parent, "kind": "missing", "operation": "?", "params": {}, "parents": [], "rows": None})
+                    out.append(
+                        {"ref": parent, "kind": "missing", "operation": "?", "params": {}, "parents": [], "rows": None}
+                    )
     return out
 
 
@@ -466,7 +519,7 @@ def verify(store: Store, ref: str | None = None, kind: str | None = None) -> lis
     if ref is not None:
         targets = [store.find(ref)]
     else:
-        targets = [d for k in ([kind] if kind else list(KINDS)) for d in store.list(k)]
+        targets = [d for k in ([kind] if kind else list(KINDS)) for d in store.all(k)]
     results = []
     for ds in targets:
         problems: list[str] = []
@@ -517,7 +570,7 @@ def abandoned(store: Store) -> list[Path]:
 
 def unreferenced(store: Store) -> list[Dataset]:
     """Versions that no other artefact names as a parent and that are not the newest of their name."""
-    everything = [d for k in KINDS for d in store.list(k)]
+    everything = [d for k in KINDS for d in store.all(k)]
     referenced = {p for d in everything for p in d.manifest.parents}
     newest = {(d.kind, d.name): d.ref for d in everything}  # list() is oldest first, so the last wins
     return [d for d in everything if d.ref not in referenced and newest[(d.kind, d.name)] != d.ref]

@@ -15,24 +15,30 @@ import dataclasses
 import json
 import math
 import platform
+import sys
 import time
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from datadiet.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.store import Commit, Dataset, PartWriter, Store
 
 STUDY_SIZES = (0.25, 0.5, 1.0)
 STUDY_RATES = (0.0, 0.25, 0.5, 0.75, 1.0)
 SWEEP_FILE = "sweep.json"
-METRICS = ("loss", "perplexity", "accuracy", "bits_per_byte")
+METRICS = ("val_loss", "perplexity", "accuracy", "bits_per_byte")
 # Rough CPU throughput of a preset when the store holds no run to measure it from (tokens/s on 2 cores).
 _DEFAULT_TOKENS_PER_S = {"tiny": 60_000.0, "paper": 15_000.0, "small": 1_500.0, "base": 200.0}
 
@@ -69,7 +75,11 @@ class SweepConfig:
         for r in self.rates:
             if not 0 <= r <= 1:
                 raise UsageError(f"every duplication rate must be in [0, 1], not {r}")
-        if len(set(self.sizes)) != len(self.sizes) or len(set(self.rates)) != len(self.rates) or len(set(self.seeds)) != len(self.seeds):
+        if (
+            len(set(self.sizes)) != len(self.sizes)
+            or len(set(self.rates)) != len(self.rates)
+            or len(set(self.seeds)) != len(self.seeds)
+        ):
             raise UsageError("--sizes, --rates and --seeds must not repeat a value")
         if self.pool is not None and self.copies is not None:
             raise UsageError("give --pool or --copies, not both")
@@ -106,9 +116,16 @@ class SweepConfig:
         return cls(**merged)
 
 
+Runner = Callable[[list[str], Tracker], Commit]
+
+
 @dataclass
 class Node:
-    """One step of the DAG. `identity(deps)` gives (params, parents) from the resolved dependencies."""
+    """One step of the DAG: an artefact addressed by (kind, operation, params, its dependencies' refs).
+
+    `run(refs, tracker)` builds it from the refs of `deps` (in order). `identity(refs)` gives the
+    (params, parents) that address it when they are not simply `params` and `refs`.
+    """
 
     key: str
     label: str
@@ -116,8 +133,9 @@ class Node:
     name: str
     operation: str
     deps: list[str]
-    identity: Callable[[dict[str, Dataset]], tuple[dict[str, Any], list[str]]]
-    run: Callable[[dict[str, Dataset], Tracker], Commit]
+    run: Runner
+    params: dict[str, Any] = field(default_factory=dict)
+    identity: Callable[[list[str]], tuple[dict[str, Any], list[str]]] | None = None
     cell: tuple[float, float, int] | None = None
     state: str = "pending"
     ref: str | None = None
@@ -153,36 +171,64 @@ def build_dag(store: Store, cfg: SweepConfig, *, dedupe_workers: int | None = No
     nodes: list[Node] = []
     prefix = cfg.name
     mh = MinhashConfig(threshold=cfg.threshold, seed=cfg.data_seed + 1)
+    base = store.resolve(cfg.base)
+    val = store.resolve(cfg.val)
 
-    def literal(ref: str, kind: str = "datasets") -> Node:
-        def run(deps: dict[str, Dataset], tracker: Tracker) -> Commit:
-            return Commit(store.resolve(ref, kind), up_to_date=True)
+    def found(ds: Dataset) -> Runner:
+        def run(refs: list[str], tracker: Tracker) -> Commit:
+            return Commit(ds, up_to_date=True)
 
-        ds = store.resolve(ref, kind)
-        return Node(key=f"input:{ref}", label=f"input {ds.ref}", kind=kind, name=ds.name, operation="input", deps=[], identity=lambda d, ds=ds: ({}, []), run=run, state="done", ref=ds.ref)
+        return run
 
-    base_node = literal(cfg.base)
-    val_node = literal(cfg.val)
-    nodes += [base_node, val_node]
-    head = base_node.key
+    for ds in (base, val):
+        nodes.append(
+            Node(
+                key=f"input:{ds.ref}",
+                label=f"input {ds.ref}",
+                kind="datasets",
+                name=ds.name,
+                operation="input",
+                deps=[],
+                run=found(ds),
+                state="done",
+                ref=ds.ref,
+            )
+        )
+    val_key = nodes[1].key
+    head = nodes[0].key
+
+    def run_dedupe(refs: list[str], t: Tracker, name: str) -> Commit:
+        against = refs[1] if len(refs) > 1 else None
+        return dedupe(store, refs[0], mh, name=name, against=against, workers=dedupe_workers, tracker=t)
 
     if cfg.dedupe:
-        dd = Node(
-            key="dedupe", label="dedupe base", kind="datasets", name=f"{prefix}-base", operation=DEDUPE_OP, deps=[head],
-            identity=lambda d, h=head: ({**mh.params(), "against": None}, [d[h].ref]),
-            run=lambda d, t, h=head: dedupe(store, d[h].ref, mh, name=f"{prefix}-base", workers=dedupe_workers, tracker=t),
+        nodes.append(
+            Node(
+                key="dedupe",
+                label="dedupe base",
+                kind="datasets",
+                name=f"{prefix}-base",
+                operation=DEDUPE_OP,
+                deps=[head],
+                params={**mh.params(), "against": None},
+                run=partial(run_dedupe, name=f"{prefix}-base"),
+            )
         )
-        nodes.append(dd)
-        head = dd.key
+        head = "dedupe"
     if cfg.decontaminate:
-        dc = Node(
-            key="decontaminate", label="decontaminate against val", kind="datasets", name=f"{prefix}-clean", operation=DEDUPE_OP,
-            deps=[head, val_node.key],
-            identity=lambda d, h=head: ({**mh.params(), "against": d[val_node.key].ref}, [d[h].ref, d[val_node.key].ref]),
-            run=lambda d, t, h=head: dedupe(store, d[h].ref, mh, name=f"{prefix}-clean", against=d[val_node.key].ref, workers=dedupe_workers, tracker=t),
+        nodes.append(
+            Node(
+                key="decontaminate",
+                label="decontaminate against val",
+                kind="datasets",
+                name=f"{prefix}-clean",
+                operation=DEDUPE_OP,
+                deps=[head, val_key],
+                params={**mh.params(), "against": val.ref},
+                run=partial(run_dedupe, name=f"{prefix}-clean"),
+            )
         )
-        nodes.append(dc)
-        head = dc.key
+        head = "decontaminate"
 
     tok_key = "tokenizer"
     # An explicit tokenizer.json is not a node: its content hash is its ref, and nothing builds it.
@@ -190,13 +236,48 @@ def build_dag(store: Store, cfg: SweepConfig, *, dedupe_workers: int | None = No
     if cfg.tokenizer:
         resolve_tokenizer(store, cfg.tokenizer)  # fail early on a bad path or ref
     else:
+
+        def run_tokenizer(refs: list[str], t: Tracker) -> Commit:
+            return tokenizer_version(store, refs[0], cfg.vocab, name=f"{prefix}-bpe", tracker=t)
+
         nodes.append(
             Node(
-                key=tok_key, label=f"tokenizer (BPE {cfg.vocab})", kind="tokenizers", name=f"{prefix}-bpe", operation="tokenizer", deps=[head],
-                identity=lambda d, h=head: ({"vocab": cfg.vocab}, [d[h].ref]),
-                run=lambda d, t, h=head: tokenizer_version(store, d[h].ref, cfg.vocab, name=f"{prefix}-bpe", tracker=t),
+                key=tok_key,
+                label=f"tokenizer (BPE {cfg.vocab})",
+                kind="tokenizers",
+                name=f"{prefix}-bpe",
+                operation="tokenizer",
+                deps=[head],
+                params={"vocab": cfg.vocab},
+                run=run_tokenizer,
             )
         )
+
+    def run_subset(refs: list[str], t: Tracker, sc: SubsetConfig, name: str) -> Commit:
+        return subset(store, refs[0], sc, name=name, tracker=t)
+
+    def run_duplicate(refs: list[str], t: Tracker, dc: DuplicateConfig, name: str) -> Commit:
+        return duplicate(store, refs[0], dc, name=name, tracker=t)
+
+    def spec_of(refs: list[str], seed: int, name: str) -> RunSpec:
+        # refs = [variant, val] (+ [tokenizer] when the sweep trains its own)
+        return RunSpec(
+            train_ref=refs[0],
+            val_ref=refs[1],
+            tokenizer=cfg.tokenizer or refs[2],
+            preset=cfg.preset,
+            steps=cfg.steps,
+            seed=seed,
+            overrides=cfg.overrides,
+            name=name,
+        )
+
+    def run_identity_of(refs: list[str], seed: int, name: str) -> tuple[dict[str, Any], list[str]]:
+        _, params, parents = run_identity(store, spec_of(refs, seed, name))
+        return params, parents
+
+    def run_train(refs: list[str], t: Tracker, seed: int, name: str) -> Commit:
+        return train_run(store, spec_of(refs, seed, name), resume=True, tracker=t)
 
     for size in cfg.sizes:
         sc = SubsetConfig(fraction=float(size), seed=cfg.data_seed)
@@ -204,35 +285,44 @@ def build_dag(store: Store, cfg: SweepConfig, *, dedupe_workers: int | None = No
         skey = f"subset:{size:g}"
         nodes.append(
             Node(
-                key=skey, label=f"subset {size:g}", kind="datasets", name=sname, operation=SUBSET_OP, deps=[head],
-                identity=lambda d, sc=sc, h=head: (sc.to_params(), [d[h].ref]),
-                run=lambda d, t, sc=sc, h=head, sname=sname: subset(store, d[h].ref, sc, name=sname, tracker=t),
+                key=skey,
+                label=f"subset {size:g}",
+                kind="datasets",
+                name=sname,
+                operation=SUBSET_OP,
+                deps=[head],
+                params=sc.to_params(),
+                run=partial(run_subset, sc=sc, name=sname),
             )
         )
         for rate in cfg.rates:
-            dc_cfg = DuplicateConfig(rate=float(rate), pool=cfg.pool, copies=cfg.copies, near=cfg.near, seed=cfg.data_seed)
+            dc = DuplicateConfig(rate=float(rate), pool=cfg.pool, copies=cfg.copies, near=cfg.near, seed=cfg.data_seed)
             vname = f"{sname}-d{_fmt(rate)}"
             vkey = f"variant:{size:g}:{rate:g}"
             nodes.append(
                 Node(
-                    key=vkey, label=f"size {size:g} × dup {rate:g}", kind="datasets", name=vname, operation=DUP_OP, deps=[skey],
-                    identity=lambda d, c=dc_cfg, k=skey: (c.to_params(), [d[k].ref]),
-                    run=lambda d, t, c=dc_cfg, k=skey, vname=vname: duplicate(store, d[k].ref, c, name=vname, tracker=t),
+                    key=vkey,
+                    label=f"size {size:g} × dup {rate:g}",
+                    kind="datasets",
+                    name=vname,
+                    operation=DUP_OP,
+                    deps=[skey],
+                    params=dc.to_params(),
+                    run=partial(run_duplicate, dc=dc, name=vname),
                 )
             )
             for seed in cfg.seeds:
-                def spec_of(d: dict[str, Dataset], vkey: str = vkey, seed: int = seed, vname: str = vname) -> RunSpec:
-                    return RunSpec(
-                        train_ref=d[vkey].ref, val_ref=d[val_node.key].ref, tokenizer=cfg.tokenizer or d[tok_key].ref, preset=cfg.preset,
-                        steps=cfg.steps, seed=seed, overrides=cfg.overrides, name=f"{vname}-seed{seed}",
-                    )
-
+                rname = f"{vname}-seed{seed}"
                 nodes.append(
                     Node(
-                        key=f"run:{size:g}:{rate:g}:{seed}", label=f"train size {size:g} × dup {rate:g} seed {seed}", kind="runs",
-                        name=f"{vname}-seed{seed}", operation="train", deps=[vkey, val_node.key, *tok_deps],
-                        identity=lambda d, spec_of=spec_of: run_identity(store, spec_of(d))[1:],
-                        run=lambda d, t, spec_of=spec_of: train_run(store, spec_of(d), resume=True, tracker=t),
+                        key=f"run:{size:g}:{rate:g}:{seed}",
+                        label=f"train size {size:g} × dup {rate:g} seed {seed}",
+                        kind="runs",
+                        name=rname,
+                        operation="train",
+                        deps=[vkey, val_key, *tok_deps],
+                        identity=partial(run_identity_of, seed=seed, name=rname),
+                        run=partial(run_train, seed=seed, name=rname),
                         cell=(float(size), float(rate), int(seed)),
                     )
                 )
@@ -247,7 +337,8 @@ def _resolve_done(store: Store, node: Node, resolved: dict[str, Dataset]) -> Non
     if any(dep not in resolved for dep in node.deps):
         node.state = "pending"
         return
-    params, parents = node.identity(resolved)
+    refs = [resolved[dep].ref for dep in node.deps]
+    params, parents = node.identity(refs) if node.identity is not None else (node.params, refs)
     version = store.version_id(operation=node.operation, params=params, parents=parents, kind=node.kind)
     try:
         ds = store.resolve(f"{node.name}@{version}", node.kind)
@@ -271,7 +362,7 @@ def tokens_per_second(store: Store, preset: str) -> float:
     """Median measured throughput of earlier runs of PRESET in this store, else a rough default."""
     rates = sorted(
         float(d.manifest.stats["train"]["tokens_per_s"])
-        for d in store.list("runs")
+        for d in store.all("runs")
         if d.manifest.params.get("preset") == preset and d.manifest.stats.get("train", {}).get("tokens_per_s")
     )
     return rates[len(rates) // 2] if rates else _DEFAULT_TOKENS_PER_S.get(preset, 10_000.0)
@@ -303,17 +394,16 @@ def run_sweep(
     nodes = build_dag(store, cfg, dedupe_workers=dedupe_workers)
     resolved: dict[str, Dataset] = {}
     total = len(nodes)
-    done = 0
     started = time.perf_counter()
     run_seconds: list[float] = []
-    for node in nodes:
+    for done, node in enumerate(nodes, start=1):
         _resolve_done(store, node, resolved)
         if node.state == "todo":
             node.state = "running"
             if on_event:
-                on_event(SweepEvent(node, done, total, None))
+                on_event(SweepEvent(node, done - 1, total, None))
             t0 = time.perf_counter()
-            commit = node.run(resolved, tracker)
+            commit = node.run([resolved[dep].ref for dep in node.deps], tracker)
             node.seconds = time.perf_counter() - t0
             if node.kind == "runs":
                 run_seconds.append(node.seconds)
@@ -324,7 +414,6 @@ def run_sweep(
             raise AssertionError(f"{node.key} has unresolved inputs after its dependencies ran")
         if node.kind == "runs":
             node.result = resolved[node.key].manifest.stats["metrics"]
-        done += 1
         runs_left = sum(1 for n in nodes if n.kind == "runs" and n.state in ("todo", "pending"))
         per_run = sum(run_seconds) / len(run_seconds) if run_seconds else None
         if on_event:
@@ -332,7 +421,9 @@ def run_sweep(
     return _finish(store, cfg, nodes, resolved, started, tracker)
 
 
-def results_frame(store: Store, cfg: SweepConfig, nodes: list[Node], resolved: dict[str, Dataset], tracker: Tracker = NULL_TRACKER) -> pl.DataFrame:
+def results_frame(
+    store: Store, cfg: SweepConfig, nodes: list[Node], resolved: dict[str, Dataset], tracker: Tracker = NULL_TRACKER
+) -> pl.DataFrame:
     """One row per run: the factors, the variant's dataset statistics and the run's metrics."""
     from datadiet.eval.pipeline import stats_version
     from datadiet.train.pipeline import resolve_tokenizer, tokens_version
@@ -347,9 +438,15 @@ def results_frame(store: Store, cfg: SweepConfig, nodes: list[Node], resolved: d
         variant = resolved[f"variant:{size:g}:{rate:g}"]
         if variant.ref not in stats_cache:
             tokens = tokens_version(store, variant, tok, tracker).manifest.stats["tokens"]
-            stats_cache[variant.ref] = stats_version(store, variant, tokens=int(tokens), tracker=tracker).manifest.stats
+            stats_cache[variant.ref] = stats_version(
+                store, variant, tokens=int(tokens), tracker=tracker
+            ).manifest.stats
         run = resolved[node.key]
-        stats = {f"stat_{k}": v for k, v in stats_cache[variant.ref].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        stats = {
+            f"stat_{k}": v
+            for k, v in stats_cache[variant.ref].items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool)
+        }
         metrics = run.manifest.stats["metrics"]
         rows.append(
             {
@@ -372,21 +469,32 @@ def machine_description() -> str:
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
-def _finish(store: Store, cfg: SweepConfig, nodes: list[Node], resolved: dict[str, Dataset], started: float, tracker: Tracker) -> Commit:
+def _finish(
+    store: Store, cfg: SweepConfig, nodes: list[Node], resolved: dict[str, Dataset], started: float, tracker: Tracker
+) -> Commit:
     from datadiet.eval.relate import relate
     from datadiet.eval.report import write_report
     from datadiet.train.pipeline import run_curve
 
+    t_stats = time.perf_counter()
     runs = results_frame(store, cfg, nodes, resolved, tracker)
+    stats_seconds = time.perf_counter() - t_stats
     run_nodes = [n for n in nodes if n.kind == "runs"]
-    params = cfg.to_dict() | {"name": None}
+    from datadiet.train.pipeline import NOT_IN_ID
+
+    # Speed-only settings (threads, device, ...) do not change the results, so not the sweep's id.
+    params = cfg.to_dict() | {"name": None, "overrides": [kv for kv in cfg.overrides if kv[0] not in NOT_IN_ID]}
     parents = [resolved[n.key].ref for n in run_nodes]
 
     def build(writer: PartWriter) -> dict[str, Any]:
         stat_cols = [c for c in runs.columns if c.startswith("stat_") and runs[c].n_unique() > 1]
         metric_cols = [m for m in METRICS if m in runs.columns]
         result = relate(runs, stats=stat_cols, metrics=metric_cols, seed=cfg.data_seed)
-        curves = {f"size {n.cell[0]:g} · dup {n.cell[1]:g} · seed {n.cell[2]}": run_curve(resolved[n.key]) for n in run_nodes if n.cell}
+        curves = {
+            f"size {n.cell[0]:g} · dup {n.cell[1]:g} · seed {n.cell[2]}": run_curve(resolved[n.key])
+            for n in run_nodes
+            if n.cell
+        }
         from datadiet.train.config import PRESETS
 
         steps = cfg.steps or PRESETS[cfg.preset].train.steps
@@ -401,15 +509,35 @@ def _finish(store: Store, cfg: SweepConfig, nodes: list[Node], resolved: dict[st
         }
         study = cfg.preset == "paper" and set(cfg.sizes) == set(STUDY_SIZES) and set(cfg.rates) == set(STUDY_RATES)
         with tracker.task("Writing report", total=None):
-            paths = write_report(writer.dir, result=result, runs=runs, curves=curves, title=f"datadiet sweep {cfg.name}", meta=meta, study_match=study)
+            paths = write_report(
+                writer.dir,
+                result=result,
+                runs=runs,
+                curves=curves,
+                title=f"datadiet sweep {cfg.name}",
+                meta=meta,
+                study_match=study,
+            )
         runs.write_parquet(writer.dir / "runs.parquet")
-        record = {"config": cfg.to_dict(), "nodes": [{"key": n.key, "ref": n.ref, "kind": n.kind} for n in nodes], "meta": meta}
+        record = {
+            "config": cfg.to_dict(),
+            "nodes": [
+                {"key": n.key, "ref": n.ref, "kind": n.kind, "state": n.state, "seconds": round(n.seconds, 3)}
+                for n in nodes
+            ],
+            "meta": meta,
+        }
         writer.write_file(SWEEP_FILE, json.dumps(record, indent=2, default=str).encode())
         return {
             "verdict": result.verdict,
             "runs": runs.height,
             "report": {k: Path(v).name for k, v in paths.items()},
-            "seconds": time.perf_counter() - started,
+            "seconds": {
+                "total": time.perf_counter() - started,
+                "data": sum(n.seconds for n in nodes if n.kind in ("datasets", "tokenizers")),
+                "training": sum(n.seconds for n in nodes if n.kind == "runs"),
+                "statistics": stats_seconds,
+            },
             "config": cfg.to_dict(),
         }
 
@@ -424,10 +552,25 @@ def prepare_demo(store: Store, stories: int, tracker: Tracker = NULL_TRACKER) ->
     """Generate (or find) the built-in corpus for the demo; returns (train ref, val ref)."""
     from datadiet.curate.corpus import CorpusConfig, write_corpus
 
-    train, val = write_corpus(store, CorpusConfig(stories=stories, val_stories=max(200, stories // 10), seed=0), "demo", tracker=tracker)
+    train, val = write_corpus(
+        store, CorpusConfig(stories=stories, val_stories=max(200, stories // 10), seed=0), "demo", tracker=tracker
+    )
     return train.dataset.ref, val.dataset.ref
 
 
-def demo_config(train_ref: str, val_ref: str, steps: int | None = None) -> SweepConfig:
+def demo_config(
+    train_ref: str, val_ref: str, steps: int | None = None, overrides: tuple[tuple[str, str], ...] = ()
+) -> SweepConfig:
     """The demo's miniature grid: tiny preset, a 2,048-token BPE, one seed."""
-    return SweepConfig(base=train_ref, val=val_ref, sizes=DEMO_SIZES, rates=DEMO_RATES, seeds=(0,), preset="tiny", steps=steps, vocab=2048, name="demo")
+    return SweepConfig(
+        base=train_ref,
+        val=val_ref,
+        sizes=DEMO_SIZES,
+        rates=DEMO_RATES,
+        seeds=(0,),
+        preset="tiny",
+        steps=steps,
+        vocab=2048,
+        overrides=overrides,
+        name="demo",
+    )

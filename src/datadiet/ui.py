@@ -127,7 +127,9 @@ class _ActivityTask:
 class SweepDisplay:
     """One live view of a sweep: the size × duplication grid filling in, the current step, and ETA."""
 
-    def __init__(self, console: Console, sizes: tuple[float, ...], rates: tuple[float, ...], seeds: tuple[int, ...]) -> None:
+    def __init__(
+        self, console: Console, sizes: tuple[float, ...], rates: tuple[float, ...], seeds: tuple[int, ...]
+    ) -> None:
         from rich.live import Live
 
         self.sizes, self.rates, self.seeds = sizes, rates, seeds
@@ -153,7 +155,7 @@ class SweepDisplay:
             if node.state == "running":
                 self.cells[node.cell] = "[yellow]training…[/]"
             elif node.result:
-                self.cells[node.cell] = f"[green]{node.result['loss']:.3f}[/]"
+                self.cells[node.cell] = f"[green]{node.result['val_loss']:.3f}[/]"
 
     def render(self) -> Any:
         from rich.console import Group
@@ -168,7 +170,7 @@ class SweepDisplay:
             for r in self.rates:
                 row.append(" / ".join(self.cells.get((s, r, seed), "[dim]·[/]") for seed in self.seeds))
             grid.add_row(f"{s:g}", *row)
-        lines = [grid]
+        lines: list[Any] = [grid]
         eta = f", about {self.eta / 60:.1f} min left" if self.eta is not None else ""
         lines.append(f"[bold]{self.done}/{self.total}[/] steps done{eta}")
         if self.current:

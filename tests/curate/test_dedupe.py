@@ -326,6 +326,24 @@ def test_unknown_ref_is_a_ref_error(tmp_path: Path) -> None:
         dedupe(store, "docs", MinhashConfig(), against="missing")
 
 
+def test_against_itself_is_refused(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    ref = make_dataset(store, "docs", ["a b c", "d e f"])
+    with pytest.raises(UsageError, match="is the version being deduplicated"):
+        dedupe(store, ref, MinhashConfig(), against="docs")
+
+
+def test_empty_and_all_identical_datasets_on_the_store(tmp_path: Path) -> None:
+    store = Store(tmp_path / "store")
+    empty = dedupe(store, make_dataset(store, "empty", []), MinhashConfig()).dataset
+    assert empty.rows == 0
+    assert empty.manifest.stats["docs_in"] == 0 and empty.manifest.stats["clusters"] == 0
+    same = dedupe(store, make_dataset(store, "same", ["The very same story."] * 1000), MinhashConfig(keep="longest"))
+    assert same.dataset.rows == 1
+    stats = same.dataset.manifest.stats
+    assert (stats["removed_exact"], stats["removed_near"], stats["largest_cluster"]) == (999, 0, 1000)
+
+
 def test_word_diff_segments() -> None:
     assert word_diff("a b c", "a x c d") == [
         ("equal", "a"),

@@ -87,18 +87,20 @@ def test_content_addressed_by_file_contents(tmp_path: Path) -> None:
         (b'{"text": "a"}\n{"text": broken\n', "a.jsonl", IngestConfig(), "line 2 is not valid JSON"),
         (b'{"text": "a"}\n{"other": "b"}\n', "a.jsonl", IngestConfig(), "line 2 has no field 'text'"),
         (b'{"text": 5}\n', "a.jsonl", IngestConfig(), "is int, expected a string"),
-        (b'[1, 2]\n', "a.jsonl", IngestConfig(), "expected an object"),
+        (b"[1, 2]\n", "a.jsonl", IngestConfig(), "expected an object"),
         (b'{"text": "a", "id": 1}\n{"text": "b", "id": 1}\n', "a.jsonl", IngestConfig(id_field="id"), "not unique"),
         (b"x" * 5000, "huge.txt", IngestConfig(max_doc_bytes=1000), "longer than 1000 bytes"),
         (b"hello", "a.csv", IngestConfig(), "unknown file type"),
     ],
 )
-def test_bad_input_is_refused_and_store_unchanged(tmp_path: Path, content: bytes, fname: str, cfg: IngestConfig, match: str) -> None:
+def test_bad_input_is_refused_and_store_unchanged(
+    tmp_path: Path, content: bytes, fname: str, cfg: IngestConfig, match: str
+) -> None:
     (tmp_path / fname).write_bytes(content)
     store = Store(tmp_path / "s")
     with pytest.raises(InputError, match=match):
         ingest(store, [tmp_path / fname], "d", cfg)
-    assert store.list() == []
+    assert store.all() == []
     assert not (tmp_path / "s" / ".tmp").exists() or list((tmp_path / "s" / ".tmp").iterdir()) == []
 
 

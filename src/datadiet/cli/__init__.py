@@ -7,10 +7,10 @@ they are imported in workflow order, which is also the order `curate --help` lis
 from __future__ import annotations
 
 from datadiet.cli import data as _data  # noqa: F401  (registers commands)
-from datadiet.cli import ops as _ops  # noqa: F401
 from datadiet.cli import maintain as _maintain  # noqa: F401
-from datadiet.cli import train as _train  # noqa: F401
+from datadiet.cli import ops as _ops  # noqa: F401
 from datadiet.cli import study as _study  # noqa: F401
+from datadiet.cli import train as _train  # noqa: F401
 from datadiet.cli.common import app
 
 __all__ = ["app"]

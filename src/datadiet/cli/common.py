@@ -24,7 +24,7 @@ try:  # newer typer vendors click; the exceptions must come from the copy typer 
 except ImportError:  # pragma: no cover - older typer on top of click
     from click import exceptions as click_exc  # type: ignore[no-redef]
 
-from datadiet.errors import DatadietError
+from datadiet.errors import DatadietError, UsageError
 from datadiet.progress import Tracker
 from datadiet.store import Store
 
@@ -53,7 +53,9 @@ class CurateGroup(TyperGroup):
         argv = list(args) if args is not None else sys.argv[1:]
         debug = "--debug" in argv
         try:
-            rv = super().main(args=argv, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra)
+            rv = super().main(
+                args=argv, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra
+            )
         except click_exc.NoArgsIsHelpError as exc:
             typer.echo(exc.ctx.get_help() if exc.ctx else "")
             sys.exit(2)
@@ -94,7 +96,9 @@ app = typer.Typer(
 
 StoreOpt = Annotated[
     Path | None,
-    typer.Option("--store", help="Store folder (default: $DATADIET_STORE, else ./datadiet-store).", show_default=False),
+    typer.Option(
+        "--store", help="Store folder (default: $DATADIET_STORE, else ./datadiet-store).", show_default=False
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout and nothing else.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars and no messages.")]
@@ -161,3 +165,14 @@ def report_commit(o: Out, commit: Any, summary: str = "") -> None:
         commit_payload(commit),
         lambda c: c.print(f"[bold]{state}[/] {ds.kind[:-1]} {ds.ref}  ({', '.join(p for p in (rows, summary) if p)})"),
     )
+
+
+def parse_overrides(items: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """`--set KEY=VALUE` items as pairs; the values are typed later against the config they override."""
+    pairs = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--set {item!r} is not KEY=VALUE; e.g. --set lr=3e-4")
+        pairs.append((key.strip(), value))
+    return tuple(pairs)

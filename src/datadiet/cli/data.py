@@ -30,14 +30,23 @@ def _age(created: str) -> str:
 
 @app.command()
 def ingest(
-    paths: Annotated[list[Path], typer.Argument(help="Files, folders or globs (.txt, .jsonl, .parquet; .gz/.zst allowed).", show_default=False)],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Files, folders or globs (.txt, .jsonl, .parquet; .gz/.zst allowed).", show_default=False),
+    ],
     name: Annotated[str, typer.Option("--name", "-n", help="Dataset name to write a new version of.")],
     fmt: Annotated[str, typer.Option("--format", help="auto (by extension), text, jsonl or parquet.")] = "auto",
     separator: Annotated[str, typer.Option("--separator", help="Line that separates documents in text files.")] = EOT,
     text_field: Annotated[str, typer.Option("--text-field", help="JSONL/Parquet field holding the text.")] = "text",
-    id_field: Annotated[str | None, typer.Option("--id-field", help="JSONL/Parquet field with the source's own ids (must be unique).")] = None,
-    errors: Annotated[str, typer.Option("--errors", help="strict: invalid UTF-8 is an error; replace: substitute U+FFFD.")] = "strict",
-    max_doc_bytes: Annotated[int, typer.Option("--max-doc-bytes", min=1, help="Largest document accepted, in bytes.")] = 16 * 1024 * 1024,
+    id_field: Annotated[
+        str | None, typer.Option("--id-field", help="JSONL/Parquet field with the source's own ids (must be unique).")
+    ] = None,
+    errors: Annotated[
+        str, typer.Option("--errors", help="strict: invalid UTF-8 is an error; replace: substitute U+FFFD.")
+    ] = "strict",
+    max_doc_bytes: Annotated[
+        int, typer.Option("--max-doc-bytes", min=1, help="Largest document accepted, in bytes.")
+    ] = 16 * 1024 * 1024,
     store: StoreOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -48,7 +57,14 @@ def ingest(
     from datadiet.curate.ingest import ingest as do_ingest
 
     o = out(store, json_, quiet)
-    cfg = IngestConfig(format=fmt, separator=separator, text_field=text_field, id_field=id_field, errors=errors, max_doc_bytes=max_doc_bytes)
+    cfg = IngestConfig(
+        format=fmt,
+        separator=separator,
+        text_field=text_field,
+        id_field=id_field,
+        errors=errors,
+        max_doc_bytes=max_doc_bytes,
+    )
     commit = do_ingest(o.store(), [str(p) for p in paths], name, cfg, tracker=o.tracker)
     dropped = commit.dataset.manifest.stats.get("dropped_empty", 0)
     report_commit(o, commit, f"{dropped} empty dropped")
@@ -57,9 +73,13 @@ def ingest(
 @app.command()
 def corpus(
     stories: Annotated[int, typer.Option("--stories", min=1, help="Training stories to generate.")] = 20_000,
-    val_stories: Annotated[int | None, typer.Option("--val-stories", min=1, help="Validation stories (default: max(200, stories/10)).")] = None,
+    val_stories: Annotated[
+        int | None, typer.Option("--val-stories", min=1, help="Validation stories (default: max(200, stories/10)).")
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same corpus.")] = 0,
-    near_dup_rate: Annotated[float, typer.Option("--near-dup-rate", help="Share of stories that are near copies of another, in [0, 1).")] = 0.03,
+    near_dup_rate: Annotated[
+        float, typer.Option("--near-dup-rate", help="Share of stories that are near copies of another, in [0, 1).")
+    ] = 0.03,
     name: Annotated[str, typer.Option("--name", "-n", help="Writes NAME-train and NAME-val.")] = "stories",
     store: StoreOpt = None,
     json_: JsonOpt = False,
@@ -81,7 +101,9 @@ def corpus(
 
 @app.command("ls")
 def ls_(
-    kind: Annotated[str, typer.Option("--kind", help="datasets, tokenizers, tokens, runs, stats, reports or sweeps.")] = "datasets",
+    kind: Annotated[
+        str, typer.Option("--kind", help="datasets, tokenizers, tokens, runs, stats, reports or sweeps.")
+    ] = "datasets",
     name: Annotated[str | None, typer.Argument(help="Only versions of this name.", show_default=False)] = None,
     store: StoreOpt = None,
     json_: JsonOpt = False,
@@ -96,8 +118,10 @@ def ls_(
         raise UsageError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
     o = out(store, json_, quiet)
     st = o.store()
-    items = st.versions(name, kind) if name else st.list(kind)
-    rows = [
+    items = st.versions(name, kind) if name else st.all(kind)
+    if name and not items:
+        st.resolve(name, kind)  # raises the RefError that names what the store does hold
+    rows: list[dict[str, Any]] = [
         {
             "ref": d.ref,
             "name": d.name,
@@ -128,7 +152,9 @@ def ls_(
 
 @app.command()
 def show(
-    ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION-PREFIX (any kind of artefact).", show_default=False)],
+    ref: Annotated[
+        str, typer.Argument(help="NAME or NAME@VERSION-PREFIX (any kind of artefact).", show_default=False)
+    ],
     store: StoreOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -187,7 +213,9 @@ def head(
 
 @app.command()
 def lineage(
-    ref: Annotated[str, typer.Argument(help="NAME or NAME@VERSION-PREFIX (any kind of artefact).", show_default=False)],
+    ref: Annotated[
+        str, typer.Argument(help="NAME or NAME@VERSION-PREFIX (any kind of artefact).", show_default=False)
+    ],
     store: StoreOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -224,7 +252,9 @@ def lineage(
 @app.command()
 def export(
     ref: Annotated[str, typer.Argument(help="Dataset NAME or NAME@VERSION-PREFIX.", show_default=False)],
-    path: Annotated[Path, typer.Argument(help="Output file: .parquet, .jsonl or .txt (TinyStories format).", show_default=False)],
+    path: Annotated[
+        Path, typer.Argument(help="Output file: .parquet, .jsonl or .txt (TinyStories format).", show_default=False)
+    ],
     store: StoreOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -236,4 +266,7 @@ def export(
     o = out(store, json_, quiet)
     ds = o.store().resolve(ref)
     rows = do_export(ds, path, tracker=o.tracker)
-    o.emit({"ref": ds.ref, "path": str(path), "rows": rows}, lambda c: c.print(f"exported {rows:,} rows of {ds.ref} to {path}"))
+    o.emit(
+        {"ref": ds.ref, "path": str(path), "rows": rows},
+        lambda c: c.print(f"exported {rows:,} rows of {ds.ref} to {path}"),
+    )

@@ -12,7 +12,9 @@ from datadiet.cli.common import DebugOpt, JsonOpt, QuietOpt, StoreOpt, app, out
 
 @app.command()
 def verify(
-    ref: Annotated[str | None, typer.Argument(help="One artefact to check (default: the whole store).", show_default=False)] = None,
+    ref: Annotated[
+        str | None, typer.Argument(help="One artefact to check (default: the whole store).", show_default=False)
+    ] = None,
     store: StoreOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -38,7 +40,12 @@ def verify(
 
 @app.command()
 def gc(
-    unreferenced: Annotated[bool, typer.Option("--unreferenced", help="Also delete versions nothing depends on that are not the newest of their name.")] = False,
+    unreferenced: Annotated[
+        bool,
+        typer.Option(
+            "--unreferenced", help="Also delete versions nothing depends on that are not the newest of their name."
+        ),
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deleting versions.")] = False,
     store: StoreOpt = None,
     json_: JsonOpt = False,

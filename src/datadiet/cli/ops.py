@@ -14,24 +14,58 @@ from datadiet.curate.dedupe import HELP_TEXT as DEDUPE_HELP
 from datadiet.curate.inject import DUPLICATE_HELP
 from datadiet.curate.subset import SUBSET_HELP
 
-NameOpt = Annotated[str | None, typer.Option("--name", "-n", help="Name of the new version (default: the input's name).", show_default=False)]
+NameOpt = Annotated[
+    str | None,
+    typer.Option("--name", "-n", help="Name of the new version (default: the input's name).", show_default=False),
+]
 
 
 @app.command(help=DEDUPE_HELP, short_help="Remove exact and MinHash-LSH near-duplicate documents.")
 def dedupe(
     ref: Annotated[str, typer.Argument(help="Dataset NAME[@VERSION].", show_default=False)],
-    method: Annotated[str, typer.Option("--method", help="exact (identical normalised text) or minhash (near duplicates too).")] = "minhash",
-    threshold: Annotated[float, typer.Option("--threshold", help="Jaccard similarity of shingle sets counted as duplicate, in (0, 1).")] = 0.8,
+    method: Annotated[
+        str, typer.Option("--method", help="exact (identical normalised text) or minhash (near duplicates too).")
+    ] = "minhash",
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="Jaccard similarity of shingle sets counted as duplicate, in (0, 1).")
+    ] = 0.8,
     num_perm: Annotated[int, typer.Option("--num-perm", help="MinHash permutations (signature length).")] = 128,
     ngram: Annotated[int, typer.Option("--ngram", help="Words (or characters) per shingle.")] = 5,
     shingle: Annotated[str, typer.Option("--shingle", help="word or char n-grams.")] = "word",
-    bands: Annotated[int | None, typer.Option("--bands", help="LSH bands (default: chosen for high recall at the threshold).", show_default=False)] = None,
-    rows: Annotated[int | None, typer.Option("--rows", help="Signature values per band (give with --bands).", show_default=False)] = None,
-    keep: Annotated[str, typer.Option("--keep", help="Keeper of each cluster: first (lowest position), longest, or random (seeded).")] = "first",
-    verify: Annotated[bool, typer.Option("--verify", help="Check candidates against the exact Jaccard (no false positives).")] = False,
-    against: Annotated[str | None, typer.Option("--against", help="Remove documents that near-duplicate this other dataset (decontamination); it is not changed.", show_default=False)] = None,
+    bands: Annotated[
+        int | None,
+        typer.Option(
+            "--bands", help="LSH bands (default: chosen for high recall at the threshold).", show_default=False
+        ),
+    ] = None,
+    rows: Annotated[
+        int | None, typer.Option("--rows", help="Signature values per band (give with --bands).", show_default=False)
+    ] = None,
+    keep: Annotated[
+        str,
+        typer.Option("--keep", help="Keeper of each cluster: first (lowest position), longest, or random (seeded)."),
+    ] = "first",
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Check candidates against the exact Jaccard (no false positives).")
+    ] = False,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            help="Remove documents that near-duplicate this other dataset (decontamination); it is not changed.",
+            show_default=False,
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the permutations and of --keep random.")] = 1,
-    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Signing processes (default: all cores); does not change the result.", show_default=False)] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            help="Signing processes (default: all cores); does not change the result.",
+            show_default=False,
+        ),
+    ] = None,
     name: NameOpt = None,
     store: StoreOpt = None,
     json_: JsonOpt = False,
@@ -42,17 +76,39 @@ def dedupe(
     from datadiet.curate.minhash import MinhashConfig
 
     o = out(store, json_, quiet)
-    cfg = MinhashConfig(method=method, threshold=threshold, num_perm=num_perm, ngram=ngram, shingle=shingle, bands=bands, rows=rows, keep=keep, verify=verify, seed=seed)
+    cfg = MinhashConfig(
+        method=method,
+        threshold=threshold,
+        num_perm=num_perm,
+        ngram=ngram,
+        shingle=shingle,
+        bands=bands,
+        rows=rows,
+        keep=keep,
+        verify=verify,
+        seed=seed,
+    )
     commit = do_dedupe(o.store(), ref, cfg, name=name, against=against, workers=workers, tracker=o.tracker)
     s = commit.dataset.manifest.stats
-    report_commit(o, commit, f"{s['docs_in']:,} in, removed {s['removed_exact']:,} exact + {s['removed_near']:,} near, {s['clusters']:,} clusters")
+    report_commit(
+        o,
+        commit,
+        f"{s['docs_in']:,} in, removed {s['removed_exact']:,} exact + {s['removed_near']:,} near, {s['clusters']:,} clusters",
+    )
 
 
 @app.command()
 def clusters(
     ref: Annotated[str, typer.Argument(help="A version made by `curate dedupe`.", show_default=False)],
     top: Annotated[int, typer.Option("--top", min=0, help="Show the N largest clusters.")] = 10,
-    id_: Annotated[str | None, typer.Option("--id", help="Show this document's cluster and the kept document it matched, words that differ highlighted.", show_default=False)] = None,
+    id_: Annotated[
+        str | None,
+        typer.Option(
+            "--id",
+            help="Show this document's cluster and the kept document it matched, words that differ highlighted.",
+            show_default=False,
+        ),
+    ] = None,
     store: StoreOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -115,14 +171,20 @@ def duplicate(
     commit = do_duplicate(o.store(), ref, cfg, name=name, tracker=o.tracker)
     s = commit.dataset.manifest.stats
     report_commit(
-        o, commit, f"{s['copies_injected']:,} copies of {s['pool_size']:,} pool docs, {s['unique_documents']:,} unique docs, copy share {s['copy_share']:.3f}"
+        o,
+        commit,
+        f"{s['copies_injected']:,} copies of {s['pool_size']:,} pool docs, {s['unique_documents']:,} unique docs, copy share {s['copy_share']:.3f}",
     )
 
 
-@app.command(help="A random subset; subsets of one dataset with one seed are nested (25% inside 50%), so size is not confounded with which stories were drawn.")
+@app.command(
+    help="A random subset; subsets of one dataset with one seed are nested (25% inside 50%), so size is not confounded with which stories were drawn."
+)
 def subset(
     ref: Annotated[str, typer.Argument(help="Dataset NAME[@VERSION].", show_default=False)],
-    fraction: Annotated[float | None, typer.Option("--fraction", help=SUBSET_HELP["fraction"], show_default=False)] = None,
+    fraction: Annotated[
+        float | None, typer.Option("--fraction", help=SUBSET_HELP["fraction"], show_default=False)
+    ] = None,
     docs: Annotated[int | None, typer.Option("--docs", help=SUBSET_HELP["docs"], show_default=False)] = None,
     tokens: Annotated[int | None, typer.Option("--tokens", help=SUBSET_HELP["tokens"], show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help=SUBSET_HELP["seed"])] = 0,

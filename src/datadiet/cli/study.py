@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from datadiet.cli.common import DebugOpt, JsonOpt, Out, QuietOpt, StoreOpt, app, out
+from datadiet.cli.common import DebugOpt, JsonOpt, Out, QuietOpt, StoreOpt, app, out, parse_overrides
 from datadiet.errors import UsageError
 
 
@@ -37,7 +37,14 @@ def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
 @app.command()
 def stats(
     ref: Annotated[str, typer.Argument(help="Dataset NAME[@VERSION].", show_default=False)],
-    tokenizer: Annotated[str | None, typer.Option("--tokenizer", help="Also count tokens with this tokenizer (store ref or tokenizer.json).", show_default=False)] = None,
+    tokenizer: Annotated[
+        str | None,
+        typer.Option(
+            "--tokenizer",
+            help="Also count tokens with this tokenizer (store ref or tokenizer.json).",
+            show_default=False,
+        ),
+    ] = None,
     store: StoreOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -75,8 +82,18 @@ def stats(
 @app.command("eval")
 def eval_(
     run: Annotated[str, typer.Argument(help="Run NAME[@VERSION] (see `curate runs`).", show_default=False)],
-    val: Annotated[str | None, typer.Option("--val", help="Validation dataset (default: the run's own).", show_default=False)] = None,
-    max_tokens: Annotated[int | None, typer.Option("--max-tokens", min=1, help="Evaluate at most this many tokens (deterministic, evenly spaced windows).", show_default=False)] = None,
+    val: Annotated[
+        str | None, typer.Option("--val", help="Validation dataset (default: the run's own).", show_default=False)
+    ] = None,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--max-tokens",
+            min=1,
+            help="Evaluate at most this many tokens (deterministic, evenly spaced windows).",
+            show_default=False,
+        ),
+    ] = None,
     store: StoreOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -137,7 +154,10 @@ def _run_sweep(o: Out, cfg: Any, dest: Path | None, dry_run: bool) -> None:
     if dry_run:
         nodes, _ = plan(st, cfg)
         eta = estimate_seconds(st, cfg, nodes)
-        payload = {"nodes": [{"key": n.key, "label": n.label, "state": n.state, "ref": n.ref} for n in nodes], "estimated_seconds": eta}
+        payload = {
+            "nodes": [{"key": n.key, "label": n.label, "state": n.state, "ref": n.ref} for n in nodes],
+            "estimated_seconds": eta,
+        }
 
         def render(c: Console) -> None:
             t = Table(title=f"sweep {cfg.name}: {sum(n.state == 'done' for n in nodes)} of {len(nodes)} steps done")
@@ -147,7 +167,9 @@ def _run_sweep(o: Out, cfg: Any, dest: Path | None, dry_run: bool) -> None:
                 color = {"done": "green", "todo": "yellow"}.get(n.state, "dim")
                 t.add_row(n.label, f"[{color}]{n.state}[/]", n.ref or "")
             c.print(t)
-            c.print(f"estimated time left: {eta / 60:.1f} min (from measured throughput of earlier runs where the store has them)")
+            c.print(
+                f"estimated time left: {eta / 60:.1f} min (from measured throughput of earlier runs where the store has them)"
+            )
 
         o.emit(payload, render)
         return
@@ -158,29 +180,115 @@ def _run_sweep(o: Out, cfg: Any, dest: Path | None, dry_run: bool) -> None:
     ds = commit.dataset
     report = _export_report(ds, dest)
     runs = pl.read_parquet(ds.path / "runs.parquet")
-    payload = {"ref": ds.ref, "up_to_date": commit.up_to_date, "report": str(report), "verdict": ds.manifest.stats["verdict"], "runs": runs.to_dicts()}
+    payload = {
+        "ref": ds.ref,
+        "up_to_date": commit.up_to_date,
+        "report": str(report),
+        "verdict": ds.manifest.stats["verdict"],
+        "runs": runs.to_dicts(),
+    }
     o.emit(payload, lambda c: _render_summary(c, runs, ds.manifest.stats["verdict"], report))
 
 
 @app.command()
 def sweep(
-    base: Annotated[str | None, typer.Option("--base", help="Training corpus to vary (dataset ref).", show_default=False)] = None,
-    val: Annotated[str | None, typer.Option("--val", help="Fixed validation set (dataset ref); the base is decontaminated against it.", show_default=False)] = None,
-    sizes: Annotated[str | None, typer.Option("--sizes", help="Size fractions, nested subsets of the base. [default: 0.25,0.5,1]", show_default=False)] = None,
-    rates: Annotated[str | None, typer.Option("--rates", help="Duplication rates (share of slots overwritten by copies). [default: 0,0.25,0.5,0.75,1]", show_default=False)] = None,
-    seeds: Annotated[str | None, typer.Option("--seeds", help="Training seeds per cell. [default: 0]", show_default=False)] = None,
-    pool: Annotated[int | None, typer.Option("--pool", min=1, help="Copies are drawn from P distinct documents (default 1: the study's one story).", show_default=False)] = None,
-    copies: Annotated[int | None, typer.Option("--copies", min=1, help="Choose the pool so each pool document appears about K times.", show_default=False)] = None,
-    near: Annotated[float | None, typer.Option("--near", help="Each copy has this share of its words changed, in [0, 1).", show_default=False)] = None,
-    dedupe: Annotated[bool | None, typer.Option("--dedupe/--no-dedupe", help="MinHash-deduplicate the base first.", show_default=False)] = None,
-    preset: Annotated[str | None, typer.Option("--preset", help="Model and schedule (paper, tiny, small, base). [default: paper]", show_default=False)] = None,
-    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Training steps per run (default: the preset's).", show_default=False)] = None,
-    vocab: Annotated[int | None, typer.Option("--vocab", help="BPE vocabulary trained on the base. [default: 8192]", show_default=False)] = None,
-    tokenizer: Annotated[str | None, typer.Option("--tokenizer", help="Use this tokenizer (store ref or tokenizer.json) instead of training one.", show_default=False)] = None,
-    name: Annotated[str | None, typer.Option("--name", "-n", help="Sweep name, also the prefix of its artefacts. [default: sweep]", show_default=False)] = None,
-    config: Annotated[Path | None, typer.Option("--config", help="TOML file holding the sweep (options given here override it).", show_default=False)] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Also copy the report into this folder.", show_default=False)] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the DAG, what is done, and the time left; change nothing.")] = False,
+    base: Annotated[
+        str | None, typer.Option("--base", help="Training corpus to vary (dataset ref).", show_default=False)
+    ] = None,
+    val: Annotated[
+        str | None,
+        typer.Option(
+            "--val",
+            help="Fixed validation set (dataset ref); the base is decontaminated against it.",
+            show_default=False,
+        ),
+    ] = None,
+    sizes: Annotated[
+        str | None,
+        typer.Option(
+            "--sizes", help="Size fractions, nested subsets of the base. [default: 0.25,0.5,1]", show_default=False
+        ),
+    ] = None,
+    rates: Annotated[
+        str | None,
+        typer.Option(
+            "--rates",
+            help="Duplication rates (share of slots overwritten by copies). [default: 0,0.25,0.5,0.75,1]",
+            show_default=False,
+        ),
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option("--seeds", help="Training seeds per cell. [default: 0]", show_default=False)
+    ] = None,
+    pool: Annotated[
+        int | None,
+        typer.Option(
+            "--pool",
+            min=1,
+            help="Copies are drawn from P distinct documents (default 1: the study's one story).",
+            show_default=False,
+        ),
+    ] = None,
+    copies: Annotated[
+        int | None,
+        typer.Option(
+            "--copies", min=1, help="Choose the pool so each pool document appears about K times.", show_default=False
+        ),
+    ] = None,
+    near: Annotated[
+        float | None,
+        typer.Option("--near", help="Each copy has this share of its words changed, in [0, 1).", show_default=False),
+    ] = None,
+    dedupe: Annotated[
+        bool | None,
+        typer.Option("--dedupe/--no-dedupe", help="MinHash-deduplicate the base first.", show_default=False),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset", help="Model and schedule (paper, tiny, small, base). [default: paper]", show_default=False
+        ),
+    ] = None,
+    steps: Annotated[
+        int | None,
+        typer.Option("--steps", min=1, help="Training steps per run (default: the preset's).", show_default=False),
+    ] = None,
+    vocab: Annotated[
+        int | None,
+        typer.Option("--vocab", help="BPE vocabulary trained on the base. [default: 8192]", show_default=False),
+    ] = None,
+    tokenizer: Annotated[
+        str | None,
+        typer.Option(
+            "--tokenizer",
+            help="Use this tokenizer (store ref or tokenizer.json) instead of training one.",
+            show_default=False,
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", "-n", help="Sweep name, also the prefix of its artefacts. [default: sweep]", show_default=False
+        ),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="Override a training setting for every run, KEY=VALUE (repeatable).", show_default=False
+        ),
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", help="TOML file holding the sweep (options given here override it).", show_default=False
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Also copy the report into this folder.", show_default=False)
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the DAG, what is done, and the time left; change nothing.")
+    ] = False,
     store: StoreOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -205,6 +313,7 @@ def sweep(
         "vocab": vocab,
         "tokenizer": tokenizer,
         "name": name,
+        "overrides": parse_overrides(set_) if set_ else None,
     }
     if config is not None:
         cfg = SweepConfig.from_toml(config, given)
@@ -217,9 +326,22 @@ def sweep(
 
 @app.command()
 def demo(
-    stories: Annotated[int, typer.Option("--stories", min=100, help="Training stories of the built-in corpus.")] = 8000,
-    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Training steps per run (default: the tiny preset's).", show_default=False)] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Also copy the report into this folder.", show_default=False)] = None,
+    stories: Annotated[
+        int, typer.Option("--stories", min=100, help="Training stories of the built-in corpus.")
+    ] = 8000,
+    steps: Annotated[
+        int | None,
+        typer.Option(
+            "--steps", min=1, help="Training steps per run (default: the tiny preset's).", show_default=False
+        ),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a training setting, KEY=VALUE (repeatable).", show_default=False),
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Also copy the report into this folder.", show_default=False)
+    ] = None,
     store: StoreOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -231,13 +353,20 @@ def demo(
     o = out(store, json_, quiet)
     train_ref, val_ref = prepare_demo(o.store(), stories, tracker=o.tracker)
     o.info(f"built-in corpus: {train_ref} (train), {val_ref} (validation)")
-    _run_sweep(o, demo_config(train_ref, val_ref, steps), out_dir, dry_run=False)
+    _run_sweep(o, demo_config(train_ref, val_ref, steps, parse_overrides(set_ or [])), out_dir, dry_run=False)
 
 
 @app.command()
 def report(
-    sweep_ref: Annotated[str, typer.Option("--sweep", help="Sweep NAME[@VERSION] whose report to show or copy.", show_default=False)],
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Copy the report (report.md, report.html, PNGs) into this folder.", show_default=False)] = None,
+    sweep_ref: Annotated[
+        str, typer.Option("--sweep", help="Sweep NAME[@VERSION] whose report to show or copy.", show_default=False)
+    ],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Copy the report (report.md, report.html, PNGs) into this folder.", show_default=False
+        ),
+    ] = None,
     store: StoreOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -252,4 +381,3 @@ def report(
     runs = pl.read_parquet(ds.path / "runs.parquet")
     payload = {"ref": ds.ref, "report": str(path), "verdict": ds.manifest.stats["verdict"], "runs": runs.to_dicts()}
     o.emit(payload, lambda c: _render_summary(c, runs, ds.manifest.stats["verdict"], path))
-

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from datadiet.cli.common import DebugOpt, JsonOpt, QuietOpt, StoreOpt, app, out, report_commit
+from datadiet.cli.common import DebugOpt, JsonOpt, QuietOpt, StoreOpt, app, out, parse_overrides, report_commit
 
 tokenizer_app = typer.Typer(help="Train or inspect the BPE tokenizer shared by every variant.", no_args_is_help=True)
 app.add_typer(tokenizer_app, name="tokenizer")
@@ -18,7 +18,9 @@ PRESET_HELP = "Model and schedule: paper (the study's 4x4x128 nanoGPT, 1000 step
 
 @tokenizer_app.command("train")
 def tokenizer_train(
-    ref: Annotated[str, typer.Argument(help="Dataset to learn the BPE merges from (the base corpus).", show_default=False)],
+    ref: Annotated[
+        str, typer.Argument(help="Dataset to learn the BPE merges from (the base corpus).", show_default=False)
+    ],
     vocab: Annotated[int, typer.Option("--vocab", help="Vocabulary size, <|endoftext|> included.")] = 8192,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Tokenizer name (default: the dataset's).")] = None,
     store: StoreOpt = None,
@@ -37,13 +39,31 @@ def tokenizer_train(
 @app.command()
 def train(
     ref: Annotated[str, typer.Argument(help="Training dataset NAME[@VERSION].", show_default=False)],
-    val: Annotated[str, typer.Option("--val", help="Validation dataset, the same for every run you compare.", show_default=False)],
-    tokenizer: Annotated[str | None, typer.Option("--tokenizer", help="Store tokenizer NAME[@VERSION] or a Hugging Face tokenizer.json path (default: the newest tokenizer named like the dataset).", show_default=False)] = None,
+    val: Annotated[
+        str, typer.Option("--val", help="Validation dataset, the same for every run you compare.", show_default=False)
+    ],
+    tokenizer: Annotated[
+        str | None,
+        typer.Option(
+            "--tokenizer",
+            help="Store tokenizer NAME[@VERSION] or a Hugging Face tokenizer.json path (default: the newest tokenizer named like the dataset).",
+            show_default=False,
+        ),
+    ] = None,
     preset: Annotated[str, typer.Option("--preset", help=PRESET_HELP)] = "tiny",
-    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Optimizer steps (default: the preset's).", show_default=False)] = None,
+    steps: Annotated[
+        int | None, typer.Option("--steps", min=1, help="Optimizer steps (default: the preset's).", show_default=False)
+    ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seeds the weights and the batch order.")] = 0,
-    set_: Annotated[list[str] | None, typer.Option("--set", help="Override a setting, KEY=VALUE (repeatable), e.g. --set lr=3e-4.", show_default=False)] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set", help="Override a setting, KEY=VALUE (repeatable), e.g. --set lr=3e-4.", show_default=False
+        ),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")
+    ] = False,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Run name (default: the dataset's).")] = None,
     store: StoreOpt = None,
     json_: JsonOpt = False,
@@ -51,16 +71,10 @@ def train(
     debug: DebugOpt = False,
 ) -> None:
     """Train a GPT on a dataset version; the run is stored with its config, curves and final metrics."""
-    from datadiet.errors import UsageError
     from datadiet.train.pipeline import RunSpec, train_run
 
     o = out(store, json_, quiet)
-    overrides = []
-    for item in set_ or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--set {item!r} is not KEY=VALUE; e.g. --set lr=3e-4")
-        overrides.append((key.strip(), value))
+    overrides = parse_overrides(set_ or [])
     st = o.store()
     spec = RunSpec(
         train_ref=ref,
@@ -74,7 +88,7 @@ def train(
     )
     commit = train_run(st, spec, resume=resume, tracker=o.tracker)
     m = commit.dataset.manifest.stats["metrics"]
-    report_commit(o, commit, f"val loss {m['loss']:.4f}, ppl {m['perplexity']:.2f}, acc {m['accuracy']:.3f}")
+    report_commit(o, commit, f"val loss {m['val_loss']:.4f}, ppl {m['perplexity']:.2f}, acc {m['accuracy']:.3f}")
 
 
 @app.command()
@@ -86,7 +100,7 @@ def runs(
 ) -> None:
     """List training runs with their data and final metrics."""
     o = out(store, json_, quiet)
-    items = o.store().list("runs")
+    items = o.store().all("runs")
     rows = []
     for d in items:
         s = d.manifest.stats
@@ -109,7 +123,17 @@ def runs(
             t.add_column(col)
         for r in rows:
             m = r["metrics"]
-            t.add_row(r["ref"], r["train"], str(r["preset"]), str(r["seed"]), str(r["steps"]), f"{m['loss']:.4f}", f"{m['perplexity']:.2f}", f"{m['accuracy']:.3f}", f"{r['tokens_per_s']:,.0f}")
+            t.add_row(
+                r["ref"],
+                r["train"],
+                str(r["preset"]),
+                str(r["seed"]),
+                str(r["steps"]),
+                f"{m['val_loss']:.4f}",
+                f"{m['perplexity']:.2f}",
+                f"{m['accuracy']:.3f}",
+                f"{r['tokens_per_s']:,.0f}",
+            )
         c.print(t if rows else "no runs yet")
 
     o.emit(rows, render)

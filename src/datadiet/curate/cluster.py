@@ -187,7 +187,8 @@ def choose_keepers(labels: I64, policy: str, lengths: I64 | None = None, seed: i
     """
     n = labels.size
     if policy == "first" or n == 0:
-        return labels.copy()
+        same: I64 = labels.copy()
+        return same
     positions = np.arange(n, dtype=np.int64)
     if policy == "longest":
         if lengths is None:

@@ -950,5 +950,9 @@ def write_corpus(
             pairs = near_duplicate_pairs(count, cfg.seed, cfg.near_dup_rate, split=split)
             return {"stories": len(texts), "near_duplicates": len(pairs), "generator_version": GENERATOR_VERSION}
 
-        commits.append(store.commit(f"{name}-{split}", operation="corpus", params=params, parents=["builtin:stories"], build=build))
+        commits.append(
+            store.commit(
+                f"{name}-{split}", operation="corpus", params=params, parents=["builtin:stories"], build=build
+            )
+        )
     return commits[0], commits[1]

@@ -642,6 +642,8 @@ def dedupe(
     """
     source = store.resolve(ref)
     other = store.resolve(against) if against is not None else None
+    if other is not None and other.ref == source.ref:
+        raise UsageError(f"--against {against} is the version being deduplicated; name a different version")
     params = cfg.params()
     params["against"] = other.ref if other is not None else None
     parents = [source.ref] + ([other.ref] if other is not None else [])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from datadiet.errors import UsageError
+from datadiet.errors import DatadietError, UsageError
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.schema import EOT, TEXT
 from datadiet.store import Dataset
@@ -29,10 +29,10 @@ def export(dataset: Dataset, path: Path, tracker: Tracker = NULL_TRACKER) -> int
         raise UsageError(f"cannot export to {path.name!r}: use a file ending in {', '.join(EXPORT_FORMATS)}")
     if path.is_dir():
         raise UsageError(f"{path} is a folder; give a file path such as {path / 'data.jsonl'}")
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     rows = 0
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         if suffix == ".parquet":
             dataset.scan().sink_parquet(tmp, compression="zstd")
             rows = dataset.rows
@@ -47,8 +47,11 @@ def export(dataset: Dataset, path: Path, tracker: Tracker = NULL_TRACKER) -> int
                     rows += frame.height
                     task.advance(frame.height)
         os.replace(tmp, path)
+    except OSError as exc:
+        # e.g. a file where a folder should be, or a full disk: one line naming PATH, not errno soup.
+        raise DatadietError(f"cannot write {path}: {exc.strerror or exc}; choose another path or free space") from exc
     finally:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # not only "missing": its folder may be a file
             tmp.unlink()
     return rows
 

@@ -16,10 +16,11 @@ import glob
 import gzip
 import io
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import polars as pl
 
@@ -29,10 +30,18 @@ from datadiet.schema import EOT, ID, TEXT
 from datadiet.store import Commit, PartWriter, Store, check_name, file_sha256
 
 FORMATS = ("auto", "text", "jsonl", "parquet")
-_EXT_FORMAT = {".txt": "text", ".text": "text", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".parquet": "parquet"}
+_EXT_FORMAT = {
+    ".txt": "text",
+    ".text": "text",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+    ".parquet": "parquet",
+}
 _COMPRESSION = (".gz", ".zst")
 # Text is flushed to a Parquet part every 64 MiB so ingesting 1 GB needs well under 2 GB of RAM.
 BATCH_BYTES = 64 * 1024 * 1024
+_SURROGATE = re.compile("[\ud800-\udfff]")
 DEFAULT_MAX_DOC_BYTES = 16 * 1024 * 1024
 
 
@@ -108,23 +117,72 @@ def detect_format(path: Path, forced: str) -> str:
     return _EXT_FORMAT[ext]
 
 
+class _ZstdReader(io.RawIOBase):
+    """A .zst file decompressed frame by frame; raises EOFError if the last frame is cut short.
+
+    zstandard's own `stream_reader` ends quietly in the middle of a truncated frame, which would
+    ingest a prefix of the corpus without a word, and raises `ZstdError` (not an OSError) on garbage.
+    """
+
+    # Input is fed 16 KiB at a time: zstd expands at most ~32,000x (RLE blocks), so one step
+    # stays below ~512 MiB even on adversarial input, and near 64 KiB on text.
+    CHUNK = 16 * 1024
+
+    def __init__(self, path: Path) -> None:
+        import zstandard
+
+        self._zstd = zstandard
+        self._dctx = zstandard.ZstdDecompressor()
+        self._obj = self._dctx.decompressobj()
+        self._src = open(path, "rb")  # noqa: SIM115
+        self._in_frame = False
+        self._out = b""
+        self._pos = 0  # next unread byte of _out
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        while self._pos >= len(self._out):
+            data = self._src.read(self.CHUNK)
+            if not data:
+                if self._in_frame:
+                    raise EOFError("the zstd stream ends in the middle of a frame (truncated file)")
+                return 0
+            self._out, self._pos = b"", 0
+            try:
+                while data:
+                    if self._obj.eof:
+                        self._obj = self._dctx.decompressobj()
+                    self._out += self._obj.decompress(data)
+                    self._in_frame = not self._obj.eof
+                    data = self._obj.unused_data if self._obj.eof else b""
+            except self._zstd.ZstdError as exc:
+                raise OSError(f"not valid zstd data ({exc})") from exc
+        n = min(len(buf), len(self._out) - self._pos)
+        buf[:n] = self._out[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        self._src.close()
+        super().close()
+
+
 def _open_binary(path: Path) -> IO[bytes]:
     _, comp = _base_suffix(path)
     if comp == ".gz":
-        return gzip.open(path, "rb")
+        return cast(IO[bytes], gzip.open(path, "rb"))
     if comp == ".zst":
-        import zstandard
-
-        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), closefd=True)  # noqa: SIM115
-    return open(path, "rb")  # noqa: SIM115
+        return io.BufferedReader(_ZstdReader(path))
+    return open(path, "rb")
 
 
 def _lines(path: Path, cfg: IngestConfig) -> Iterator[tuple[int, str]]:
     """Yield (line number, decoded line) reading bounded chunks, checking UTF-8 and binary content."""
     offset = 0
     with _open_binary(path) as raw:
-        # zstd's reader has no readline(limit); buffering gives it one without reading ahead unboundedly.
-        stream = raw if hasattr(raw, "peek") else io.BufferedReader(raw)  # type: ignore[arg-type]
+        stream = raw
         lineno = 0
         while True:
             try:
@@ -202,6 +260,17 @@ def _read_jsonl(path: Path, cfg: IngestConfig, dropped: list[int]) -> Iterator[t
         text = _field(record, cfg.text_field, path, where, required=True)
         if not isinstance(text, str):
             raise InputError(f"{path}: {where} field {cfg.text_field!r} is {type(text).__name__}, expected a string")
+        if not text.isascii():
+            # JSON may escape a lone surrogate (\ud800), which is valid JSON but not encodable UTF-8.
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                if cfg.errors == "strict":
+                    raise InputError(
+                        f"{path}: {where} field {cfg.text_field!r} holds an unpaired surrogate escape at character "
+                        f"{exc.start}, not valid Unicode; fix the file or pass --errors replace"
+                    ) from exc
+                text = _SURROGATE.sub("\ufffd", text)
         doc_id = None
         if cfg.id_field:
             raw_id = _field(record, cfg.id_field, path, where, required=True)
@@ -227,7 +296,10 @@ def _read_parquet(path: Path, cfg: IngestConfig, dropped: list[int]) -> Iterator
     wanted = [cfg.text_field] + ([cfg.id_field] if cfg.id_field else [])
     for col in wanted:
         if col not in names:
-            raise InputError(f"{path}: Parquet file has no column {col!r} (columns: {', '.join(names)}); use --text-field/--id-field")
+            raise InputError(
+                f"{path}: Parquet file has no column {col!r} (columns: {', '.join(names)}); "
+                "use --text-field/--id-field"
+            )
     ttype = pf.schema_arrow.field(cfg.text_field).type
     if not (pa.types.is_string(ttype) or pa.types.is_large_string(ttype)):
         raise InputError(f"{path}: column {cfg.text_field!r} has type {ttype}, expected a string column")
@@ -276,7 +348,9 @@ def ingest(
             hashes.append(file_sha256(f))
             task.advance(f.stat().st_size)
     params = {k: v for k, v in asdict(cfg).items() if k != "max_doc_bytes"}
-    params["sources"] = [{"path": str(f), "sha256": h, "format": fmt} for f, h, fmt in zip(files, hashes, formats, strict=True)]
+    params["sources"] = [
+        {"path": str(f), "sha256": h, "format": fmt} for f, h, fmt in zip(files, hashes, formats, strict=True)
+    ]
     parents = [f"file:sha256:{h}" for h in hashes]
     prefixes = _doc_prefixes(files, hashes)
 
@@ -305,15 +379,31 @@ def ingest(
                     if batch_bytes >= BATCH_BYTES:
                         flush()
                 task.advance(f.stat().st_size)
-                per_file.append({"path": str(f), "documents": total_docs - before_docs, "dropped_empty": dropped[0] - before_dropped})
+                per_file.append(
+                    {
+                        "path": str(f),
+                        "documents": total_docs - before_docs,
+                        "dropped_empty": dropped[0] - before_dropped,
+                    }
+                )
             flush()
         if total_docs == 0:
-            raise InputError(f"no documents found in {', '.join(str(f) for f in files)}; is the file empty or the separator wrong?")
+            raise InputError(
+                f"no documents found in {', '.join(str(f) for f in files)}; is the file empty or the separator wrong?"
+            )
         if cfg.id_field:
             # Uniqueness is checked over the written parts, so it costs one column scan, not a set in RAM.
-            dup = pl.scan_parquet(str(writer.dir / "part-*.parquet")).select(pl.len() - pl.col(ID).n_unique()).collect().item()
+            dup = (
+                pl.scan_parquet(str(writer.dir / "part-*.parquet"))
+                .select(pl.len() - pl.col(ID).n_unique())
+                .collect()
+                .item()
+            )
             if dup:
-                raise InputError(f"--id-field {cfg.id_field!r} is not unique ({dup} repeated ids); drop --id-field to use generated ids")
+                raise InputError(
+                    f"--id-field {cfg.id_field!r} is not unique ({dup} repeated ids); "
+                    "drop --id-field to use generated ids"
+                )
         return {"documents": total_docs, "dropped_empty": dropped[0], "files": per_file}
 
     return store.commit(name, operation="ingest", params=params, parents=parents, build=build)

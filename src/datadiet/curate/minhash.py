@@ -220,7 +220,8 @@ def fmix32(h: U32) -> U32:
 
 def hash32(hashes64: U64) -> U32:
     """The 32-bit shingle hashes MinHash permutes: the top half of the 64-bit ones."""
-    return (hashes64 >> np.uint64(32)).astype(np.uint32)
+    out: U32 = (hashes64 >> np.uint64(32)).astype(np.uint32)
+    return out
 
 
 def signatures(hashes64: U64, offsets: I64, perms: tuple[U32, U32], window: int = WINDOW) -> U32:

@@ -69,6 +69,8 @@ def eval_version(
                 bytes_per_token=float(val_tokens_ds.manifest.stats["bytes_per_token"]),
             )
         writer.write_file(EVAL_FILE, json.dumps(metrics, indent=2).encode())
-        return {"metrics": metrics, "val": val.ref, "val_tokens": int(len(val_tokens))}
+        return {"metrics": metrics, "val": val.ref, "val_tokens": len(val_tokens)}
 
-    return store.commit(run.name, operation="eval", params=params, parents=[run.ref, val.ref], build=build, kind="evals")
+    return store.commit(
+        run.name, operation="eval", params=params, parents=[run.ref, val.ref], build=build, kind="evals"
+    )

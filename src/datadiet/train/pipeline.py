@@ -67,7 +67,14 @@ def tokenizer_version(
         writer.write_file(TOKENIZER_FILE, tok.to_str().encode("utf-8"))
         return {"vocab_size": tok.get_vocab_size(), "trained_on_rows": ds.rows}
 
-    return store.commit(name or ds.name, operation="tokenizer", params={"vocab": vocab}, parents=[ds.ref], build=build, kind="tokenizers")
+    return store.commit(
+        name or ds.name,
+        operation="tokenizer",
+        params={"vocab": vocab},
+        parents=[ds.ref],
+        build=build,
+        kind="tokenizers",
+    )
 
 
 def resolve_tokenizer(store: Store, spec: str) -> TokenizerRef:
@@ -103,7 +110,9 @@ def tokens_version(store: Store, ds: Dataset, tok: TokenizerRef, tracker: Tracke
         return {**stats, "text_bytes": text_bytes, "bytes_per_token": text_bytes / max(1, stats["tokens"])}
 
     params = {"tokenizer": tok.key}
-    return store.commit(ds.name, operation="tokenize", params=params, parents=[ds.ref, tok.key], build=build, kind="tokens").dataset
+    return store.commit(
+        ds.name, operation="tokenize", params=params, parents=[ds.ref, tok.key], build=build, kind="tokens"
+    ).dataset
 
 
 def load_token_array(tokens: Dataset) -> np.ndarray:
@@ -139,7 +148,7 @@ def resolve_run_config(spec: RunSpec, vocab_size: int) -> tuple[Any, Any]:
 
 
 # Settings that change how fast a run goes, never what it computes, so they stay out of its id.
-_NOT_IN_ID = ("device", "compile", "threads", "checkpoint_every")
+NOT_IN_ID = ("device", "compile", "threads", "checkpoint_every")
 
 
 def run_identity(store: Store, spec: RunSpec) -> tuple[str, dict[str, Any], list[str]]:
@@ -148,8 +157,14 @@ def run_identity(store: Store, spec: RunSpec) -> tuple[str, dict[str, Any], list
     val_ds = store.resolve(spec.val_ref)
     tok = resolve_tokenizer(store, spec.tokenizer)
     model_cfg, train_cfg = resolve_run_config(spec, tok.vocab_size)
-    tcfg = {k: v for k, v in train_cfg.to_dict().items() if k not in _NOT_IN_ID}
-    params = {"preset": spec.preset, "model": model_cfg.to_dict(), "train": tcfg, "seed": spec.seed, "tokenizer": tok.key}
+    tcfg = {k: v for k, v in train_cfg.to_dict().items() if k not in NOT_IN_ID}
+    params = {
+        "preset": spec.preset,
+        "model": model_cfg.to_dict(),
+        "train": tcfg,
+        "seed": spec.seed,
+        "tokenizer": tok.key,
+    }
     return spec.name or train_ds.name, params, [train_ds.ref, val_ds.ref, tok.key]
 
 
@@ -187,7 +202,16 @@ def train_run(
         has_ckpt = (work / "checkpoint.pt").exists()
         if has_ckpt and not resume:
             shutil.rmtree(work)
-        result = run_trainer(model_cfg, train_cfg, train_tokens, val_tokens, work, resume=resume and has_ckpt, tracker=tracker, on_step=on_step)
+        result = run_trainer(
+            model_cfg,
+            train_cfg,
+            train_tokens,
+            val_tokens,
+            work,
+            resume=resume and has_ckpt,
+            tracker=tracker,
+            on_step=on_step,
+        )
         device = select_device(train_cfg.device)
         model = GPT(model_cfg).to(device)
         model.load_state_dict(load_checkpoint(result.checkpoint, map_location=device)["model"])
@@ -202,15 +226,20 @@ def train_run(
         )
         for fname in ("checkpoint.pt", "metrics.jsonl"):
             shutil.move(str(work / fname), str(writer.dir / fname))
-        config = {"model": model_cfg.to_dict(), "train": train_cfg.to_dict(), "preset": spec.preset, "tokenizer": tok.key}
+        config = {
+            "model": model_cfg.to_dict(),
+            "train": train_cfg.to_dict(),
+            "preset": spec.preset,
+            "tokenizer": tok.key,
+        }
         writer.write_file(CONFIG_FILE, json.dumps(config, indent=2).encode())
         summary = result.to_dict() | {"checkpoint": "checkpoint.pt"}
         writer.write_file(RESULT_FILE, json.dumps({"train": summary, "metrics": metrics}, indent=2).encode())
         return {
             "train": summary,
             "metrics": metrics,
-            "train_tokens": int(len(train_tokens)),
-            "val_tokens": int(len(val_tokens)),
+            "train_tokens": len(train_tokens),
+            "val_tokens": len(val_tokens),
             "device": str(device),
         }
 
@@ -226,4 +255,3 @@ def run_curve(run: Dataset) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DatadietError(f"run {run.ref} has no metrics.jsonl; run `curate verify {run.ref}`")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-

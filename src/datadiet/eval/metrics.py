@@ -1,0 +1,284 @@
+"""Model metrics on the fixed validation set, and the original study's two figures beside them.
+
+Used by `curate eval RUN [--val REF] [--max-tokens T]` and by the sweep after each run::
+
+    from datadiet.eval.metrics import evaluate
+    m = evaluate(model, val_tokens, block_size=128, bytes_per_token=3.9)
+    m["val_loss"], m["perplexity"], m["accuracy"], m["bits_per_byte"]
+
+Windows: the validation tokens are cut into non-overlapping windows of `block_size` targets (each
+window reads `block_size + 1` tokens; consecutive windows share their boundary token, so every
+token after the first is predicted exactly once, as in the trainer's own validation). With
+`max_tokens`, `max_tokens // block_size` windows are taken evenly spaced over the whole set, so a
+capped evaluation is deterministic and still covers the beginning, middle and end.
+
+Definitions (keys are the constants below):
+
+- `val_loss`: mean next-token cross-entropy (nats) over every evaluated token;
+- `perplexity`: exp(val_loss);
+- `accuracy`: share of evaluated tokens whose arg-max prediction is the target;
+- `bits_per_byte`: val_loss x tokens / (ln 2 x bytes), where bytes = tokens x `bytes_per_token`
+  (UTF-8 bytes of the decoded validation text per token): comparable across tokenizers;
+- `study_perplexity`: the original study's perplexity, the mean over batches of exp(batch mean
+  loss) (batches as given by `batch_size`, the last one possibly smaller and weighted the same;
+  with equal batches it is >= `perplexity` by Jensen's inequality);
+- `study_accuracy`: the original study's "accuracy", the mean number of correct tokens per row of
+  `block_size` tokens (so 49.0 with 128-token rows means 38% of tokens).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import polars as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from datadiet.errors import UsageError
+from datadiet.progress import NULL_TRACKER, Tracker
+from datadiet.schema import EOT
+
+VAL_LOSS = "val_loss"
+PERPLEXITY = "perplexity"
+ACCURACY = "accuracy"
+BITS_PER_BYTE = "bits_per_byte"
+STUDY_PERPLEXITY = "study_perplexity"
+STUDY_ACCURACY = "study_accuracy"
+EVAL_TOKENS = "eval_tokens"
+EVAL_WINDOWS = "eval_windows"
+METRICS: tuple[str, ...] = (VAL_LOSS, PERPLEXITY, ACCURACY, BITS_PER_BYTE, STUDY_PERPLEXITY, STUDY_ACCURACY)
+
+DISTINCT_1 = "distinct_1"
+DISTINCT_2 = "distinct_2"
+MEMORISED_8GRAM_SHARE = "memorised_8gram_share"
+MEMORISATION_NGRAM = 8
+
+
+def _exp(x: float) -> float:
+    # A diverged model (the study's 100%-duplication runs reach loss ~12) must not crash the report.
+    return math.exp(x) if x < 709.0 else math.inf
+
+
+def eval_windows(n_tokens: int, block_size: int, max_tokens: int | None = None) -> npt.NDArray[np.int64]:
+    """Start offsets of the evaluation windows (see the module docstring).
+
+    Args:
+        n_tokens: Length of the validation token array.
+        block_size: Targets per window.
+        max_tokens: Cap on evaluated tokens; None evaluates every window.
+
+    Returns:
+        Sorted int64 offsets, multiples of `block_size`.
+
+    Raises:
+        UsageError: The tokens do not fill one window, or the cap is below one window.
+    """
+    if block_size < 1:
+        raise UsageError(f"block size must be a positive integer, not {block_size}")
+    n_windows = (n_tokens - 1) // block_size
+    if n_windows < 1:
+        raise UsageError(
+            f"validation data has {n_tokens} tokens, fewer than block_size + 1 = {block_size + 1}; "
+            "use a larger validation set or a smaller block size"
+        )
+    if max_tokens is None:
+        n_eval = n_windows
+    else:
+        if max_tokens < block_size:
+            raise UsageError(f"--max-tokens {max_tokens} is below one window of {block_size} tokens; raise it")
+        n_eval = min(n_windows, max_tokens // block_size)
+    picks = np.unique(np.linspace(0, n_windows - 1, n_eval).round().astype(np.int64))
+    out: npt.NDArray[np.int64] = picks * block_size
+    return out
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    # bf16 on a GPU roughly doubles throughput; the loss itself is computed in fp32 below.
+    if device.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def evaluate(
+    model: nn.Module,
+    val_tokens: npt.NDArray[Any],
+    *,
+    block_size: int,
+    batch_size: int = 32,
+    max_tokens: int | None = None,
+    device: str | torch.device = "cpu",
+    bytes_per_token: float | None = None,
+    tracker: Tracker = NULL_TRACKER,
+) -> dict[str, Any]:
+    """Loss, perplexity, accuracy, bits per byte and the study's two figures on the validation tokens.
+
+    Args:
+        model: Called as `model(idx)` returning `(logits (B, T, V), loss)`, like `datadiet.train.model.GPT`.
+            It is moved to `device` and put in eval mode (its mode is restored afterwards).
+        val_tokens: 1-D token ids of the validation set (a memmap is fine).
+        block_size: Targets per window (the model's context length).
+        batch_size: Windows per forward pass (also the study's "batch" for `study_perplexity`).
+        max_tokens: Evaluate at most this many tokens, in evenly spaced windows; None for all.
+        device: Where to run.
+        bytes_per_token: UTF-8 bytes of decoded validation text per token; None leaves
+            `bits_per_byte` as None.
+        tracker: Progress.
+
+    Returns:
+        A JSON-ready dict: the `METRICS` keys plus `eval_tokens`, `eval_windows`, `block_size`, `batch_size`.
+    """
+    if batch_size < 1:
+        raise UsageError(f"batch size must be a positive integer, not {batch_size}")
+    if bytes_per_token is not None and not bytes_per_token > 0:
+        raise UsageError(f"bytes per token must be positive, not {bytes_per_token}")
+    tokens = np.asarray(val_tokens)
+    if tokens.ndim != 1:
+        raise UsageError(f"validation tokens must be a 1-D array, got shape {tokens.shape}")
+    dev = torch.device(device)
+    starts = eval_windows(tokens.size, block_size, max_tokens)
+    offsets = np.arange(block_size + 1)
+    was_training = model.training
+    model.to(dev)
+    model.eval()
+    loss_sum = 0.0
+    correct = 0
+    count = 0
+    batch_ppl: list[float] = []
+    row_correct: list[npt.NDArray[np.int64]] = []
+    try:
+        with torch.inference_mode(), tracker.task("Evaluating", total=starts.size) as task:
+            for i in range(0, starts.size, batch_size):
+                rows = tokens[starts[i : i + batch_size, None] + offsets].astype(np.int64)  # (B, T+1)
+                data = torch.from_numpy(rows).to(dev)
+                x, y = data[:, :-1], data[:, 1:]  # (B, T) each
+                with _autocast(dev):
+                    logits, _ = model(x)  # (B, T, V)
+                logits = logits.float()
+                losses = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
+                hits = (logits.argmax(dim=-1) == y).sum(dim=1)  # (B,)
+                batch_sum = float(losses.sum(dtype=torch.float64))
+                loss_sum += batch_sum
+                count += losses.numel()
+                correct += int(hits.sum())
+                batch_ppl.append(_exp(batch_sum / losses.numel()))
+                row_correct.append(hits.cpu().numpy().astype(np.int64))
+                task.advance(rows.shape[0])
+    finally:
+        model.train(was_training)
+    mean_loss = loss_sum / count
+    return {
+        VAL_LOSS: mean_loss,
+        PERPLEXITY: _exp(mean_loss),
+        ACCURACY: correct / count,
+        BITS_PER_BYTE: mean_loss / (math.log(2) * bytes_per_token) if bytes_per_token else None,
+        STUDY_PERPLEXITY: float(np.mean(batch_ppl)),
+        STUDY_ACCURACY: float(np.concatenate(row_correct).mean()),
+        EVAL_TOKENS: count,
+        EVAL_WINDOWS: int(starts.size),
+        "block_size": block_size,
+        "batch_size": batch_size,
+    }
+
+
+def bytes_per_token(tokenizer: Any, val_tokens: npt.NDArray[Any]) -> float:
+    """UTF-8 bytes of the decoded validation text per token (the denominator of bits per byte).
+
+    Args:
+        tokenizer: A `tokenizers.Tokenizer` (anything with `decode(list[int]) -> str`).
+        val_tokens: The validation token ids.
+    """
+    ids = np.asarray(val_tokens).tolist()
+    if not ids:
+        raise UsageError("the validation token array is empty; tokenize a non-empty validation set")
+    return len(tokenizer.decode(ids).encode("utf-8")) / len(ids)
+
+
+def _word_ngrams(texts: Sequence[str], n: int) -> npt.NDArray[np.uint64]:
+    # The same vectorised word hashing as the dataset statistics, so 8-grams match across the two.
+    from datadiet.eval.stats import BLOCK_DOCS, ngram_hashes
+
+    parts = [
+        ngram_hashes(pl.Series(list(texts[s : s + BLOCK_DOCS]), dtype=pl.String), n)
+        for s in range(0, len(texts), BLOCK_DOCS)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+
+
+def _distinct(hashes: npt.NDArray[np.uint64]) -> float | None:
+    return np.unique(hashes).size / hashes.size if hashes.size else None
+
+
+def sample_generations(
+    model: nn.Module,
+    tokenizer: Any,
+    n: int,
+    max_new_tokens: int,
+    seed: int,
+    train_texts: Sequence[str],
+    *,
+    block_size: int | None = None,
+    temperature: float = 1.0,
+    device: str | torch.device = "cpu",
+) -> dict[str, Any]:
+    """Sample `n` continuations of the end-of-text token and measure their diversity and copying.
+
+    Args:
+        model: As for `evaluate`.
+        tokenizer: A `tokenizers.Tokenizer` with the `<|endoftext|>` token.
+        n: Samples.
+        max_new_tokens: Tokens generated per sample.
+        seed: Seeds the sampling generator (the same seed gives the same samples on one device).
+        train_texts: The run's training documents (for the memorisation share).
+        block_size: Longest context fed to the model; default `model.cfg.block_size`.
+        temperature: Softmax temperature (> 0).
+        device: Where to run.
+
+    Returns:
+        `distinct_1` / `distinct_2` (distinct word 1- / 2-grams over all samples / their count),
+        `memorised_8gram_share` (generated word 8-grams found verbatim in the training documents;
+        None when the samples have no 8-gram), and the `samples` themselves.
+    """
+    if n < 1 or max_new_tokens < 1:
+        raise UsageError(f"need at least one sample and one new token, got n={n}, max_new_tokens={max_new_tokens}")
+    if not temperature > 0:
+        raise UsageError(f"temperature must be positive, not {temperature}")
+    cfg = getattr(model, "cfg", None)
+    context = block_size or getattr(cfg, "block_size", None)
+    if context is None:
+        raise UsageError("pass block_size: the model has no cfg.block_size")
+    eot = tokenizer.token_to_id(EOT)
+    if eot is None:
+        raise UsageError(f"the tokenizer has no {EOT} token; use one trained by `curate tokenizer train`")
+    dev = torch.device(device)
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    was_training = model.training
+    model.to(dev)
+    model.eval()
+    idx = torch.full((n, 1), eot, dtype=torch.long, device=dev)
+    try:
+        with torch.inference_mode():
+            for _ in range(max_new_tokens):
+                with _autocast(dev):
+                    logits, _ = model(idx[:, -context:])
+                probs = torch.softmax(logits[:, -1, :].float() / temperature, dim=-1)
+                nxt = torch.multinomial(probs, 1, generator=gen)
+                idx = torch.cat([idx, nxt], dim=1)
+    finally:
+        model.train(was_training)
+    samples = [tokenizer.decode(row[1:]) for row in idx.cpu().tolist()]
+    ones = _word_ngrams(samples, 1)
+    twos = _word_ngrams(samples, 2)
+    gen8 = _word_ngrams(samples, MEMORISATION_NGRAM)
+    train8 = _word_ngrams(train_texts, MEMORISATION_NGRAM) if gen8.size else np.zeros(0, dtype=np.uint64)
+    return {
+        DISTINCT_1: _distinct(ones),
+        DISTINCT_2: _distinct(twos),
+        MEMORISED_8GRAM_SHARE: float(np.isin(gen8, train8).mean()) if gen8.size else None,
+        "samples": samples,
+    }

@@ -1,0 +1,137 @@
+"""The sweep DAG end to end on CPU: results, caching, interruption and resumption, --dry-run, the demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+import datadiet.train.pipeline as train_pipeline
+from datadiet.cli import app
+from datadiet.curate.corpus import CorpusConfig, write_corpus
+from datadiet.store import Store
+from datadiet.sweep import SweepConfig, SweepEvent, plan, run_sweep
+from tests.helpers import store_snapshot
+
+FAST = (("threads", "1"),)
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> tuple[Store, str, str]:
+    store = Store(tmp_path / "store")
+    train, val = write_corpus(store, CorpusConfig(stories=300, val_stories=60, seed=5), "c")
+    return store, train.dataset.ref, val.dataset.ref
+
+
+def _config(train: str, val: str, **kw: object) -> SweepConfig:
+    args = {"base": train, "val": val, "sizes": (0.5, 1.0), "rates": (0.0, 1.0), "preset": "tiny", "steps": 12, "vocab": 300, "overrides": FAST}
+    args.update(kw)
+    return SweepConfig(**args)  # type: ignore[arg-type]
+
+
+@pytest.mark.slow
+def test_two_by_two_sweep_runs_caches_and_resumes(corpus: tuple[Store, str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    store, train, val = corpus
+    cfg = _config(train, val)
+    nodes, _ = plan(store, cfg)
+    assert [n.state for n in nodes][:3] == ["done", "done", "todo"]
+    assert sum(n.kind == "runs" for n in nodes) == 4
+
+    # Interrupt the sweep during its third training run, as a Ctrl-C or kill would.
+    real_train = train_pipeline.train_run
+    calls: list[str] = []
+
+    def flaky(store_: Store, spec: train_pipeline.RunSpec, **kw: object) -> object:
+        calls.append(spec.name or "")
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_train(store_, spec, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(train_pipeline, "train_run", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(store, cfg)
+    monkeypatch.setattr(train_pipeline, "train_run", real_train)
+
+    nodes, _ = plan(store, cfg)
+    runs_done = [n.key for n in nodes if n.kind == "runs" and n.state == "done"]
+    assert len(runs_done) == 2
+    missing = sorted(n.key for n in nodes if n.state != "done")
+    assert missing == ["run:1:0:0", "run:1:1:0", "variant:1:1"]
+
+    events: list[SweepEvent] = []
+    commit = run_sweep(store, cfg, on_event=events.append)
+    built = sorted({e.node.key for e in events if e.node.state == "built"})
+    # Only what was missing ran on the rerun; every other dataset, the tokenizer and two runs were reused.
+    assert built == missing
+
+    runs = pl.read_parquet(commit.dataset.path / "runs.parquet")
+    assert runs.height == 4
+    assert sorted(zip(runs["size_fraction"], runs["dup_rate"], strict=True)) == [(0.5, 0.0), (0.5, 1.0), (1.0, 0.0), (1.0, 1.0)]
+    # Full duplication (one story copied everywhere) must hurt, even after only 12 steps.
+    by_cell = {(r["size_fraction"], r["dup_rate"]): r["val_loss"] for r in runs.to_dicts()}
+    assert by_cell[(1.0, 1.0)] > by_cell[(1.0, 0.0)] + 0.05
+    for name in ("report.md", "report.html", "sweep.json"):
+        assert (commit.dataset.path / name).is_file()
+    assert commit.dataset.manifest.stats["verdict"] in (commit.dataset.path / "report.md").read_text()
+
+    # A sweep that is complete is found, not recomputed, and its plan says so.
+    again = run_sweep(store, cfg)
+    assert again.up_to_date and again.dataset.ref == commit.dataset.ref
+    assert all(n.state == "done" for n in plan(store, cfg)[0])
+
+    # Changing one factor reuses everything it does not touch.
+    more = _config(train, val, rates=(0.0, 0.5, 1.0))
+    nodes3, _ = plan(store, more)
+    todo = sorted(n.key for n in nodes3 if n.state != "done")
+    assert todo == ["run:0.5:0.5:0", "run:1:0.5:0", "variant:0.5:0.5", "variant:1:0.5"]
+
+
+def test_dry_run_changes_nothing(runner: CliRunner, corpus: tuple[Store, str, str]) -> None:
+    store, train, val = corpus
+    before = store_snapshot(store.root)
+    result = runner.invoke(
+        app,
+        ["sweep", "--base", train, "--val", val, "--sizes", "0.5,1", "--rates", "0,1", "--preset", "tiny", "--dry-run", "--json", "--store", str(store.root)],
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    states = {n["key"]: n["state"] for n in payload["nodes"]}
+    assert states["decontaminate"] == "todo" and states["run:1:1:0"] == "pending"
+    assert payload["estimated_seconds"] > 0
+    assert store_snapshot(store.root) == before
+
+
+def test_sweep_config_file_and_validation(tmp_path: Path, corpus: tuple[Store, str, str]) -> None:
+    store, train, val = corpus
+    path = tmp_path / "sweep.toml"
+    path.write_text(f'[sweep]\nbase = "{train}"\nval = "{val}"\nsizes = [0.25, 1]\nrates = [0, 0.5]\npreset = "tiny"\n')
+    cfg = SweepConfig.from_toml(path, {"steps": 7, "rates": None})
+    assert cfg.sizes == (0.25, 1) and cfg.rates == (0, 0.5) and cfg.steps == 7 and cfg.preset == "tiny"
+    path.write_text('[sweep]\nbase = "a"\nval = "b"\ncolour = "red"\n')
+    from datadiet.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown keys colour"):
+        SweepConfig.from_toml(path, {})
+    with pytest.raises(UsageError, match="fraction in"):
+        SweepConfig(base="a", val="b", sizes=(0.0, 1.0))
+    with pytest.raises(UsageError, match="--pool or --copies"):
+        SweepConfig(base="a", val="b", pool=2, copies=3)
+
+
+@pytest.mark.slow
+def test_demo_command_path(runner: CliRunner, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    args = ["demo", "--stories", "200", "--steps", "8", "--set", "threads=1", "--store", str(store), "--out", str(tmp_path / "report")]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert len(payload["runs"]) == 6 and payload["verdict"]
+    assert (tmp_path / "report" / "report.html").is_file()
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "<img" in html and 'src="data:image/png;base64,' in html
+    # Deterministic: a second demo in a fresh store gives the same numbers.
+    again = runner.invoke(app, ["demo", "--stories", "200", "--steps", "8", "--set", "threads=1", "--store", str(tmp_path / "store2"), "--json"])
+    assert [r["val_loss"] for r in json.loads(again.stdout)["runs"]] == [r["val_loss"] for r in payload["runs"]]
