@@ -105,7 +105,7 @@ def test_dry_run_changes_nothing(runner: CliRunner, corpus: tuple[Store, str, st
 
 
 def test_sweep_config_file_and_validation(tmp_path: Path, corpus: tuple[Store, str, str]) -> None:
-    store, train, val = corpus
+    _, train, val = corpus
     path = tmp_path / "sweep.toml"
     path.write_text(f'[sweep]\nbase = "{train}"\nval = "{val}"\nsizes = [0.25, 1]\nrates = [0, 0.5]\npreset = "tiny"\n')
     cfg = SweepConfig.from_toml(path, {"steps": 7, "rates": None})

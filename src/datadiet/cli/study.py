@@ -94,6 +94,14 @@ def eval_(
             show_default=False,
         ),
     ] = None,
+    samples: Annotated[
+        int,
+        typer.Option(
+            "--samples",
+            min=0,
+            help="Also sample N generations and report their distinct-n and the share of 8-grams copied from the training data (memorisation).",
+        ),
+    ] = 0,
     store: StoreOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -103,7 +111,7 @@ def eval_(
     from datadiet.eval.pipeline import eval_version
 
     o = out(store, json_, quiet)
-    commit = eval_version(o.store(), run, val, max_tokens=max_tokens, tracker=o.tracker)
+    commit = eval_version(o.store(), run, val, max_tokens=max_tokens, samples=samples, tracker=o.tracker)
     m = commit.dataset.manifest.stats["metrics"]
 
     def render(c: Console) -> None:
@@ -112,7 +120,14 @@ def eval_(
         t.add_column("value", justify="right")
         for k, v in m.items():
             t.add_row(k, f"{v:.6g}" if isinstance(v, float) else str(v))
+        gen = commit.dataset.manifest.stats.get("generations")
+        if gen:
+            for k in ("distinct_1", "distinct_2", "memorised_8gram_share"):
+                if gen.get(k) is not None:
+                    t.add_row(f"generations: {k}", f"{gen[k]:.4g}")
         c.print(t)
+        for text in (gen or {}).get("samples", [])[:2]:
+            c.print(f"[dim]sample:[/] {str(text)[:300]!r}")
 
     o.emit({"ref": commit.dataset.ref, "up_to_date": commit.up_to_date, **commit.dataset.manifest.stats}, render)
 

@@ -64,6 +64,17 @@ def train(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")
     ] = False,
+    sampler: Annotated[
+        str | None,
+        typer.Option(
+            "--sampler",
+            help="random: windows at random offsets (the study's); epoch: full passes in a seeded order.",
+            show_default=False,
+        ),
+    ] = None,
+    compile_: Annotated[
+        bool, typer.Option("--compile", help="Wrap the model in torch.compile (fastest on a GPU).")
+    ] = False,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Run name (default: the dataset's).")] = None,
     store: StoreOpt = None,
     json_: JsonOpt = False,
@@ -74,7 +85,9 @@ def train(
     from datadiet.train.pipeline import RunSpec, train_run
 
     o = out(store, json_, quiet)
-    overrides = parse_overrides(set_ or [])
+    # The flags are shorthands for --set, so they are validated and recorded the same way.
+    flags = ([f"sampler={sampler}"] if sampler else []) + (["compile=True"] if compile_ else [])
+    overrides = parse_overrides([*flags, *(set_ or [])])
     st = o.store()
     spec = RunSpec(
         train_ref=ref,

@@ -37,10 +37,17 @@ def eval_version(
     val_ref: str | None = None,
     *,
     max_tokens: int | None = None,
+    samples: int = 0,
+    sample_tokens: int = 128,
     tracker: Tracker = NULL_TRACKER,
 ) -> Commit:
-    """Score run RUN_REF's final checkpoint on VAL_REF (default: the run's own validation set)."""
-    from datadiet.eval.metrics import evaluate
+    """Score run RUN_REF's final checkpoint on VAL_REF (default: the run's own validation set).
+
+    With `samples` > 0 it also generates that many continuations (seeded) and reports their
+    distinct-n and the share of their word 8-grams copied verbatim from the run's training data.
+    """
+    from datadiet.errors import UsageError
+    from datadiet.eval.metrics import evaluate, sample_generations
     from datadiet.train.checkpoint import load_checkpoint
     from datadiet.train.model import GPT, GPTConfig
     from datadiet.train.pipeline import load_token_array, resolve_tokenizer, tokens_version
@@ -49,7 +56,9 @@ def eval_version(
     run = store.resolve(run_ref, "runs")
     val = store.resolve(val_ref or run.manifest.parents[1])
     tok = resolve_tokenizer(store, run.manifest.params["tokenizer"])
-    params = {"max_tokens": max_tokens}
+    if samples < 0 or sample_tokens < 1:
+        raise UsageError("--samples must be >= 0 and --sample-tokens >= 1")
+    params = {"max_tokens": max_tokens, "samples": samples, "sample_tokens": sample_tokens if samples else None}
 
     def build(writer: PartWriter) -> dict[str, Any]:
         val_tokens_ds = tokens_version(store, val, tok, tracker)
@@ -68,8 +77,15 @@ def eval_version(
                 device=str(device),
                 bytes_per_token=float(val_tokens_ds.manifest.stats["bytes_per_token"]),
             )
-        writer.write_file(EVAL_FILE, json.dumps(metrics, indent=2).encode())
-        return {"metrics": metrics, "val": val.ref, "val_tokens": len(val_tokens)}
+        result: dict[str, Any] = {"metrics": metrics, "val": val.ref, "val_tokens": len(val_tokens)}
+        if samples:
+            train_ds = store.resolve(run.manifest.parents[0])
+            with tracker.task(f"Sampling {samples} generations", total=None):
+                result["generations"] = sample_generations(
+                    model, tok.load(), samples, sample_tokens, 0, train_ds.read()["text"].to_list(), device=str(device)
+                )
+        writer.write_file(EVAL_FILE, json.dumps(result, indent=2).encode())
+        return result
 
     return store.commit(
         run.name, operation="eval", params=params, parents=[run.ref, val.ref], build=build, kind="evals"

@@ -7,6 +7,10 @@ writes `out_dir/checkpoint.pt` (every `checkpoint_every` steps and at the end) a
 mask, its learning rate — is a function of (seed, step), so `train(..., resume=True)` after an
 interruption reaches the same weights and metrics as a run that never stopped. The function keeps no
 module-level state; the CLI (`curate train`) passes a tracker and an `on_step` callback for display.
+
+Called in every process of an initialised torch.distributed group (see `datadiet.train.distributed`),
+it trains with DistributedDataParallel: each rank takes its slice of the same global batch, and rank 0
+alone writes the checkpoint and metrics, so N processes give the single-process run's result.
 """
 
 from __future__ import annotations
@@ -23,12 +27,15 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from datadiet.errors import DatadietError, UsageError
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.train.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from datadiet.train.config import TrainConfig
+from datadiet.train.distributed import all_reduce_sum, check_nproc, current_world, ddp_device
 from datadiet.train.model import GPT, GPTConfig
 
 METRICS_FILE = "metrics.jsonl"
@@ -238,9 +245,12 @@ def _threads(device: torch.device, threads: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _step_seed(seed: int, step: int) -> int:
-    # Dropout masks of step k come from this seed alone, so a resumed run draws the same masks.
-    return int(np.random.default_rng([seed, step, 2]).integers(0, 2**62))
+def _step_seed(seed: int, step: int, rank: int = 0) -> int:
+    # Dropout masks of step k come from this seed alone, so a resumed run draws the same masks. Under DDP
+    # each rank draws its own (rank 0 the single-process stream), so no two ranks share a mask; the
+    # masks, unlike everything else, then depend on the number of processes.
+    key = [seed, step, 2] if rank == 0 else [seed, step, 2, rank]
+    return int(np.random.default_rng(key).integers(0, 2**62))
 
 
 def train(
@@ -266,12 +276,16 @@ def train(
         tracker: Progress display.
         on_step: Called after every step with that step's metrics line (after any checkpoint is written).
 
+    Under DDP (an initialised process group) every rank calls this with the same arguments; `tracker`
+    and `on_step` are used on rank 0 only, and every rank returns the same result once rank 0's final
+    checkpoint is written.
+
     Returns:
         The final losses, throughput and the checkpoint's path.
 
     Raises:
         UsageError: Inconsistent configs, too little data, `out_dir` already holding a run (without resume),
-            or a checkpoint made with other settings.
+            a checkpoint made with other settings, or a batch size the processes cannot split evenly.
         DatadietError: The loss or gradient became NaN or infinite; the last good checkpoint is kept.
     """
     if model_cfg.block_size != train_cfg.block_size:
@@ -285,14 +299,25 @@ def train(
                 f"{name} tokens hold id {int(toks.max())} >= vocab_size {model_cfg.vocab_size}; "
                 "encode the data with the run's tokenizer"
             )
+    world = current_world()
+    check_nproc(world.size, train_cfg.batch_size)
+    main = world.is_main
+    if not main:
+        tracker, on_step = NULL_TRACKER, None
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if main:
+        out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_file = checkpoint_path(out_dir)
     metrics_file = out_dir / METRICS_FILE
-    device = select_device(train_cfg.device)
+    device = ddp_device(select_device(train_cfg.device), world)
+    if device.type == "cuda" and device.index is not None:
+        torch.cuda.set_device(device)
     amp = autocast_dtype(train_cfg.dtype, device)
     sampler = BatchSampler(len(train_tokens), train_cfg)
     val_starts = eval_starts(len(val_tokens), train_cfg.block_size, train_cfg.eval_tokens)
+    # Each rank scores a contiguous share of the validation windows; the shares' loss sums add up to
+    # the single-process sum, so the logged val_loss is the same mean up to rounding.
+    val_shard = np.array_split(val_starts, world.size)[world.rank]
 
     with _threads(device, train_cfg.threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(train_cfg.seed)
@@ -306,14 +331,26 @@ def train(
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             start, elapsed_before, last = state["step"], state["elapsed_s"], state["last"]
-            _truncate_metrics(metrics_file, start)
+            if main:
+                _truncate_metrics(metrics_file, start)
         elif ckpt_file.exists():
             raise UsageError(
                 f"{out_dir} already holds a run's checkpoint; pass --resume to continue it or choose a new folder"
             )
-        else:
+        elif main:
             metrics_file.unlink(missing_ok=True)
-        fwd = torch.compile(model) if train_cfg.compile else model
+        ddp: DistributedDataParallel | None = None
+        net: nn.Module = model
+        if world.size > 1:
+            # Buffers (the padding mask) are constants, so they need no broadcast before each forward.
+            ddp = DistributedDataParallel(
+                model,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                broadcast_buffers=False,
+                gradient_as_bucket_view=True,
+            )
+            net = ddp
+        fwd = torch.compile(net) if train_cfg.compile else net
         params = model.num_params()
         session_start = time.perf_counter()
         step_time, last_ckpt_step = 0.0, start if resume else None
@@ -322,6 +359,8 @@ def train(
             return elapsed_before + time.perf_counter() - session_start
 
         def save(step: int) -> None:
+            if not main:
+                return
             save_checkpoint(
                 ckpt_file,
                 {
@@ -336,6 +375,17 @@ def train(
                 },
             )
 
+        def val_loss() -> float:
+            if world.size == 1:
+                return evaluate(model, val_tokens, val_starts, train_cfg.block_size, train_cfg.batch_size, device, amp)
+            shard_sum = (
+                evaluate(model, val_tokens, val_shard, train_cfg.block_size, train_cfg.batch_size, device, amp)
+                * len(val_shard)
+                if len(val_shard)
+                else 0.0
+            )
+            return all_reduce_sum(shard_sum, device, world) / len(val_starts)
+
         def fail(step: int, what: str, lr: float) -> DatadietError:
             kept = (
                 f"last good checkpoint kept at {ckpt_file} (step {last_ckpt_step})"
@@ -348,7 +398,8 @@ def train(
             )
 
         model.train()
-        with tracker.task("Training", total=train_cfg.steps) as task, metrics_file.open("a") as log:
+        log_file = metrics_file if main else Path(os.devnull)
+        with tracker.task("Training", total=train_cfg.steps) as task, log_file.open("a") as log:
             task.advance(start)
             for step in range(start, train_cfg.steps):
                 t0 = time.perf_counter()
@@ -356,12 +407,11 @@ def train(
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 if model_cfg.dropout > 0:
-                    torch.manual_seed(_step_seed(train_cfg.seed, step))
+                    torch.manual_seed(_step_seed(train_cfg.seed, step, world.rank))
                 loss_sum = torch.zeros((), device=device)
                 for micro in range(train_cfg.grad_accum):
-                    x, y = windows(
-                        train_tokens, sampler.starts(step * train_cfg.grad_accum + micro), train_cfg.block_size
-                    )
+                    starts = world.shard(sampler.starts(step * train_cfg.grad_accum + micro))
+                    x, y = windows(train_tokens, starts, train_cfg.block_size)
                     if device.type == "cuda":
                         x, y = (
                             x.pin_memory().to(device, non_blocking=True),
@@ -369,12 +419,18 @@ def train(
                         )
                     else:
                         x, y = x.to(device), y.to(device)
-                    with _autocast(device, amp):
-                        _, loss = fwd(x, y)
-                    assert loss is not None
-                    (loss / train_cfg.grad_accum).backward()
+                    # DDP all-reduces gradients in the last micro-batch's backward only; the others accumulate.
+                    accumulate = ddp is not None and micro < train_cfg.grad_accum - 1
+                    with ddp.no_sync() if ddp is not None and accumulate else contextlib.nullcontext():
+                        with _autocast(device, amp):
+                            _, loss = fwd(x, y)
+                        assert loss is not None
+                        # Each rank's loss is the mean over its B/N windows, all of block_size targets, and
+                        # DDP averages gradients over the N ranks, so the update is the gradient of the mean
+                        # over the global batch, as in one process; no extra scaling is needed.
+                        (loss / train_cfg.grad_accum).backward()
                     loss_sum += loss.detach()
-                train_loss = float(loss_sum) / train_cfg.grad_accum
+                train_loss = all_reduce_sum(float(loss_sum), device, world) / (train_cfg.grad_accum * world.size)
                 if not math.isfinite(train_loss):
                     raise fail(step + 1, "loss", lr)
                 # max_norm=inf measures the norm without clipping, so a non-finite gradient is caught either way.
@@ -389,9 +445,7 @@ def train(
                 line: dict[str, float] = {"step": done, "train_loss": train_loss, "lr": lr}
                 last = {"train_loss": train_loss}
                 if done == train_cfg.steps or (train_cfg.eval_every and done % train_cfg.eval_every == 0):
-                    line["val_loss"] = evaluate(
-                        model, val_tokens, val_starts, train_cfg.block_size, train_cfg.batch_size, device, amp
-                    )
+                    line["val_loss"] = val_loss()
                     last["val_loss"] = line["val_loss"]
                 line["tokens_per_s"] = train_cfg.tokens_per_step / dt
                 line["elapsed_s"] = elapsed()
@@ -403,6 +457,8 @@ def train(
                 task.advance(1)
                 if on_step is not None:
                     on_step(line)
+        if ddp is not None:
+            dist.barrier()  # rank 0's final checkpoint exists before any rank returns its path
         ran = train_cfg.steps - start
         return TrainResult(
             train_loss=last.get("train_loss", math.nan),
