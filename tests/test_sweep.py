@@ -27,13 +27,24 @@ def corpus(tmp_path: Path) -> tuple[Store, str, str]:
 
 
 def _config(train: str, val: str, **kw: object) -> SweepConfig:
-    args = {"base": train, "val": val, "sizes": (0.5, 1.0), "rates": (0.0, 1.0), "preset": "tiny", "steps": 12, "vocab": 300, "overrides": FAST}
+    args = {
+        "base": train,
+        "val": val,
+        "sizes": (0.5, 1.0),
+        "rates": (0.0, 1.0),
+        "preset": "tiny",
+        "steps": 12,
+        "vocab": 300,
+        "overrides": FAST,
+    }
     args.update(kw)
     return SweepConfig(**args)  # type: ignore[arg-type]
 
 
 @pytest.mark.slow
-def test_two_by_two_sweep_runs_caches_and_resumes(corpus: tuple[Store, str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_by_two_sweep_runs_caches_and_resumes(
+    corpus: tuple[Store, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     store, train, val = corpus
     cfg = _config(train, val)
     nodes, _ = plan(store, cfg)
@@ -69,13 +80,34 @@ def test_two_by_two_sweep_runs_caches_and_resumes(corpus: tuple[Store, str, str]
 
     runs = pl.read_parquet(commit.dataset.path / "runs.parquet")
     assert runs.height == 4
-    assert sorted(zip(runs["size_fraction"], runs["dup_rate"], strict=True)) == [(0.5, 0.0), (0.5, 1.0), (1.0, 0.0), (1.0, 1.0)]
+    assert sorted(zip(runs["size_fraction"], runs["dup_rate"], strict=True)) == [
+        (0.5, 0.0),
+        (0.5, 1.0),
+        (1.0, 0.0),
+        (1.0, 1.0),
+    ]
     # Full duplication (one story copied everywhere) must hurt, even after only 12 steps.
     by_cell = {(r["size_fraction"], r["dup_rate"]): r["val_loss"] for r in runs.to_dicts()}
     assert by_cell[(1.0, 1.0)] > by_cell[(1.0, 0.0)] + 0.05
     for name in ("report.md", "report.html", "sweep.json"):
         assert (commit.dataset.path / name).is_file()
     assert commit.dataset.manifest.stats["verdict"] in (commit.dataset.path / "report.md").read_text()
+
+    # The same study through the CLI: relate the sweep, and report on a hand-picked list of runs
+    # whose factors are read back from their data's lineage.
+    runner = CliRunner()
+    related = json.loads(
+        runner.invoke(app, ["relate", "--sweep", cfg.name, "--store", str(store.root), "--json"]).stdout
+    )
+    assert related["verdict"] == commit.dataset.manifest.stats["verdict"]
+    picked = [r["run"] for r in runs.to_dicts()]
+    out = runner.invoke(
+        app, ["report", *picked, "--out", str(store.root.parent / "rep"), "--store", str(store.root), "--json"]
+    )
+    assert out.exit_code == 0, out.output
+    table = {(r["size_fraction"], r["dup_rate"]): r["val_loss"] for r in json.loads(out.stdout)["runs"]}
+    assert table == by_cell
+    assert (store.root.parent / "rep" / "report.html").is_file()
 
     # A sweep that is complete is found, not recomputed, and its plan says so.
     again = run_sweep(store, cfg)
@@ -94,7 +126,23 @@ def test_dry_run_changes_nothing(runner: CliRunner, corpus: tuple[Store, str, st
     before = store_snapshot(store.root)
     result = runner.invoke(
         app,
-        ["sweep", "--base", train, "--val", val, "--sizes", "0.5,1", "--rates", "0,1", "--preset", "tiny", "--dry-run", "--json", "--store", str(store.root)],
+        [
+            "sweep",
+            "--base",
+            train,
+            "--val",
+            val,
+            "--sizes",
+            "0.5,1",
+            "--rates",
+            "0,1",
+            "--preset",
+            "tiny",
+            "--dry-run",
+            "--json",
+            "--store",
+            str(store.root),
+        ],
     )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
@@ -107,7 +155,9 @@ def test_dry_run_changes_nothing(runner: CliRunner, corpus: tuple[Store, str, st
 def test_sweep_config_file_and_validation(tmp_path: Path, corpus: tuple[Store, str, str]) -> None:
     _, train, val = corpus
     path = tmp_path / "sweep.toml"
-    path.write_text(f'[sweep]\nbase = "{train}"\nval = "{val}"\nsizes = [0.25, 1]\nrates = [0, 0.5]\npreset = "tiny"\n')
+    path.write_text(
+        f'[sweep]\nbase = "{train}"\nval = "{val}"\nsizes = [0.25, 1]\nrates = [0, 0.5]\npreset = "tiny"\n'
+    )
     cfg = SweepConfig.from_toml(path, {"steps": 7, "rates": None})
     assert cfg.sizes == (0.25, 1) and cfg.rates == (0, 0.5) and cfg.steps == 7 and cfg.preset == "tiny"
     path.write_text('[sweep]\nbase = "a"\nval = "b"\ncolour = "red"\n')
@@ -124,7 +174,19 @@ def test_sweep_config_file_and_validation(tmp_path: Path, corpus: tuple[Store, s
 @pytest.mark.slow
 def test_demo_command_path(runner: CliRunner, tmp_path: Path) -> None:
     store = tmp_path / "store"
-    args = ["demo", "--stories", "200", "--steps", "8", "--set", "threads=1", "--store", str(store), "--out", str(tmp_path / "report")]
+    args = [
+        "demo",
+        "--stories",
+        "200",
+        "--steps",
+        "8",
+        "--set",
+        "threads=1",
+        "--store",
+        str(store),
+        "--out",
+        str(tmp_path / "report"),
+    ]
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
@@ -133,5 +195,19 @@ def test_demo_command_path(runner: CliRunner, tmp_path: Path) -> None:
     html = (tmp_path / "report" / "report.html").read_text()
     assert "<img" in html and 'src="data:image/png;base64,' in html
     # Deterministic: a second demo in a fresh store gives the same numbers.
-    again = runner.invoke(app, ["demo", "--stories", "200", "--steps", "8", "--set", "threads=1", "--store", str(tmp_path / "store2"), "--json"])
+    again = runner.invoke(
+        app,
+        [
+            "demo",
+            "--stories",
+            "200",
+            "--steps",
+            "8",
+            "--set",
+            "threads=1",
+            "--store",
+            str(tmp_path / "store2"),
+            "--json",
+        ],
+    )
     assert [r["val_loss"] for r in json.loads(again.stdout)["runs"]] == [r["val_loss"] for r in payload["runs"]]

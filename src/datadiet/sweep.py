@@ -38,7 +38,6 @@ from datadiet.store import Commit, Dataset, PartWriter, Store
 STUDY_SIZES = (0.25, 0.5, 1.0)
 STUDY_RATES = (0.0, 0.25, 0.5, 0.75, 1.0)
 SWEEP_FILE = "sweep.json"
-METRICS = ("val_loss", "perplexity", "accuracy", "bits_per_byte")
 # Rough CPU throughput of a preset when the store holds no run to measure it from (tokens/s on 2 cores).
 _DEFAULT_TOKENS_PER_S = {"tiny": 60_000.0, "paper": 15_000.0, "small": 1_500.0, "base": 200.0}
 
@@ -425,41 +424,14 @@ def results_frame(
     store: Store, cfg: SweepConfig, nodes: list[Node], resolved: dict[str, Dataset], tracker: Tracker = NULL_TRACKER
 ) -> pl.DataFrame:
     """One row per run: the factors, the variant's dataset statistics and the run's metrics."""
-    from datadiet.eval.pipeline import stats_version
-    from datadiet.train.pipeline import resolve_tokenizer, tokens_version
+    from datadiet.eval.pipeline import run_row
 
-    tok = resolve_tokenizer(store, cfg.tokenizer or resolved["tokenizer"].ref)
     rows = []
-    stats_cache: dict[str, dict[str, Any]] = {}
     for node in nodes:
-        if node.kind != "runs" or node.cell is None:
-            continue
-        size, rate, seed = node.cell
-        variant = resolved[f"variant:{size:g}:{rate:g}"]
-        if variant.ref not in stats_cache:
-            tokens = tokens_version(store, variant, tok, tracker).manifest.stats["tokens"]
-            stats_cache[variant.ref] = stats_version(
-                store, variant, tokens=int(tokens), tracker=tracker
-            ).manifest.stats
-        run = resolved[node.key]
-        stats = {
-            f"stat_{k}": v
-            for k, v in stats_cache[variant.ref].items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool)
-        }
-        metrics = run.manifest.stats["metrics"]
-        rows.append(
-            {
-                "size_fraction": size,
-                "dup_rate": rate,
-                "pool": cfg.pool or 1,
-                "seed": seed,
-                "variant": variant.ref,
-                "run": run.ref,
-                **stats,
-                **{k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))},
-            }
-        )
+        if node.kind == "runs" and node.cell is not None:
+            size, rate, _ = node.cell
+            factors = {"size_fraction": size, "dup_rate": rate, "pool": float(cfg.pool or 1)}
+            rows.append(run_row(store, resolved[node.key], factors, tracker=tracker))
     return pl.DataFrame(rows)
 
 
@@ -472,9 +444,7 @@ def machine_description() -> str:
 def _finish(
     store: Store, cfg: SweepConfig, nodes: list[Node], resolved: dict[str, Dataset], started: float, tracker: Tracker
 ) -> Commit:
-    from datadiet.eval.relate import relate
-    from datadiet.eval.report import write_report
-    from datadiet.train.pipeline import run_curve
+    from datadiet.eval.pipeline import study_report
 
     t_stats = time.perf_counter()
     runs = results_frame(store, cfg, nodes, resolved, tracker)
@@ -487,14 +457,6 @@ def _finish(
     parents = [resolved[n.key].ref for n in run_nodes]
 
     def build(writer: PartWriter) -> dict[str, Any]:
-        stat_cols = [c for c in runs.columns if c.startswith("stat_") and runs[c].n_unique() > 1]
-        metric_cols = [m for m in METRICS if m in runs.columns]
-        result = relate(runs, stats=stat_cols, metrics=metric_cols, seed=cfg.data_seed)
-        curves = {
-            f"size {n.cell[0]:g} · dup {n.cell[1]:g} · seed {n.cell[2]}": run_curve(resolved[n.key])
-            for n in run_nodes
-            if n.cell
-        }
         from datadiet.train.config import PRESETS
 
         steps = cfg.steps or PRESETS[cfg.preset].train.steps
@@ -508,17 +470,16 @@ def _finish(
             "seeds": list(cfg.seeds),
         }
         study = cfg.preset == "paper" and set(cfg.sizes) == set(STUDY_SIZES) and set(cfg.rates) == set(STUDY_RATES)
-        with tracker.task("Writing report", total=None):
-            paths = write_report(
-                writer.dir,
-                result=result,
-                runs=runs,
-                curves=curves,
-                title=f"datadiet sweep {cfg.name}",
-                meta=meta,
-                study_match=study,
-            )
-        runs.write_parquet(writer.dir / "runs.parquet")
+        result, paths = study_report(
+            writer.dir,
+            store,
+            runs,
+            title=f"datadiet sweep {cfg.name}",
+            meta=meta,
+            study_match=study,
+            seed=cfg.data_seed,
+            tracker=tracker,
+        )
         record = {
             "config": cfg.to_dict(),
             "nodes": [

@@ -42,7 +42,13 @@ def test_train_tiny_on_builtin_corpus(runner: CliRunner, store_path: Path) -> No
     listed = cli(runner, "runs")
     assert [r["ref"] for r in listed] == [run["ref"]]
     run_dir = Path(run["path"])
-    assert {p.name for p in run_dir.iterdir()} >= {"checkpoint.pt", "metrics.jsonl", "config.json", "result.json", "manifest.json"}
+    assert {p.name for p in run_dir.iterdir()} >= {
+        "checkpoint.pt",
+        "metrics.jsonl",
+        "config.json",
+        "result.json",
+        "manifest.json",
+    }
     curve = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [c["step"] for c in curve] == list(range(1, 151))
 

@@ -371,15 +371,102 @@ def demo(
     _run_sweep(o, demo_config(train_ref, val_ref, steps, parse_overrides(set_ or [])), out_dir, dry_run=False)
 
 
+def _runs_table(o: Out, runs: list[str] | None, sweep_ref: str | None) -> tuple[Any, Any]:
+    """The study table of the given runs, or of a sweep; returns (table, sweep dataset or None)."""
+    import polars as pl
+
+    from datadiet.eval.pipeline import run_row
+
+    st = o.store()
+    if (sweep_ref is None) == (not runs):
+        raise UsageError("give either RUNS... or --sweep ID")
+    if sweep_ref is not None:
+        ds = st.resolve(sweep_ref, "sweeps")
+        return pl.read_parquet(ds.path / "runs.parquet"), ds
+    rows = [run_row(st, st.resolve(r, "runs"), tracker=o.tracker) for r in runs or []]
+    return pl.DataFrame(rows), None
+
+
+RunsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Runs NAME[@VERSION] (see `curate runs`); factors are read from each run's data lineage.",
+        show_default=False,
+    ),
+]
+SweepOpt = Annotated[
+    str | None, typer.Option("--sweep", help="A sweep NAME[@VERSION] instead of a list of runs.", show_default=False)
+]
+
+
+@app.command()
+def relate(
+    runs: RunsArg = None,
+    sweep_ref: SweepOpt = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Relate dataset statistics to model metrics: correlations with bootstrap CIs, variance split, verdict."""
+    from datadiet.eval.pipeline import relate_runs
+
+    o = out(store, json_, quiet)
+    table, _ = _runs_table(o, runs, sweep_ref)
+    if table.height < 2:
+        raise UsageError(f"relating needs at least 2 runs, got {table.height}")
+    result = relate_runs(table, seed=seed)
+
+    def render(c: Console) -> None:
+        fits = Table(title="share of each metric's explained variance: quantity (size) vs quality (duplication)")
+        for col in ("metric", "runs", "R²", "quantity share", "quality share"):
+            fits.add_column(col, justify="left" if col == "metric" else "right")
+        for r in result.fits.to_dicts():
+
+            def ci(key: str, r: dict[str, Any] = r) -> str:
+                v, lo, hi = r[key], r[f"{key}_lo"], r[f"{key}_hi"]
+                return "–" if v is None else f"{v:.0%} [{lo:.0%}, {hi:.0%}]" if lo is not None else f"{v:.0%}"
+
+            fits.add_row(
+                str(r["metric"]),
+                str(r["n"]),
+                f"{r['r2']:.2f}" if r["r2"] is not None else "–",
+                ci("quantity_share"),
+                ci("quality_share"),
+            )
+        c.print(fits)
+        corr = result.correlations.with_columns(abs_r=result.correlations["pearson"].abs())
+        corr = corr.sort("abs_r", descending=True, nulls_last=True).head(12)
+        t = Table(title="strongest correlations of dataset statistics with metrics (bootstrap 95% CI)")
+        for col in ("statistic", "metric", "Pearson r", "Spearman ρ", "n"):
+            t.add_column(col, justify="left" if col in ("statistic", "metric") else "right")
+        for r in corr.to_dicts():
+            t.add_row(
+                str(r["statistic"]).removeprefix("stat_"),
+                str(r["metric"]),
+                f"{r['pearson']:.2f} [{r['pearson_lo']:.2f}, {r['pearson_hi']:.2f}]"
+                if r["pearson"] is not None
+                else "–",
+                f"{r['spearman']:.2f} [{r['spearman_lo']:.2f}, {r['spearman_hi']:.2f}]"
+                if r["spearman"] is not None
+                else "–",
+                str(r["n"]),
+            )
+        c.print(t)
+        c.print(f"\n[bold]Verdict.[/] {result.verdict}")
+
+    o.emit(result.to_dict(), render)
+
+
 @app.command()
 def report(
-    sweep_ref: Annotated[
-        str, typer.Option("--sweep", help="Sweep NAME[@VERSION] whose report to show or copy.", show_default=False)
-    ],
+    runs: RunsArg = None,
+    sweep_ref: SweepOpt = None,
     out_dir: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="Copy the report (report.md, report.html, PNGs) into this folder.", show_default=False
+            "--out", help="Folder for report.md, report.html and the PNGs (required with RUNS).", show_default=False
         ),
     ] = None,
     store: StoreOpt = None,
@@ -387,12 +474,24 @@ def report(
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Show a sweep's summary and verdict, and copy its report where you want it."""
-    import polars as pl
+    """Write (or copy) a report: the grid, the study's numbers where they match, plots and the verdict."""
+    from datadiet.eval.pipeline import study_report
+    from datadiet.sweep import machine_description
 
     o = out(store, json_, quiet)
-    ds = o.store().resolve(sweep_ref, "sweeps")
-    path = _export_report(ds, out_dir)
-    runs = pl.read_parquet(ds.path / "runs.parquet")
-    payload = {"ref": ds.ref, "report": str(path), "verdict": ds.manifest.stats["verdict"], "runs": runs.to_dicts()}
-    o.emit(payload, lambda c: _render_summary(c, runs, ds.manifest.stats["verdict"], path))
+    table, sweep_ds = _runs_table(o, runs, sweep_ref)
+    if sweep_ds is not None:
+        path = _export_report(sweep_ds, out_dir)
+        verdict = sweep_ds.manifest.stats["verdict"]
+        ref = sweep_ds.ref
+    else:
+        if out_dir is None:
+            raise UsageError("--out DIR is required when reporting on a list of runs")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        meta = {"machine": machine_description(), "runs": len(table)}
+        result, paths = study_report(
+            out_dir, o.store(), table, title="datadiet report", meta=meta, study_match=False, tracker=o.tracker
+        )
+        path, verdict, ref = paths["html"], result.verdict, None
+    payload = {"ref": ref, "report": str(path), "verdict": verdict, "runs": table.to_dicts()}
+    o.emit(payload, lambda c: _render_summary(c, table, verdict, path))

@@ -75,6 +75,14 @@ def train(
     compile_: Annotated[
         bool, typer.Option("--compile", help="Wrap the model in torch.compile (fastest on a GPU).")
     ] = False,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            "--nproc",
+            help="Train on N local processes with DDP (one per GPU; on a CPU they share the cores); same global batch, same run. Under torchrun, its WORLD_SIZE.",
+            show_default=False,
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Run name (default: the dataset's).")] = None,
     store: StoreOpt = None,
     json_: JsonOpt = False,
@@ -99,7 +107,7 @@ def train(
         overrides=tuple(overrides),
         name=name,
     )
-    commit = train_run(st, spec, resume=resume, tracker=o.tracker)
+    commit = train_run(st, spec, resume=resume, tracker=o.tracker, nproc=nproc)
     m = commit.dataset.manifest.stats["metrics"]
     report_commit(o, commit, f"val loss {m['val_loss']:.4f}, ppl {m['perplexity']:.2f}, acc {m['accuracy']:.3f}")
 

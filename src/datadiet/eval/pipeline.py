@@ -9,8 +9,10 @@ are what `curate stats`, `curate eval` and the sweep call.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+from datadiet.errors import UsageError
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.store import Commit, Dataset, PartWriter, Store
 
@@ -46,7 +48,6 @@ def eval_version(
     With `samples` > 0 it also generates that many continuations (seeded) and reports their
     distinct-n and the share of their word 8-grams copied verbatim from the run's training data.
     """
-    from datadiet.errors import UsageError
     from datadiet.eval.metrics import evaluate, sample_generations
     from datadiet.train.checkpoint import load_checkpoint
     from datadiet.train.model import GPT, GPTConfig
@@ -90,3 +91,97 @@ def eval_version(
     return store.commit(
         run.name, operation="eval", params=params, parents=[run.ref, val.ref], build=build, kind="evals"
     )
+
+
+def lineage_factors(store: Store, dataset: Dataset) -> dict[str, float]:
+    """The study's factors of a training dataset, read from its lineage.
+
+    `size_fraction` is the share kept by the nearest `subset` (1 when there is none) and `dup_rate`,
+    `pool` come from the nearest `duplicate` (0 and 1 when there is none), so runs trained outside a
+    sweep can be related and reported just the same.
+    """
+    factors = {"size_fraction": 1.0, "dup_rate": 0.0, "pool": 1.0}
+    seen: set[str] = set()
+    current: Dataset | None = dataset
+    found_subset = found_dup = False
+    while current is not None and current.ref not in seen:
+        seen.add(current.ref)
+        m = current.manifest
+        if m.operation == "duplicate" and not found_dup:
+            factors["dup_rate"] = float(m.params.get("rate", 0.0))
+            factors["pool"] = float(m.stats.get("pool_size", 1))
+            found_dup = True
+        elif m.operation == "subset" and not found_subset:
+            share = m.params.get("fraction") or m.stats.get("row_share") or 1.0
+            factors["size_fraction"] = float(share)
+            found_subset = True
+        parent = next((p for p in m.parents if "@" in p and not p.startswith("file:")), None)
+        try:
+            current = store.resolve(parent) if parent else None
+        except UsageError:
+            current = None
+    return factors
+
+
+def run_row(
+    store: Store,
+    run: Dataset,
+    factors: dict[str, float] | None = None,
+    *,
+    tracker: Tracker = NULL_TRACKER,
+) -> dict[str, Any]:
+    """One row of a study table: factors, the training data's statistics (`stat_*`) and the metrics."""
+    from datadiet.train.pipeline import resolve_tokenizer, tokens_version
+
+    train = store.resolve(run.manifest.parents[0])
+    tok = resolve_tokenizer(store, run.manifest.params["tokenizer"])
+    tokens = int(tokens_version(store, train, tok, tracker).manifest.stats["tokens"])
+    stats = stats_version(store, train, tokens=tokens, tracker=tracker).manifest.stats
+    metrics = run.manifest.stats["metrics"]
+    row: dict[str, Any] = dict(factors if factors is not None else lineage_factors(store, train))
+    row["seed"] = int(run.manifest.params.get("seed", 0))
+    row["variant"] = train.ref
+    row["run"] = run.ref
+    row.update({f"stat_{k}": v for k, v in stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    row.update({k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+    return row
+
+
+METRIC_COLUMNS = ("val_loss", "perplexity", "accuracy", "bits_per_byte")
+
+
+def relate_runs(runs: Any, seed: int = 0) -> Any:
+    """`relate` over every statistic that varies across the runs and every metric they report."""
+    from datadiet.eval.relate import relate
+
+    stat_cols = [c for c in runs.columns if c.startswith("stat_") and runs[c].n_unique() > 1]
+    metric_cols = [m for m in METRIC_COLUMNS if m in runs.columns]
+    return relate(runs, stats=stat_cols, metrics=metric_cols, seed=seed)
+
+
+def study_report(
+    out_dir: Path,
+    store: Store,
+    runs: Any,
+    *,
+    title: str,
+    meta: dict[str, Any],
+    study_match: bool,
+    seed: int = 0,
+    tracker: Tracker = NULL_TRACKER,
+) -> tuple[Any, dict[str, Path]]:
+    """Relate a study table and write its report (markdown, self-contained HTML, PNGs) into OUT_DIR."""
+    from datadiet.eval.report import write_report
+    from datadiet.train.pipeline import run_curve
+
+    result = relate_runs(runs, seed=seed)
+    curves = {}
+    for row in runs.to_dicts():
+        label = f"size {row['size_fraction']:g} · dup {row['dup_rate']:g} · seed {row['seed']}"
+        curves[label] = run_curve(store.resolve(row["run"], "runs"))
+    with tracker.task("Writing report", total=None):
+        paths = write_report(
+            out_dir, result=result, runs=runs, curves=curves, title=title, meta=meta, study_match=study_match
+        )
+    runs.write_parquet(out_dir / "runs.parquet")
+    return result, paths

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import mmap
 import os
 import queue as queue_mod
@@ -35,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from datadiet.errors import DatadietError, UsageError
 from datadiet.progress import NULL_TRACKER, Task, Tracker
@@ -132,6 +135,20 @@ def ddp_device(device: torch.device, world: World) -> torch.device:
     return torch.device("cuda", world.local_rank)
 
 
+def wrap_ddp(model: nn.Module, device: torch.device) -> DistributedDataParallel:
+    """`model` in DistributedDataParallel, its parameters already on `device` (this rank's)."""
+    # The model's only buffer (the padding mask) is a constant, so it needs no broadcast before each
+    # forward; newer torch (2.13 here) renamed the switch and warns about the old name.
+    takes_new = "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
+    no_buffer_sync = {"forward_sync_buffers": False} if takes_new else {"broadcast_buffers": False}
+    return DistributedDataParallel(
+        model,
+        device_ids=[device.index] if device.type == "cuda" else None,
+        gradient_as_bucket_view=True,  # gradients live in the all-reduce buckets: one copy, not two
+        **no_buffer_sync,
+    )
+
+
 def all_reduce_sum(value: float, device: torch.device, world: World) -> float:
     """`value` summed over all ranks (itself when there is one process); every rank must call it."""
     if world.size == 1:
@@ -208,6 +225,12 @@ def broadcast(value: Any, world: World) -> Any:
     box = [value if world.is_main else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def barrier(world: World) -> None:
+    """Wait until every rank gets here (nothing to wait for in a single process)."""
+    if world.size > 1:
+        dist.barrier()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -334,7 +357,14 @@ def spawn(
     q = ctx.Queue()
     procs = tmp.start_processes(
         _worker,
-        args=(fn, nproc, free_port(), backend, q, tuple(_portable(a) if isinstance(a, np.ndarray) else a for a in args)),
+        args=(
+            fn,
+            nproc,
+            free_port(),
+            backend,
+            q,
+            tuple(_portable(a) if isinstance(a, np.ndarray) else a for a in args),
+        ),
         nprocs=nproc,
         join=False,
         start_method="spawn",
@@ -497,4 +527,3 @@ def train_processes(
         on_step=on_step,
     )
     return result
-

@@ -175,17 +175,21 @@ def train_run(
     resume: bool = True,
     tracker: Tracker = NULL_TRACKER,
     on_step: Callable[[dict[str, float]], None] | None = None,
+    nproc: int | None = None,
 ) -> Commit:
     """Train (or find) the run SPEC describes and publish it under `runs/`.
 
     An interrupted run leaves its checkpoints in the run's private work folder; with `resume` the
-    next call continues from the last checkpoint, otherwise it starts again from step 0.
+    next call continues from the last checkpoint, otherwise it starts again from step 0. `nproc`
+    trains on that many local DDP processes (the id and result do not change); under torchrun every
+    rank calls this, rank 0 alone touches the store and all return the published run.
     """
     from datadiet.eval.metrics import evaluate
     from datadiet.train.checkpoint import load_checkpoint
+    from datadiet.train.distributed import barrier, broadcast, join_torchrun
+    from datadiet.train.distributed import train_processes as run_trainer
     from datadiet.train.model import GPT
     from datadiet.train.trainer import select_device
-    from datadiet.train.trainer import train as run_trainer
 
     train_ds = store.resolve(spec.train_ref)
     val_ds = store.resolve(spec.val_ref)
@@ -194,20 +198,35 @@ def train_run(
     name, params, parents = run_identity(store, spec)
     version = store.version_id(operation="train", params=params, parents=parents, kind="runs")
     work = store.root / "work" / "runs" / f"{name}-{version}"
+    world = join_torchrun(nproc, train_cfg.device, train_cfg.batch_size)  # None unless started by torchrun
+    if world is not None and not world.is_main:
+        # Rank 0 owns the store: it says whether the run trains (and resumes), trains with us, publishes.
+        decision = broadcast(None, world)
+        if decision is not None:
+            train_toks, val_toks = (load_token_array(tokens_version(store, d, tok)) for d in (train_ds, val_ds))
+            run_trainer(model_cfg, train_cfg, train_toks, val_toks, work, resume=decision)
+        barrier(world)
+        return Commit(store.resolve(f"{name}@{version}", kind="runs"), up_to_date=decision is None)
+    announced = False
 
     def build(writer: PartWriter) -> dict[str, Any]:
+        nonlocal announced
         train_tokens = load_token_array(tokens_version(store, train_ds, tok, tracker))
         val_tok_ds = tokens_version(store, val_ds, tok, tracker)
         val_tokens = load_token_array(val_tok_ds)
         has_ckpt = (work / "checkpoint.pt").exists()
         if has_ckpt and not resume:
             shutil.rmtree(work)
+        if world is not None:
+            broadcast(resume and has_ckpt, world)
+            announced = True
         result = run_trainer(
             model_cfg,
             train_cfg,
             train_tokens,
             val_tokens,
             work,
+            nproc=nproc,
             resume=resume and has_ckpt,
             tracker=tracker,
             on_step=on_step,
@@ -241,11 +260,16 @@ def train_run(
             "train_tokens": len(train_tokens),
             "val_tokens": len(val_tokens),
             "device": str(device),
+            "nproc": world.size if world is not None else nproc or 1,
         }
 
     commit = store.commit(name, operation="train", params=params, parents=parents, build=build, kind="runs")
     if not commit.up_to_date:
         shutil.rmtree(work, ignore_errors=True)
+    if world is not None:
+        if not announced:
+            broadcast(None, world)  # up to date: the other ranks have nothing to train
+        barrier(world)  # the run is published before any rank returns it
     return commit
 
 

@@ -29,13 +29,12 @@ import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.nn.parallel import DistributedDataParallel
 
 from datadiet.errors import DatadietError, UsageError
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.train.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from datadiet.train.config import TrainConfig
-from datadiet.train.distributed import all_reduce_sum, check_nproc, current_world, ddp_device
+from datadiet.train.distributed import all_reduce_sum, check_nproc, current_world, ddp_device, wrap_ddp
 from datadiet.train.model import GPT, GPTConfig
 
 METRICS_FILE = "metrics.jsonl"
@@ -339,17 +338,8 @@ def train(
             )
         elif main:
             metrics_file.unlink(missing_ok=True)
-        ddp: DistributedDataParallel | None = None
-        net: nn.Module = model
-        if world.size > 1:
-            # Buffers (the padding mask) are constants, so they need no broadcast before each forward.
-            ddp = DistributedDataParallel(
-                model,
-                device_ids=[device.index] if device.type == "cuda" else None,
-                broadcast_buffers=False,
-                gradient_as_bucket_view=True,
-            )
-            net = ddp
+        ddp = wrap_ddp(model, device) if world.size > 1 else None
+        net: nn.Module = model if ddp is None else ddp
         fwd = torch.compile(net) if train_cfg.compile else net
         params = model.num_params()
         session_start = time.perf_counter()
