@@ -173,3 +173,21 @@ def test_disk_full_is_reported_and_cleaned(tmp_path: Path) -> None:
     with pytest.raises(DatadietError, match="no space left"):
         store.commit("a", operation="t", params={}, parents=[], build=build)
     assert store.all() == [] and list((tmp_path / ".tmp").iterdir()) == []
+
+
+def test_gc_work_folders_published_vs_interrupted(tmp_path: Path) -> None:
+    from datadiet.store import LOCK_DIR, work_folders
+
+    store = Store(tmp_path)
+    run = store.commit(
+        "r", operation="train", params={}, parents=[], build=lambda w: w.write_file("x", b"1"), kind="runs"
+    ).dataset
+    leftover = tmp_path / "work" / "runs" / f"r-{run.version}"
+    interrupted = tmp_path / "work" / "runs" / "r-0123456789abcdef"
+    live = tmp_path / "work" / "runs" / "r-fedcba9876543210"
+    for folder in (leftover, interrupted, live):
+        folder.mkdir(parents=True)
+    with store.lock("runs-r-fedcba9876543210"):
+        assert (tmp_path / LOCK_DIR / "runs-r-fedcba9876543210.lock").exists()
+        assert work_folders(store) == ([leftover], [interrupted])
+    assert work_folders(store) == ([leftover], [interrupted, live])

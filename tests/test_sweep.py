@@ -190,7 +190,7 @@ def test_demo_command_path(runner: CliRunner, tmp_path: Path) -> None:
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert len(payload["runs"]) == 6 and payload["verdict"]
+    assert len(payload["runs"]) == 12 and payload["verdict"]
     assert (tmp_path / "report" / "report.html").is_file()
     html = (tmp_path / "report" / "report.html").read_text()
     assert "<img" in html and 'src="data:image/png;base64,' in html

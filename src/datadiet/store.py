@@ -545,27 +545,49 @@ def verify(store: Store, ref: str | None = None, kind: str | None = None) -> lis
     return results
 
 
+def _lock_is_free(store: Store, key: str) -> bool:
+    """Whether no process holds the version lock KEY right now (a writer holds it while it works)."""
+    lock = store.root / LOCK_DIR / f"{key}.lock"
+    try:
+        fd = os.open(lock, os.O_RDWR)
+    except FileNotFoundError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return True
+    finally:
+        os.close(fd)
+
+
 def abandoned(store: Store) -> list[Path]:
     """Temporary folders whose writer is gone: their version lock can be taken without waiting."""
-    found = []
-    for tmp in store.abandoned_tmp():
-        # Names are `<kind>-<name>-<version>-<pid>-<rand>`; the lock key is everything before the pid.
-        key = tmp.name.rsplit("-", 2)[0]
-        lock = store.root / LOCK_DIR / f"{key}.lock"
-        if not lock.exists():
-            found.append(tmp)
+    # Names are `<kind>-<name>-<version>-<pid>-<rand>`; the lock key is everything before the pid.
+    return [tmp for tmp in store.abandoned_tmp() if _lock_is_free(store, tmp.name.rsplit("-", 2)[0])]
+
+
+def work_folders(store: Store) -> tuple[list[Path], list[Path]]:
+    """Idle work folders of runs (`work/runs/<name>-<version>`): (already published, interrupted).
+
+    A published run's folder is a leftover and safe to delete; an interrupted one holds the
+    checkpoint `--resume` continues from, so it is only deleted when asked. Folders of runs
+    training right now (their lock is held) are in neither list.
+    """
+    base = store.root / "work" / "runs"
+    if not base.is_dir():
+        return [], []
+    published: list[Path] = []
+    interrupted: list[Path] = []
+    for folder in sorted(base.iterdir()):
+        name, _, version = folder.name.rpartition("-")
+        if not folder.is_dir() or not name or not _lock_is_free(store, f"runs-{name}-{version}"):
             continue
-        fd = os.open(lock, os.O_RDWR)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            continue  # a live writer holds it
-        else:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            found.append(tmp)
-        finally:
-            os.close(fd)
-    return found
+        done = (store.root / "runs" / name / version / MANIFEST_FILE).is_file()
+        (published if done else interrupted).append(folder)
+    return published, interrupted
 
 
 def unreferenced(store: Store) -> list[Dataset]:
@@ -579,7 +601,7 @@ def unreferenced(store: Store) -> list[Dataset]:
 def remove(store: Store, paths: Sequence[Path]) -> None:
     """Delete folders inside the store: a version is first renamed into .tmp so it vanishes atomically."""
     for path in paths:
-        if store.root not in path.resolve().parents:
+        if store.root.resolve() not in path.resolve().parents:
             raise DatadietError(f"refusing to delete {path}: it is outside the store {store.root}")
         if (path / MANIFEST_FILE).exists():
             grave = store._make_tmp("gc")

@@ -86,6 +86,18 @@ class SweepConfig:
             raise UsageError(f"--threshold must be in (0, 1), not {self.threshold}")
         if any(s < 0 for s in self.seeds):
             raise UsageError("--seeds must be >= 0")
+        from datadiet.train.config import PRESETS
+        from datadiet.train.tokenizer import MIN_VOCAB
+
+        # Checked here, so a bad value fails before any step runs rather than after hours of them.
+        if self.preset not in PRESETS:
+            raise UsageError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        if self.tokenizer is None and not MIN_VOCAB <= self.vocab <= 1 << 20:
+            raise UsageError(f"--vocab must be between {MIN_VOCAB} and {1 << 20}, not {self.vocab}")
+        if self.steps is not None and self.steps < 1:
+            raise UsageError(f"--steps must be >= 1, not {self.steps}")
+        if not 0 <= self.near < 1:
+            raise UsageError(f"--near must be in [0, 1), not {self.near}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -507,6 +519,8 @@ def _finish(
 
 DEMO_SIZES = (0.5, 1.0)
 DEMO_RATES = (0.0, 0.5, 1.0)
+# Two seeds, so the report can show seed-to-seed spread next to the effects it compares them with.
+DEMO_SEEDS = (0, 1)
 
 
 def prepare_demo(store: Store, stories: int, tracker: Tracker = NULL_TRACKER) -> tuple[str, str]:
@@ -522,13 +536,13 @@ def prepare_demo(store: Store, stories: int, tracker: Tracker = NULL_TRACKER) ->
 def demo_config(
     train_ref: str, val_ref: str, steps: int | None = None, overrides: tuple[tuple[str, str], ...] = ()
 ) -> SweepConfig:
-    """The demo's miniature grid: tiny preset, a 2,048-token BPE, one seed."""
+    """The demo's miniature grid: tiny preset, a 2,048-token BPE, two seeds."""
     return SweepConfig(
         base=train_ref,
         val=val_ref,
         sizes=DEMO_SIZES,
         rates=DEMO_RATES,
-        seeds=(0,),
+        seeds=DEMO_SEEDS,
         preset="tiny",
         steps=steps,
         vocab=2048,

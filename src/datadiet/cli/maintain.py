@@ -43,7 +43,8 @@ def gc(
     unreferenced: Annotated[
         bool,
         typer.Option(
-            "--unreferenced", help="Also delete versions nothing depends on that are not the newest of their name."
+            "--unreferenced",
+            help="Also delete versions nothing depends on that are not the newest of their name, and the checkpoints of interrupted runs.",
         ),
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deleting versions.")] = False,
@@ -54,12 +55,14 @@ def gc(
 ) -> None:
     """Remove temporary folders left by interrupted commands (and, with --unreferenced, unused versions)."""
     from datadiet.errors import UsageError
-    from datadiet.store import abandoned, remove
+    from datadiet.store import abandoned, remove, work_folders
     from datadiet.store import unreferenced as find_unreferenced
 
     o = out(store, json_, quiet)
     st = o.store()
-    debris = abandoned(st)
+    published, interrupted = work_folders(st)
+    # Interrupted runs' checkpoints are what --resume continues from: kept unless asked.
+    debris = abandoned(st) + published + (interrupted if unreferenced else [])
     remove(st, debris)
     victims = find_unreferenced(st) if unreferenced else []
     if victims and not yes:
@@ -70,7 +73,19 @@ def gc(
         if not typer.confirm(f"Delete these {len(victims)} versions?"):
             victims = []
     remove(st, [d.path for d in victims])
+    kept = [] if unreferenced else interrupted
     o.emit(
-        {"removed_tmp": [str(p) for p in debris], "removed_versions": [d.ref for d in victims]},
-        lambda c: c.print(f"removed {len(debris)} abandoned temporary folders and {len(victims)} versions"),
+        {
+            "removed_tmp": [str(p) for p in debris],
+            "removed_versions": [d.ref for d in victims],
+            "kept_resumable": [str(p) for p in kept],
+        },
+        lambda c: c.print(
+            f"removed {len(debris)} abandoned temporary folders and {len(victims)} versions"
+            + (
+                f"; kept {len(kept)} interrupted runs' checkpoints for --resume (--unreferenced deletes them)"
+                if kept
+                else ""
+            )
+        ),
     )

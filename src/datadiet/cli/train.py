@@ -90,6 +90,7 @@ def train(
     debug: DebugOpt = False,
 ) -> None:
     """Train a GPT on a dataset version; the run is stored with its config, curves and final metrics."""
+    from datadiet.train.distributed import current_world
     from datadiet.train.pipeline import RunSpec, train_run
 
     o = out(store, json_, quiet)
@@ -108,6 +109,8 @@ def train(
         name=name,
     )
     commit = train_run(st, spec, resume=resume, tracker=o.tracker, nproc=nproc)
+    if not current_world().is_main:
+        return  # under torchrun, rank 0 reports for every rank
     m = commit.dataset.manifest.stats["metrics"]
     report_commit(o, commit, f"val loss {m['val_loss']:.4f}, ppl {m['perplexity']:.2f}, acc {m['accuracy']:.3f}")
 

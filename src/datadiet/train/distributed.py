@@ -7,7 +7,7 @@ MASTER_PORT) and NCCL on GPUs, gloo on CPUs:
   processes itself (spawn, on a free port, each on max(1, cores // N) CPU threads), runs
   `datadiet.train.trainer.train` in each and relays rank 0's progress, step lines and result to
   the caller;
-- `torchrun --nproc-per-node N $(which curate) train ...` starts the processes; `join_torchrun` reads
+- `torchrun --nproc-per-node N $(which curate) train ...` starts the processes; `prepare_processes` reads
   their environment and joins the process group, and `datadiet.train.pipeline.train_run` lets rank 0
   alone talk to the store while the other ranks only train.
 
@@ -20,14 +20,13 @@ the run's id like `threads` and `device`.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import inspect
 import mmap
 import os
 import queue as queue_mod
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -140,7 +139,7 @@ def wrap_ddp(model: nn.Module, device: torch.device) -> DistributedDataParallel:
     # The model's only buffer (the padding mask) is a constant, so it needs no broadcast before each
     # forward; newer torch (2.13 here) renamed the switch and warns about the old name.
     takes_new = "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters
-    no_buffer_sync = {"forward_sync_buffers": False} if takes_new else {"broadcast_buffers": False}
+    no_buffer_sync: dict[str, Any] = {"forward_sync_buffers": False} if takes_new else {"broadcast_buffers": False}
     return DistributedDataParallel(
         model,
         device_ids=[device.index] if device.type == "cuda" else None,
@@ -195,25 +194,37 @@ def torchrun_world(nproc: int | None = None) -> World | None:
     return World(rank=rank, size=size, local_rank=local)
 
 
-def join_torchrun(nproc: int | None, device_name: str, batch_size: int) -> World | None:
-    """Join the process group torchrun set up, if this process was started by torchrun.
+def prepare_processes(nproc: int | None, device_name: str, batch_size: int) -> World | None:
+    """Check `--nproc` against the batch and this machine, and join torchrun's process group if in one.
+
+    Call it before any other work, so that a bad `--nproc` fails at once and changes nothing.
 
     Args:
-        nproc: `--nproc` as given (None: not given).
-        device_name: `TrainConfig.device`, which picks NCCL or gloo.
-        batch_size: The global batch, which must split over WORLD_SIZE.
+        nproc: `--nproc` as given (None: not given, which means 1, or WORLD_SIZE under torchrun).
+        device_name: `TrainConfig.device`; picks NCCL (cuda) or gloo, and each local rank's GPU.
+        batch_size: The global batch, which must split evenly over the processes.
 
     Returns:
-        The world, or None when not under torchrun (or under torchrun with a single process).
-    """
-    world = torchrun_world(nproc)
-    if world is None or world.size == 1:
-        return None
-    check_nproc(world.size, batch_size)
-    if not dist.is_initialized():
-        from datadiet.train.trainer import select_device
+        The world when torchrun started this process as one of several (the group is then joined);
+        None otherwise, where `train_processes` starts the `nproc` local workers itself if nproc > 1.
 
-        device = ddp_device(select_device(device_name), world)
+    Raises:
+        UsageError: `nproc` below 1, not dividing the batch, or disagreeing with WORLD_SIZE; more
+            processes on this machine than GPUs; an unavailable device, or mps.
+    """
+    from datadiet.train.trainer import select_device
+
+    world = torchrun_world(nproc)
+    n = world.size if world is not None else 1 if nproc is None else nproc
+    check_nproc(n, batch_size)
+    device = select_device(device_name)
+    if n == 1:
+        return None
+    # Locally started workers take ranks 0 .. n-1 on this machine; the highest must have a GPU too.
+    device = ddp_device(device, world or World(rank=n - 1, size=n, local_rank=n - 1))
+    if world is None:
+        return None
+    if not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)  # NCCL binds each rank's communicator to the current GPU
         dist.init_process_group(backend_for(device), init_method="env://")
@@ -485,44 +496,30 @@ def train_processes(
     """
     from datadiet.train.trainer import select_device, train
 
-    world: World | None = current_world() if dist.is_available() and dist.is_initialized() else None
-    if world is None:
-        world = torchrun_world(nproc)
-        if world is not None:
-            join_torchrun(nproc, train_cfg.device, train_cfg.batch_size)
-    if world is not None:  # this process is one rank of a group someone else started
-        check_nproc(world.size, train_cfg.batch_size)
-        if not world.is_main:
-            tracker, on_step = NULL_TRACKER, None
+    if dist.is_available() and dist.is_initialized():
+        world: World | None = current_world()
+        if world is not None and nproc not in (None, world.size):
+            raise UsageError(f"--nproc {nproc} disagrees with the {world.size} processes of the running group")
+    else:
+        world = prepare_processes(nproc, train_cfg.device, train_cfg.batch_size)
+    if world is not None or nproc in (None, 1):  # one process, or one rank of a group someone else started
         return train(
             model_cfg, train_cfg, train_tokens, val_tokens, out_dir, resume=resume, tracker=tracker, on_step=on_step
         )
-    n = 1 if nproc is None else nproc
-    check_nproc(n, train_cfg.batch_size)
-    if n == 1:
-        return train(
-            model_cfg, train_cfg, train_tokens, val_tokens, out_dir, resume=resume, tracker=tracker, on_step=on_step
-        )
-    device = select_device(train_cfg.device)
-    if device.type == "cuda" and torch.cuda.device_count() < n:
-        raise UsageError(
-            f"--nproc {n} needs {n} GPUs but this machine has {torch.cuda.device_count()}; "
-            f"use --nproc {torch.cuda.device_count()} or --set device=cpu"
-        )
-    ddp_device(device, World(size=n))  # refuses mps before any process starts
+    assert nproc is not None
     if train_cfg.threads == 0:
         # Every process on all cores would oversubscribe them N times over.
-        train_cfg = dataclasses.replace(train_cfg, threads=threads_per_process(n))
+        train_cfg = dataclasses.replace(train_cfg, threads=threads_per_process(nproc))
     result: TrainResult = spawn(
         _train_worker,
-        n,
+        nproc,
         model_cfg,
         train_cfg,
         train_tokens,
         val_tokens,
         Path(out_dir),
         resume,
-        device=device,
+        device=select_device(train_cfg.device),
         tracker=tracker,
         on_step=on_step,
     )

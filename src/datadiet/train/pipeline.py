@@ -135,14 +135,30 @@ class RunSpec:
     name: str | None = None
 
 
+# Step counts of a preset's schedule that `--steps` rescales along with the run's length.
+_SCALED_WITH_STEPS = ("warmup", "eval_every", "checkpoint_every")
+
+
 def resolve_run_config(spec: RunSpec, vocab_size: int) -> tuple[Any, Any]:
-    from datadiet.train.config import resolve_config
+    """The model and training configs of SPEC.
+
+    `--steps N` shortens or lengthens the preset's whole schedule: warmup, evaluation and checkpoint
+    intervals keep their share of the run (unless set explicitly with `--set`), so 100 steps of
+    `paper` warm up for 10 steps, not for all 100.
+    """
+    from datadiet.train.config import PRESETS, resolve_config
 
     overrides = dict(spec.overrides)
     if spec.steps is not None:
         if spec.steps < 1:
             raise UsageError(f"--steps must be >= 1, not {spec.steps}")
         overrides["steps"] = str(spec.steps)
+        base = PRESETS[spec.preset].train if spec.preset in PRESETS else None
+        if base is not None and "steps" not in dict(spec.overrides):
+            for key in _SCALED_WITH_STEPS:
+                value = getattr(base, key)
+                if key not in overrides and value:
+                    overrides[key] = str(max(1, round(value * spec.steps / base.steps)))
     overrides["seed"] = str(spec.seed)
     return resolve_config(spec.preset, vocab_size, overrides)
 
@@ -186,7 +202,7 @@ def train_run(
     """
     from datadiet.eval.metrics import evaluate
     from datadiet.train.checkpoint import load_checkpoint
-    from datadiet.train.distributed import barrier, broadcast, join_torchrun
+    from datadiet.train.distributed import barrier, broadcast, prepare_processes
     from datadiet.train.distributed import train_processes as run_trainer
     from datadiet.train.model import GPT
     from datadiet.train.trainer import select_device
@@ -198,7 +214,7 @@ def train_run(
     name, params, parents = run_identity(store, spec)
     version = store.version_id(operation="train", params=params, parents=parents, kind="runs")
     work = store.root / "work" / "runs" / f"{name}-{version}"
-    world = join_torchrun(nproc, train_cfg.device, train_cfg.batch_size)  # None unless started by torchrun
+    world = prepare_processes(nproc, train_cfg.device, train_cfg.batch_size)  # None unless started by torchrun
     if world is not None and not world.is_main:
         # Rank 0 owns the store: it says whether the run trains (and resumes), trains with us, publishes.
         decision = broadcast(None, world)
@@ -243,8 +259,10 @@ def train_run(
             device=str(device),
             bytes_per_token=float(val_tok_ds.manifest.stats["bytes_per_token"]),
         )
+        # Copied, not moved: until the run is published, the work folder must still hold a complete
+        # checkpoint for --resume; it is deleted only after publication.
         for fname in ("checkpoint.pt", "metrics.jsonl"):
-            shutil.move(str(work / fname), str(writer.dir / fname))
+            shutil.copy2(work / fname, writer.dir / fname)
         config = {
             "model": model_cfg.to_dict(),
             "train": train_cfg.to_dict(),

@@ -1,0 +1,43 @@
+"""Execution engines for the curation operations: `local` (this machine) and `ray` (a Ray cluster).
+
+The local engine is the code in `datadiet.curate`; `ray_engine` runs the same operations on a Ray
+cluster and gives identical versions (the engine is never part of a version's parameters).
+`load_ray()` imports it, turning a missing `ray` install into a one-line UsageError.
+
+Invoked by `datadiet.curate.dedupe`, `inject` and `subset` when called with `engine="ray"`.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from datadiet.errors import UsageError
+
+ENGINES = ("local", "ray")
+
+
+def check_engine(engine: str) -> str:
+    """Validate an `--engine` value.
+
+    Raises:
+        UsageError: the engine is not one of ENGINES.
+    """
+    if engine not in ENGINES:
+        raise UsageError(f"--engine must be one of {', '.join(ENGINES)}, not {engine!r}")
+    return engine
+
+
+def load_ray() -> ModuleType:
+    """The Ray engine module.
+
+    Raises:
+        UsageError: Ray (with Ray Data) is not installed.
+    """
+    try:
+        import ray  # noqa: F401
+        import ray.data  # noqa: F401
+    except ImportError as exc:
+        raise UsageError("--engine ray needs Ray, which is not installed; run: pip install 'datadiet[ray]'") from exc
+    from datadiet.engine import ray_engine
+
+    return ray_engine
