@@ -11,6 +11,8 @@ each) repeated with an id suffix until it has --docs rows. For every operation i
 * `frame`: the library's pure function (`duplicate_frame` / `subset_frame`) on the in-memory frame;
 * `baseline`: a straightforward implementation with one Python loop step per row (and, for near
   copies, per word), producing the same kind of rows; ratio = baseline / frame;
+* near copies once more with `workers=1` (one process) against the default (every core): wall and
+  CPU seconds (workers included) and whether the rows are equal, as they must be;
 * `store`: the library call end to end (`duplicate` / `subset`: read the version, compute, write
   Parquet parts and the manifest), the figure the <= 30 s requirement is about.
 
@@ -22,16 +24,18 @@ from __future__ import annotations
 
 import argparse
 import random
+import resource
 import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from datadiet.curate.inject import DuplicateConfig, duplicate, duplicate_frame, plan_duplication
+from datadiet.curate.inject import DuplicateConfig, default_workers, duplicate, duplicate_frame, plan_duplication
 from datadiet.curate.subset import SubsetConfig, subset, subset_frame
 from datadiet.schema import COPY_INDEX, EDIT_FRACTION, EOT, ID, SOURCE_ID, TEXT, conform
 from datadiet.store import PartWriter, Store
@@ -134,6 +138,12 @@ def baseline_subset(frame: pl.DataFrame, cfg: SubsetConfig) -> pl.DataFrame:
 # -- timing ------------------------------------------------------------------------------------------
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the near-copy workers)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     t0 = time.perf_counter()
     result = fn()
@@ -168,14 +178,21 @@ def main() -> None:
         ("duplicate --rate 0.1 --near 0.1", DuplicateConfig(rate=0.1, near=0.1, seed=1)),
         ("duplicate --rate 0.5 --near 0.1", DuplicateConfig(rate=0.5, near=0.1, seed=1)),
     ]
+    worker_rows: list[tuple[str, float, float, float, float, bool]] = []
     for label, cfg in near_cases:
+        c0 = cpu_seconds()
         t_frame, (out, stats) = timed(lambda cfg=cfg: duplicate_frame(frame, cfg))
+        c_all = cpu_seconds() - c0
         n_copies = stats["copies_injected"]
         source_text = frame.filter(pl.col(ID) == stats["pool_ids"][0])[TEXT][0]
         k = min(args.near_baseline, n_copies)
         t_base_k, _ = timed(lambda k=k, cfg=cfg, text=source_text: baseline_near([text] * k, cfg.near, 1))
         rows.append((label, t_frame, t_base_k * n_copies / max(k, 1), " (scaled)"))
-        del out
+        # The same call in one process: the rows must not depend on the number of workers.
+        c0 = cpu_seconds()
+        t_one, (one, _) = timed(partial(duplicate_frame, frame, cfg, workers=1))
+        worker_rows.append((label, t_one, cpu_seconds() - c0, t_frame, c_all, one.equals(out)))
+        del out, one
 
     sub_cfg = SubsetConfig(fraction=0.25, seed=1)
     t_frame, (sub, _) = timed(lambda: subset_frame(frame, sub_cfg))
@@ -188,6 +205,11 @@ def main() -> None:
     for label, t_f, t_b, note in rows:
         ratio = f"{t_b / t_f:6.1f}x" if t_b else "   -"
         print(f"{label:38} {t_f:9.2f} {t_b or 0:12.2f} {ratio}{note}")
+
+    print(f"\nnear copies: one process vs every core ({default_workers()} workers); CPU s include the workers'")
+    print(f"{'operation':38} {'1 wall s':>9} {'1 cpu s':>8} {'N wall s':>9} {'N cpu s':>8} {'speed-up':>8}  same rows")
+    for label, t1, c1, tn, cn, same in worker_rows:
+        print(f"{label:38} {t1:9.2f} {c1:8.2f} {tn:9.2f} {cn:8.2f} {t1 / tn:7.2f}x  {same}")
 
     if args.skip_store:
         return

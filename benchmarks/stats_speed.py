@@ -1,6 +1,7 @@
 """Speed of `dataset_stats` against a straightforward pure-Python implementation, on the same documents.
 
     PYTHONPATH=src .venv/bin/python benchmarks/stats_speed.py [--docs 2100000] [--baseline-docs 20000] [--no-near-dup]
+    PYTHONPATH=src .venv/bin/python benchmarks/stats_speed.py --docs 300000 --previous 44dc1dc
 
 Builds N documents (default 2.1 million, the size of the study's TinyStories) from the real
 stories in ../shared/data: each is a randomly chosen story with 0-3 words replaced by other words
@@ -14,21 +15,34 @@ The frame is cached under /tmp by N. Then times:
 
 Prints both rates (documents per second) and their ratio, and whether ours meets the target of
 2.1 million documents in 120 s on this machine.
+
+With --previous REV it instead compares against `src/datadiet/eval/stats.py` as of git revision
+REV (read with `git show`, nothing in the tree changes): each implementation runs on the same
+frame in a fresh child process, and the benchmark prints CPU seconds (the child and its worker
+processes), wall seconds, the peak resident memory of the child's whole process tree (sampled
+every 0.1 s), the CPU ratio previous / ours and whether every statistic agrees. CPU seconds and
+the ratio are what to judge by on a machine other jobs load; wall time is printed too.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import importlib.util
+import json
 import math
 import os
 import random
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
+import threading
 import time
 import zlib
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -150,12 +164,123 @@ def baseline(texts: list[str], threshold: float = 0.8) -> dict[str, object]:
     }
 
 
+PREVIOUS_MODULE = "datadiet_stats_previous"
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants (0 once it has gone)."""
+    total = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            total += next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (OSError, StopIteration):
+            continue
+    return total
+
+
+def _child(impl: str, docs: int, near_dup: bool) -> None:
+    """Run one implementation on the cached frame and print its statistics and CPU seconds as JSON."""
+    frame = build(docs)
+    if impl == "ours":
+        func = dataset_stats
+    else:
+        spec = importlib.util.spec_from_file_location(PREVIOUS_MODULE, impl)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[PREVIOUS_MODULE] = module
+        spec.loader.exec_module(module)
+        func = module.dataset_stats
+    cpu0 = _cpu_seconds()
+    t0 = time.perf_counter()
+    out = func(frame, near_dup=near_dup)
+    print(json.dumps({"cpu": _cpu_seconds() - cpu0, "wall": time.perf_counter() - t0, "stats": out}))
+
+
+def _measure(impl: str, docs: int, near_dup: bool, pythonpath: str) -> dict[str, Any]:
+    args = [sys.executable, __file__, "--docs", str(docs), "--child", impl]
+    if not near_dup:
+        args.append("--no-near-dup")
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, env=env, text=True)
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, _tree_rss(proc.pid))
+            stop.wait(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, _ = proc.communicate()
+    stop.set()
+    sampler.join()
+    if proc.returncode:
+        raise SystemExit(f"{impl} failed with exit status {proc.returncode}")
+    result: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
+    result["peak_rss"] = peak
+    return result
+
+
+def compare_previous(rev: str, docs: int, near_dup: bool) -> None:
+    """Time the implementation at git revision `rev` and ours, each in a fresh process, on the same frame."""
+    source = subprocess.run(
+        ["git", "show", f"{rev}:src/datadiet/eval/stats.py"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    frame = build(docs)
+    print(f"{frame.height:,} documents, {frame['text'].str.len_bytes().sum() / 1e6:.0f} MB of text")
+    del frame
+    with tempfile.TemporaryDirectory(prefix="datadiet-stats-prev-") as tmp:
+        path = Path(tmp) / f"{PREVIOUS_MODULE}.py"
+        path.write_text(source)
+        # The previous version's spawned signing workers import it by name, so its folder is on the path.
+        pythonpath = os.pathsep.join([tmp, str(ROOT / "src")])
+        results = {}
+        for name, impl in ((f"previous ({rev})", str(path)), ("ours", "ours")):
+            load0 = os.getloadavg()[0]
+            r = _measure(impl, docs, near_dup, pythonpath)
+            results[name] = r
+            print(
+                f"{name:<20} CPU {r['cpu']:7.1f} s   wall {r['wall']:7.1f} s   peak RSS {r['peak_rss'] / 2**30:5.2f} GiB"
+                f"   (load average {load0:.1f} -> {os.getloadavg()[0]:.1f})"
+            )
+    prev, ours = results.values()
+    print(
+        f"CPU ratio previous / ours: {prev['cpu'] / ours['cpu']:.2f}x; memory ratio {prev['peak_rss'] / ours['peak_rss']:.1f}x"
+    )
+    differ = [
+        k
+        for k in ours["stats"]
+        if ours["stats"][k] != prev["stats"][k]
+        and not (
+            isinstance(ours["stats"][k], float) and math.isclose(ours["stats"][k], prev["stats"][k], rel_tol=1e-12)
+        )
+    ]
+    print("statistics identical" if not differ else f"statistics DIFFER: {differ}")
+    for key in differ:
+        print(f"  {key}: previous {prev['stats'][key]!r} ours {ours['stats'][key]!r}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--docs", type=int, default=TARGET_DOCS)
     parser.add_argument("--baseline-docs", type=int, default=20_000)
     parser.add_argument("--no-near-dup", action="store_true")
+    parser.add_argument("--previous", metavar="REV", help="compare with stats.py at this git revision instead")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        _child(args.child, args.docs, not args.no_near_dup)
+        return
+    if args.previous:
+        compare_previous(args.previous, args.docs, not args.no_near_dup)
+        return
 
     t0 = time.perf_counter()
     frame = build(args.docs)

@@ -263,7 +263,12 @@ CATALOGUE: list[tuple[list[str], int, str]] = [
     (["eval", "nothing"], 2, "no run named 'nothing'"),
     (["eval", "c-train", "--max-tokens", "0"], 2, "Invalid value for '--max-tokens'"),
     (["report", "--sweep", "nothing"], 2, "no sweep named 'nothing'"),
-    (["report"], 2, "Missing option '--sweep'"),
+    (["report"], 2, "give either RUNS... or --sweep ID"),
+    (["report", "nothing", "--out", "{in}/rep"], 2, "no run named 'nothing'"),
+    (["report", "c-train", "--sweep", "s"], 2, "give either RUNS... or --sweep ID"),
+    (["relate"], 2, "give either RUNS... or --sweep ID"),
+    (["relate", "--sweep", "nothing"], 2, "no sweep named 'nothing'"),
+    (["relate", "nothing"], 2, "no run named 'nothing'"),
     # sweep and demo
     (["sweep"], 2, "a sweep needs --base and --val"),
     (["sweep", "--base", "c-train"], 2, "a sweep needs --base and --val"),

@@ -96,8 +96,6 @@ class SweepConfig:
             raise UsageError(f"--vocab must be between {MIN_VOCAB} and {1 << 20}, not {self.vocab}")
         if self.steps is not None and self.steps < 1:
             raise UsageError(f"--steps must be >= 1, not {self.steps}")
-        if not 0 <= self.near < 1:
-            raise UsageError(f"--near must be in [0, 1), not {self.near}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

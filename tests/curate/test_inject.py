@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from datadiet.curate import inject
 from datadiet.curate.inject import (
     DUPLICATE_HELP,
     JACCARD_TO_SOURCE,
@@ -247,6 +248,71 @@ def test_deterministic_across_runs_and_processes() -> None:
         assert child.stdout.strip() == here
     other, _ = duplicate_frame(corpus(300), DuplicateConfig(rate=0.6, pool=7, near=0.15, seed=12))
     assert parquet_sha(other) != here
+
+
+def _rows_digest(out: pl.DataFrame) -> str:
+    """sha256 of the copies' texts, Jaccards and edit fractions (independent of the Parquet writer)."""
+    copies = out.filter(pl.col(COPY_INDEX) > 0)
+    h = hashlib.sha256()
+    for text in copies[TEXT]:
+        h.update(text.encode() + b"\0")
+    h.update(copies[JACCARD_TO_SOURCE].to_numpy().tobytes())
+    h.update(copies[EDIT_FRACTION].to_numpy().tobytes())
+    return h.hexdigest()
+
+
+# Digests of rows made by the dense per-block implementation that the span-splicing one replaced
+# (same draws, same blocks); they change only together with schema.FORMAT_VERSION.
+_PINNED = [
+    (
+        DuplicateConfig(rate=0.6, pool=7, near=0.15, seed=11),
+        595,
+        "b3b82ae4613bbec23e6a3efbcd6a0e0f3dc8993e0c9737149874579616d9c4fb",
+    ),
+    (
+        DuplicateConfig(rate=0.5, copies=3, append=True, near=0.3, seed=2),
+        500,
+        "804287b395dd2662bb77f6e02e0282d0a8a315a9f8c7e0560b189d80b8994141",
+    ),
+    (
+        DuplicateConfig(rate=0.9, pool=50, near=0.7, seed=4),
+        855,
+        "0ccddc3d6b8e20005715773fa897a57e0cfb1a06d9889dba60f05f18f48dfdf4",
+    ),
+]
+
+
+@pytest.mark.parametrize(("cfg", "copies", "digest"), _PINNED)
+def test_near_copies_are_pinned(frame: pl.DataFrame, cfg: DuplicateConfig, copies: int, digest: str) -> None:
+    out, stats = duplicate_frame(frame, cfg, workers=1)
+    assert stats[STAT_COPIES_INJECTED] == copies
+    assert _rows_digest(out) == digest
+
+
+def test_near_copies_same_for_any_number_of_workers(frame: pl.DataFrame, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = DuplicateConfig(rate=0.8, pool=30, near=0.2, seed=3)
+    one, _ = duplicate_frame(frame, cfg, workers=1)
+    # Small blocks (~40 copies each, 20 blocks) and no size threshold, so the workers really share the blocks.
+    monkeypatch.setattr(inject, "BLOCK_CELLS", 2500)
+    monkeypatch.setattr(inject, "MIN_PARALLEL_COPIES", 0)
+    small_blocks, _ = duplicate_frame(frame, cfg, workers=1)
+    assert not small_blocks.equals(one)  # the blocking is part of the result (see BLOCK_CELLS)
+    for workers in (2, 3):
+        parallel, _ = duplicate_frame(frame, cfg, workers=workers)
+        assert parallel.equals(small_blocks), workers
+        assert parquet_sha(parallel) == parquet_sha(small_blocks)
+
+
+def test_near_copies_of_documents_without_words_in_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    texts = ["", "  \n ", "x", "one two three four five six"]
+    small = pl.DataFrame({ID: [f"s{i}" for i in range(4)], TEXT: texts})
+    cfg = DuplicateConfig(rate=1, pool=4, append=True, near=0.5, seed=2)
+    here, _ = duplicate_frame(small, cfg, workers=1)
+    monkeypatch.setattr(inject, "MIN_PARALLEL_COPIES", 0)
+    there, _ = duplicate_frame(small, cfg, workers=2)
+    assert there.equals(here)
+    by_source = {r[SOURCE_ID]: r[TEXT] for r in here.filter(pl.col(COPY_INDEX) > 0).iter_rows(named=True)}
+    assert by_source == {"s0": "", "s1": "  \n ", "s2": "four x", "s3": "one two three x four "}
 
 
 # -- errors ------------------------------------------------------------------------------------------

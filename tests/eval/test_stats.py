@@ -10,7 +10,9 @@ import zlib
 import polars as pl
 import pytest
 
-from datadiet.curate.normalize import normalize
+from datadiet.curate.dedupe import dedupe_texts
+from datadiet.curate.minhash import MinhashConfig
+from datadiet.curate.normalize import block_shingles, normalize, shingle_hashes
 from datadiet.errors import UsageError
 from datadiet.eval import stats as S
 
@@ -139,15 +141,51 @@ def test_ngram_hashes_equal_for_equal_ngrams() -> None:
         S.ngram_hashes(pl.Series(["a"]), 9)
 
 
-@pytest.mark.slow
-def test_parallel_signing_matches_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    rng = random.Random(5)
-    base = [" ".join(f"w{rng.randrange(300)}" for _ in range(60)) for _ in range(30)]
-    texts = [t.replace("w1 ", "w2 ", 1) if k % 2 else t for k, t in enumerate(base * 4)]
-    serial = S.near_duplicate_labels(texts, seed=2)
-    monkeypatch.setattr(S, "PARALLEL_MIN_DOCS", 10)
-    monkeypatch.setattr(S, "_workers", lambda: 2)
-    parallel = S.near_duplicate_labels(pl.Series(texts), seed=2)
-    assert parallel.tolist() == serial.tolist()
-    # 30 stories, each with its exact and edited copies: 30 clusters.
-    assert len(set(serial.tolist())) == 30
+def _planted(seed: int) -> list[str]:
+    """Stories and their exact, re-cased, re-punctuated and lightly edited copies, shuffled."""
+    rng = random.Random(seed)
+    vocab = [f"w{i}" for i in range(400)] + ["Ünï", "ﬁsh", "café", "don't"]
+    stories = [[rng.choice(vocab) for _ in range(rng.randint(20, 90))] for _ in range(40)]
+    texts = [" ".join(s) for s in stories]
+    for s in stories[:30]:
+        texts.append(" ".join(s).upper())
+        texts.append(", ".join(s) + "!")
+        for edits in (1, 2, 6, 25):
+            copy = list(s)
+            for _ in range(edits):
+                copy[rng.randrange(len(copy))] = rng.choice(vocab)
+            texts.append("  ".join(copy))
+    texts += ["", "w1", "w1 w2", "w1 w2"]
+    rng.shuffle(texts)
+    return texts
+
+
+def test_word_hashes_shingle_like_dedupe() -> None:
+    texts = [*_planted(1)[:60], "Ｆｕｌｌ ﬁne—Café", "x\ty\u00a0z", "A b c d e f g"]
+    block = S._block_words(pl.Series(texts))
+    ref = block_shingles(texts, 5, "word")
+    hashes, offsets = shingle_hashes(block.words, block.offsets, 5)
+    assert hashes.tolist() == ref.hashes.tolist()
+    assert offsets.tolist() == ref.offsets.tolist()
+
+
+@pytest.mark.parametrize(("threshold", "seed"), [(0.8, 0), (0.5, 3)])
+def test_near_duplicate_share_is_what_dedupe_removes(
+    monkeypatch: pytest.MonkeyPatch, threshold: float, seed: int
+) -> None:
+    texts = _planted(seed)
+    # Small blocks: duplicates, signing and first occurrences straddle block boundaries.
+    monkeypatch.setattr(S, "BLOCK_DOCS", 23)
+    out = S.dataset_stats(pl.DataFrame({"text": texts}), minhash_threshold=threshold, seed=seed)
+    found = dedupe_texts(texts, MinhashConfig(threshold=threshold, seed=seed))
+    n = len(texts)
+    removed = int(found.removed.sum())
+    assert out[S.NEAR_DUPLICATE_SHARE] == removed / n
+    sizes = collections.Counter(found.label.tolist())
+    assert out[S.LARGEST_CLUSTER_SHARE] == max(sizes.values()) / n
+    assert out[S.UNIQUE_DOCUMENT_SHARE] == sum(1 for c in sizes.values() if c == 1) / n
+    exact = n - len({normalize(t) for t in texts})
+    assert out[S.EXACT_DUPLICATE_SHARE] == exact / n
+    # The planted edits are found, not only the exact copies; and the clusters are the dedupe's.
+    assert removed > exact
+    assert S.near_duplicate_labels(texts, threshold=threshold, seed=seed).tolist() == found.label.tolist()

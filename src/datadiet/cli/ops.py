@@ -18,6 +18,29 @@ NameOpt = Annotated[
     str | None,
     typer.Option("--name", "-n", help="Name of the new version (default: the input's name).", show_default=False),
 ]
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="local (this machine) or ray (a Ray cluster: pip install 'datadiet[ray]'); same result either way.",
+    ),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="Ray cluster for --engine ray: auto (the one `ray start` runs here) or HOST:PORT; default starts one.",
+        show_default=False,
+    ),
+]
+
+
+def _local_only(engine: str, command: str) -> None:
+    from datadiet.engine import check_engine
+    from datadiet.errors import UsageError
+
+    if check_engine(engine) != "local":
+        raise UsageError(f"--engine {engine} is not supported for {command} yet; use --engine local")
 
 
 @app.command(help=DEDUPE_HELP, short_help="Remove exact and MinHash-LSH near-duplicate documents.")
@@ -67,6 +90,8 @@ def dedupe(
         ),
     ] = None,
     name: NameOpt = None,
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
     store: StoreOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
@@ -88,7 +113,17 @@ def dedupe(
         verify=verify,
         seed=seed,
     )
-    commit = do_dedupe(o.store(), ref, cfg, name=name, against=against, workers=workers, tracker=o.tracker)
+    commit = do_dedupe(
+        o.store(),
+        ref,
+        cfg,
+        name=name,
+        against=against,
+        workers=workers,
+        tracker=o.tracker,
+        engine=engine,
+        address=address,
+    )
     s = commit.dataset.manifest.stats
     report_commit(
         o,
@@ -158,11 +193,13 @@ def duplicate(
     doc: Annotated[str | None, typer.Option("--doc", help=DUPLICATE_HELP["doc"], show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help=DUPLICATE_HELP["seed"])] = 0,
     name: NameOpt = None,
+    engine: EngineOpt = "local",
     store: StoreOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
+    _local_only(engine, "duplicate")
     from datadiet.curate.inject import DuplicateConfig
     from datadiet.curate.inject import duplicate as do_duplicate
 
@@ -189,11 +226,13 @@ def subset(
     tokens: Annotated[int | None, typer.Option("--tokens", help=SUBSET_HELP["tokens"], show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help=SUBSET_HELP["seed"])] = 0,
     name: NameOpt = None,
+    engine: EngineOpt = "local",
     store: StoreOpt = None,
     json_: JsonOpt = False,
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
+    _local_only(engine, "subset")
     from datadiet.curate.subset import SubsetConfig
     from datadiet.curate.subset import subset as do_subset
 

@@ -56,6 +56,7 @@ from datadiet.curate.minhash import (
     signatures,
 )
 from datadiet.curate.normalize import block_shingles
+from datadiet.engine import check_engine, load_ray
 from datadiet.errors import DatadietError, UsageError
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.schema import ID, TEXT
@@ -622,6 +623,8 @@ def dedupe(
     *,
     workers: int | None = None,
     tracker: Tracker = NULL_TRACKER,
+    engine: str = "local",
+    address: str | None = None,
 ) -> Commit:
     """Write a new version of REF without its duplicates (or, with `against`, without REF's near copies of OTHER).
 
@@ -633,6 +636,9 @@ def dedupe(
         against: Another version; REF's documents that duplicate any of its documents are removed.
         workers: Signing processes (default: every core); does not change the result.
         tracker: Progress.
+        engine: "local" (this machine) or "ray" (a Ray cluster, `datadiet.engine.ray_engine`);
+            the result, version id included, is the same.
+        address: The Ray cluster for engine "ray" (None: start a local one; "auto"; "HOST:PORT").
 
     Returns:
         The new version (`up_to_date` when the same dedupe of the same input already exists).
@@ -648,6 +654,12 @@ def dedupe(
     params["against"] = other.ref if other is not None else None
     parents = [source.ref] + ([other.ref] if other is not None else [])
     bands, rows = cfg.bands_rows() if cfg.method == "minhash" else (1, 1)
+    if check_engine(engine) == "ray":
+        if other is not None:
+            raise UsageError("--against is not supported with --engine ray yet; use --engine local")
+        return load_ray().dedupe(
+            store, source, cfg, name or source.name, params=params, parents=parents, address=address, tracker=tracker
+        )
 
     def find(timer: _Timer) -> Found:
         # A function of its own so the signatures (0.5 KB per document) are freed before writing.

@@ -36,7 +36,10 @@ whole pool (`id`, `copies`).
 
 Everything is drawn from numpy Generators spawned from the seed (never Python's hash()), one
 stream each for the pool, the slots and the edits, so the same input, parameters and seed give
-byte-identical rows, and exact and near copies of one seed overwrite the same slots.
+byte-identical rows, and exact and near copies of one seed overwrite the same slots. Near copies
+are edited in blocks that draw in turn from one stream; from MIN_PARALLEL_COPIES copies on, the
+blocks run in worker processes (spawned), each task starting from the stream state the parent
+replays for it, so the rows do not depend on the number of workers.
 
 Library use::
 
@@ -48,15 +51,19 @@ Library use::
 from __future__ import annotations
 
 import io
+import itertools
 import math
+import multiprocessing
+import os
+import tempfile
 from collections.abc import Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from datadiet.errors import UsageError
 from datadiet.progress import NULL_TRACKER, Tracker
@@ -249,7 +256,7 @@ def plan_duplication(ids: pl.Series, copy_index: pl.Series, cfg: DuplicateConfig
 
 
 def duplicate_frame(
-    frame: pl.DataFrame, cfg: DuplicateConfig, tracker: Tracker = NULL_TRACKER
+    frame: pl.DataFrame, cfg: DuplicateConfig, tracker: Tracker = NULL_TRACKER, workers: int | None = None
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Return FRAME with copies injected as CFG says, and the operation's stats.
 
@@ -259,6 +266,7 @@ def duplicate_frame(
         frame: Rows with at least `id` and `text` (other bookkeeping columns are filled in).
         cfg: The duplication to apply.
         tracker: Progress reporting.
+        workers: Processes that edit near copies (default: every core); does not change the result.
 
     Returns:
         The new rows (conformed to the schema) and a stats dict with the keys `STAT_*`.
@@ -266,12 +274,12 @@ def duplicate_frame(
     Raises:
         UsageError: see `plan_duplication`.
     """
-    out, stats, _ = _duplicate(frame, cfg, tracker)
+    out, stats, _ = _duplicate(frame, cfg, tracker, workers)
     return out, stats
 
 
 def _duplicate(
-    frame: pl.DataFrame, cfg: DuplicateConfig, tracker: Tracker
+    frame: pl.DataFrame, cfg: DuplicateConfig, tracker: Tracker, workers: int | None = None
 ) -> tuple[pl.DataFrame, dict[str, Any], pl.DataFrame]:
     frame = conform(frame)
     n = frame.height
@@ -306,7 +314,7 @@ def _duplicate(
     if cfg.near > 0 and n_copies > 0:
         with tracker.task("Editing near copies", total=n_copies) as task:
             texts, edit, jaccard = near_copies(
-                pool.get_column(TEXT), plan.copy_pool, frame.get_column(TEXT), cfg.near, cfg.seed, task
+                pool.get_column(TEXT), plan.copy_pool, frame.get_column(TEXT), cfg.near, cfg.seed, task, workers
             )
         copies = copies.with_columns(texts.alias(TEXT))
     source = copies.get_column(ID)
@@ -352,7 +360,12 @@ def _duplicate(
 
 
 def duplicate(
-    store: Store, ref: str, cfg: DuplicateConfig, name: str | None = None, tracker: Tracker = NULL_TRACKER
+    store: Store,
+    ref: str,
+    cfg: DuplicateConfig,
+    name: str | None = None,
+    tracker: Tracker = NULL_TRACKER,
+    workers: int | None = None,
 ) -> Commit:
     """Commit a duplicated version of REF (operation "duplicate", params = CFG, parent = REF's full ref).
 
@@ -362,6 +375,7 @@ def duplicate(
         cfg: The duplication to apply.
         name: Name of the new version; defaults to the input's name (a new version of it).
         tracker: Progress reporting.
+        workers: Processes that edit near copies (default: every core); does not change the result.
 
     Returns:
         The commit; `up_to_date` is True when the same duplication of the same input already existed.
@@ -371,7 +385,7 @@ def duplicate(
     def build(writer: PartWriter) -> Mapping[str, Any]:
         with tracker.task(f"Reading {source.ref}", total=None):
             frame = source.read()
-        out, stats, pool = _duplicate(frame, cfg, tracker)
+        out, stats, pool = _duplicate(frame, cfg, tracker, workers)
         del frame
         with tracker.task("Writing", total=None):
             writer.write(out)
@@ -393,6 +407,13 @@ _SUB, _DEL, _INS, _SWAP = 0, 1, 2, 3
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
 _GRAM_MUL = np.uint64(0x9E3779B97F4A7C15)
 _SENTINEL = np.uint64(0xFFFFFFFFFFFFFFFF)
+# Below this many copies the near copies are edited in this process: spawning a worker and
+# importing polars costs ~1 s, the time of ~100k copies in one process.
+MIN_PARALLEL_COPIES = 100_000
+# Blocks are handed to the workers in about this many tasks per worker, so a worker slowed down by
+# other load does not leave the other cores idle for long; each task costs one RNG state and one
+# result message.
+TASKS_PER_WORKER = 4
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -408,22 +429,33 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Tables:
-    """The pool documents as token sequences, and every string a near copy is assembled from.
+    """The pool documents as byte spans and word ids: every copy is spliced together from these.
 
-    `pieces` holds, in this order, the tokens (a word and the whitespace after it) of all pool
-    documents, the vocabulary words, and the distinct whitespace runs; copies are lists of piece
-    ids, so an unedited token is copied as one piece.
+    `data` holds the pool texts back to back, then the vocabulary words, then one space; a copy is
+    its source's byte range with the edited words' ranges replaced, so unedited text is copied as
+    whole runs of bytes. Token t (a word and the whitespace after it) is `data[start[t] :
+    start[t] + token_len[t]]`, its word the first `word_len[t]` of those bytes.
     """
 
-    pieces: pa.LargeStringArray
-    offsets: np.ndarray  # (P+1,) first token of each pool document in the flat token arrays
-    word: np.ndarray  # (T,) vocabulary id of each token's word
-    space: np.ndarray  # (T,) piece id of the whitespace after each token
+    data: np.ndarray  # (bytes,) uint8
+    doc_start: np.ndarray  # (P+1,) byte offset of each pool text in data (and the end of the last)
+    tok_offsets: np.ndarray  # (P+1,) first token of each pool document
+    start: np.ndarray  # (T,) byte offset of each token in data
+    word_len: np.ndarray  # (T,) bytes of its word
+    token_len: np.ndarray  # (T,) bytes of its word and the whitespace after it
     breaks: np.ndarray  # (T,) whether that whitespace holds a line break
-    prefix: np.ndarray  # (P,) piece id of each document's leading whitespace ("" when none)
-    vocab_base: int  # piece id of vocabulary word 0
-    n_vocab: int
-    single_space: int  # piece id of " ", put after an inserted word
+    word_all: np.ndarray  # (T+V,) vocabulary id of each token's word, then 0..V-1 (the vocabulary itself)
+    vocab_start: np.ndarray  # (V,) byte offset of each vocabulary word in data
+    vocab_len: np.ndarray  # (V,) its bytes
+    space_at: int  # byte offset of " " in data (put after an inserted word)
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.start.size)
+
+    @property
+    def n_vocab(self) -> int:
+        return int(self.vocab_start.size)
 
 
 def _large_strings(series: pl.Series) -> pa.LargeStringArray:
@@ -433,29 +465,44 @@ def _large_strings(series: pl.Series) -> pa.LargeStringArray:
     return arrow.cast(pa.large_string())
 
 
+def _string_buffers(series: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes of non-null strings back to back and their (n+1,) offsets from 0."""
+    arrow = _large_strings(series)
+    offsets = np.frombuffer(arrow.buffers()[1], dtype=np.int64)[arrow.offset : arrow.offset + len(arrow) + 1]
+    buf = arrow.buffers()[2]
+    data = np.frombuffer(buf, dtype=np.uint8) if buf is not None else np.zeros(0, dtype=np.uint8)
+    return data[offsets[0] : offsets[-1]], offsets - offsets[0]
+
+
 def _tables(pool_texts: pl.Series, sample_texts: pl.Series) -> _Tables:
     texts = pool_texts.fill_null("")
     tokens = texts.str.extract_all(_TOKEN_RE).explode(empty_as_null=False).drop_nulls()
     n_tokens = texts.str.count_matches(_WORD_RE).to_numpy().astype(np.int64)
     # A token is a word and the whitespace after it; plain stripping is ~10x faster than a regex here.
     words = tokens.str.strip_chars_end()
-    after = tokens.str.slice(words.str.len_chars())
-    prefix = texts.str.extract(r"^(\s*)", 1).fill_null("")
+    prefix_len = texts.str.extract(r"^(\s*)", 1).fill_null("").str.len_bytes().to_numpy().astype(np.int64)
     sample_words = sample_texts.fill_null("").str.extract_all(_WORD_RE).explode().drop_nulls()
     vocab = pl.concat([words, sample_words]).unique().sort()
-    spaces = pl.concat([after, prefix, pl.Series(["", " "])]).unique().sort()
-    t, v = tokens.len(), vocab.len()
-    pieces = pa.concat_arrays([_large_strings(tokens), _large_strings(vocab), _large_strings(spaces)])
+    text_bytes, doc_start = _string_buffers(texts)
+    vocab_bytes, vocab_offsets = _string_buffers(vocab)
+    token_len = tokens.str.len_bytes().to_numpy().astype(np.int64)
+    tok_offsets = np.concatenate([[0], np.cumsum(n_tokens)]).astype(np.int64)
+    doc = np.repeat(np.arange(texts.len(), dtype=np.int64), n_tokens)
+    before = np.cumsum(token_len) - token_len  # bytes of the tokens before each one, over all documents
+    start = doc_start[doc] + prefix_len[doc] + before - before[tok_offsets[doc]] if doc.size else before
     return _Tables(
-        pieces=pieces,
-        offsets=np.concatenate([[0], np.cumsum(n_tokens)]).astype(np.int64),
-        word=vocab.search_sorted(words).to_numpy().astype(np.int64),
-        space=spaces.search_sorted(after).to_numpy().astype(np.int64) + t + v,
-        breaks=after.str.contains("\n", literal=True).fill_null(False).to_numpy(),
-        prefix=spaces.search_sorted(prefix).to_numpy().astype(np.int64) + t + v,
-        vocab_base=t,
-        n_vocab=v,
-        single_space=int(spaces.search_sorted(" ")) + t + v,
+        data=np.concatenate([text_bytes, vocab_bytes, np.frombuffer(b" ", dtype=np.uint8)]),
+        doc_start=doc_start,
+        tok_offsets=tok_offsets,
+        start=start.astype(np.int64),
+        word_len=words.str.len_bytes().to_numpy().astype(np.int64),
+        token_len=token_len,
+        # The word has no whitespace, so a line break in the token is in the whitespace after it.
+        breaks=tokens.str.contains("\n", literal=True).fill_null(False).to_numpy().astype(bool),
+        word_all=np.concatenate([vocab.search_sorted(words).to_numpy(), np.arange(vocab.len())]).astype(np.int64),
+        vocab_start=vocab_offsets[:-1] + text_bytes.size,
+        vocab_len=np.diff(vocab_offsets),
+        space_at=int(text_bytes.size + vocab_bytes.size),
     )
 
 
@@ -480,8 +527,10 @@ def _choose(rng: np.random.Generator, lengths: np.ndarray, m: np.ndarray, width:
         ok &= ~taken[key]
         taken[key[ok]] = True
         pending = pending[~ok]
-    valid = np.arange(width)[None, :] < lengths[:, None]
     taken2 = taken.reshape(rows, width)
+    if not flip.any():
+        return taken2
+    valid = np.arange(width)[None, :] < lengths[:, None]
     return np.where(flip[:, None], valid & ~taken2, taken2)
 
 
@@ -496,7 +545,8 @@ def _gram_hashes(ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     padded[:, :width] = np.where(np.arange(width)[None, :] < lengths[:, None], ids + 1, 0).astype(np.uint64)
     h = padded[:, :width].copy()
     for k in range(1, SHINGLE_WORDS):
-        h = h * _GRAM_MUL + padded[:, k : k + width]
+        h *= _GRAM_MUL
+        h += padded[:, k : k + width]
     h = _mix(h)
     n_grams = np.where(lengths > 0, np.maximum(lengths - (SHINGLE_WORDS - 1), 1), 0)
     h[np.arange(width)[None, :] >= n_grams[:, None]] = _SENTINEL
@@ -513,27 +563,215 @@ def _jaccard_rows(copy_h: np.ndarray, source_h: np.ndarray) -> np.ndarray:
     one = np.uint64(1)
     both = np.concatenate([copy_h & ~one, source_h | one], axis=1)
     both.sort(axis=1)
-    prev = np.concatenate([np.zeros((both.shape[0], 1), dtype=np.uint64), both[:, :-1]], axis=1)
+    # Counted on neighbour differences in place of masks over the whole row: ~2x fewer passes.
     real = both < (_SENTINEL & ~one)
-    first = real & (both != prev)
-    first[:, 0] = real[:, 0]
-    is_source = (both & one) == one
-    n_source = (first & is_source).sum(axis=1)
-    n_copy = (first & ~is_source).sum(axis=1)
-    inter = (first & is_source & (prev == both - one)).sum(axis=1)
-    union = n_source + n_copy - inter
+    step = both[:, 1:] - both[:, :-1]  # >= 0: rows are sorted
+    union = real[:, 0].astype(np.int64) + np.count_nonzero(real[:, 1:] & (step != 0), axis=1)
+    inter = np.count_nonzero(real[:, 1:] & (step == one) & ((both[:, 1:] & one) == one), axis=1)
+    union -= inter
     return np.where(union > 0, inter / np.maximum(union, 1), 1.0).astype(np.float32)
 
 
-def _join_pieces(pieces: pa.LargeStringArray, piece_ids: np.ndarray, per_row: np.ndarray) -> pl.Series:
-    """One string per row: the concatenation of its pieces (piece_ids flat, per_row pieces per row)."""
-    values = pieces.take(pa.array(piece_ids))
-    offsets = np.concatenate([[0], np.cumsum(per_row)]).astype(np.int64)
-    joined = pc.binary_join(pa.LargeListArray.from_arrays(pa.array(offsets), values), pa.scalar("", pa.large_string()))
-    series = pl.from_arrow(joined)
-    assert isinstance(series, pl.Series)
-    out: pl.Series = series.cast(pl.String)
+def _splice(
+    row_start: np.ndarray,
+    row_end: np.ndarray,
+    rep_row: np.ndarray,
+    cut: tuple[np.ndarray, np.ndarray],
+    put: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Spans (start, length) of rows made of [row_start, row_end) ranges with replacements spliced in.
+
+    Replacement j (sorted by row, then by position, not overlapping) takes out [cut_a, cut_b) of
+    row rep_row[j] and puts in the ranges (put_a1, len1) and (put_a2, len2). Each replacement gives
+    three spans (the kept run before it and its two ranges), each row one more (the run after its
+    last replacement), so row r's spans end at index 3·(replacements in rows <= r) + r.
+
+    Returns:
+        The span starts and lengths (a row's spans in order), and the index of each row's last span.
+    """
+    rows, n_rep = row_start.size, rep_row.size
+    cut_a, cut_b = cut
+    put_a1, len1, put_a2, len2 = put
+    same_row = np.zeros(n_rep, dtype=bool)
+    same_row[1:] = rep_row[1:] == rep_row[:-1]
+    prev_b = np.where(same_row, np.roll(cut_b, 1), row_start[rep_row])
+    per_row = np.bincount(rep_row, minlength=rows)
+    last = 3 * np.cumsum(per_row) + np.arange(rows)
+    starts = np.empty(3 * n_rep + rows, dtype=np.int64)
+    lengths = np.empty(3 * n_rep + rows, dtype=np.int64)
+    at = 3 * np.arange(n_rep) + rep_row
+    starts[at], lengths[at] = prev_b, cut_a - prev_b
+    starts[at + 1], lengths[at + 1] = put_a1, len1
+    starts[at + 2], lengths[at + 2] = put_a2, len2
+    # The run after a row's last replacement (or the whole row when it has none).
+    tail_from = row_start.copy()
+    if n_rep:
+        is_last = np.ones(n_rep, dtype=bool)
+        is_last[:-1] = ~same_row[1:]
+        tail_from[rep_row[is_last]] = cut_b[is_last]
+    starts[last], lengths[last] = tail_from, row_end - tail_from
+    return starts, lengths, last
+
+
+def _gather(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """FLAT[starts[i] : starts[i] + lengths[i]] for all i, concatenated (one gather, no Python loop)."""
+    total = int(lengths.sum())
+    shift = starts - (np.cumsum(lengths) - lengths)
+    idx = np.repeat(shift, lengths)
+    idx += np.arange(total, dtype=np.int64)
+    out: np.ndarray = flat[idx]
     return out
+
+
+def _row_lengths(lengths: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """Total length of each row's spans (row r's spans end at index last[r])."""
+    ends = np.cumsum(lengths)[last] if last.size else np.zeros(0, dtype=np.int64)
+    return np.diff(ends, prepend=0)
+
+
+_Block = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def _edit_block(tab: _Tables, rng: np.random.Generator, s: np.ndarray, near: float) -> _Block:
+    """Edit one block of copies (pool members S, ascending source length), drawing from RNG in turn.
+
+    Returns:
+        The copies' UTF-8 bytes back to back, their byte lengths, edit fractions and Jaccards.
+    """
+    v = max(tab.n_vocab, 1)
+    first = tab.tok_offsets[s]
+    w_len = tab.tok_offsets[s + 1] - first
+    m = np.floor(near * w_len + 0.5).astype(np.int64)
+    rows, width = s.size, max(int(w_len.max()), 1)
+    # The draws (and their order) are those of the dense version this replaced, so rows stay as they were.
+    chosen = _choose(rng, w_len, m, width)
+    cr, cc = np.nonzero(chosen)
+    op = rng.integers(0, 4, size=cr.size)
+    draw = rng.integers(0, v, size=cr.size)
+    tok = first[cr] + cc  # token of each edited word
+    word = tab.word_all[tok]
+    draw = np.where(draw == word, (draw + 1) % v, draw)
+    inside = cc + 1 < w_len[cr]
+    tok_next = np.where(inside, tok + 1, tok)
+    swap_ok = inside & ~chosen[cr, np.minimum(cc + 1, width - 1)] & (tab.word_all[tok_next] != word)
+    is_swap = (op == _SWAP) & swap_ok
+    is_sub = (op == _SUB) | ((op == _SWAP) & ~swap_ok)
+    is_del, is_ins = op == _DEL, op == _INS
+
+    # Replacements: one per edit, and a second one for a swap (the next word), right after it.
+    at = np.arange(cr.size) + np.cumsum(is_swap) - is_swap
+    n_rep = cr.size + int(is_swap.sum())
+    second = at[is_swap] + 1
+    rep_row = np.empty(n_rep, dtype=np.int64)
+    rep_row[at], rep_row[second] = cr, cr[is_swap]
+    tn = tok_next[is_swap]
+    zeros = np.zeros(n_rep, dtype=np.int64)
+
+    # Bytes: a substituted or swapped word replaces the word's bytes and keeps the whitespace after
+    # it; a deletion removes word and whitespace unless that holds a line break (paragraphs survive);
+    # an insertion puts a vocabulary word and a space before the word.
+    start, word_len = tab.start[tok], tab.word_len[tok]
+    cut_len = np.where(is_del & ~tab.breaks[tok], tab.token_len[tok], word_len)
+    cut_a, cut_b = zeros.copy(), zeros.copy()
+    cut_a[at], cut_b[at] = start, start + np.where(is_ins, 0, cut_len)
+    cut_a[second], cut_b[second] = tab.start[tn], tab.start[tn] + tab.word_len[tn]
+    a1, l1, a2, l2 = zeros.copy(), zeros.copy(), zeros.copy(), zeros.copy()
+    new_word = is_sub | is_ins
+    a1[at] = np.where(new_word, tab.vocab_start[draw], tab.start[tok_next])
+    l1[at] = np.where(new_word, tab.vocab_len[draw], np.where(is_swap, tab.word_len[tok_next], 0))
+    a1[second], l1[second] = start[is_swap], word_len[is_swap]
+    a2[at], l2[at] = tab.space_at, is_ins.astype(np.int64)
+    spans = _splice(tab.doc_start[s], tab.doc_start[s + 1], rep_row, (cut_a, cut_b), (a1, l1, a2, l2))
+    text = _gather(tab.data, spans[0], spans[1])
+    text_len = _row_lengths(spans[1], spans[2])
+
+    # Word ids of the copy, spliced the same way in token space (vocabulary word x is word_all[T + x]).
+    cut_a[at], cut_b[at] = tok, tok + (~is_ins)
+    cut_a[second], cut_b[second] = tn, tn + 1
+    a1[at] = np.where(new_word, tab.n_tokens + draw, tok_next)
+    l1[at] = (new_word | is_swap).astype(np.int64)
+    a1[second], l1[second] = tok[is_swap], 1
+    l2[:] = 0
+    spans = _splice(first, first + w_len, rep_row, (cut_a, cut_b), (a1, l1, a2, l2))
+    out_word = _gather(tab.word_all, spans[0], spans[1])
+    out_len = _row_lengths(spans[1], spans[2])
+    out_ids = np.zeros((rows, max(int(out_len.max()), 1)), dtype=np.int64)
+    column = np.arange(out_word.size) - np.repeat(np.cumsum(out_len) - out_len, out_len)
+    out_ids[np.repeat(np.arange(rows), out_len), column] = out_word
+
+    # Every chosen word got exactly one operation that changes it, so the realised share is m/W.
+    edit = np.where(w_len > 0, m / np.maximum(w_len, 1), 0.0).astype(np.float32)
+    # A source's grams are hashed once per block and shared by all its copies in it.
+    _, first_row, inverse = np.unique(s, return_index=True, return_inverse=True)
+    source_ids = _rows(tab.word_all, first[first_row], w_len[first_row], width)
+    source_h = _gram_hashes(source_ids, w_len[first_row])[inverse.reshape(-1)]
+    jac = _jaccard_rows(_gram_hashes(out_ids, out_len), source_h)
+    return text, text_len, edit, jac
+
+
+def _edit_blocks(
+    tab: _Tables, state: Mapping[str, Any], sources: np.ndarray, bounds: list[tuple[int, int]], near: float
+) -> _Block:
+    """Edit consecutive blocks (row ranges of SOURCES) from one RNG state; their results concatenated."""
+    rng = np.random.default_rng()
+    rng.bit_generator.state = state
+    parts = [_edit_block(tab, rng, sources[lo:hi], near) for lo, hi in bounds]
+    return _concat_blocks(parts)
+
+
+def _concat_blocks(parts: list[_Block]) -> _Block:
+    text, text_len, edit, jac = zip(*parts, strict=True)
+    return np.concatenate(text), np.concatenate(text_len), np.concatenate(edit), np.concatenate(jac)
+
+
+def _advance(rng: np.random.Generator, tab: _Tables, sources: np.ndarray, near: float) -> None:
+    """Draw from RNG exactly what `_edit_block` draws for these sources, without editing anything."""
+    w_len = tab.tok_offsets[sources + 1] - tab.tok_offsets[sources]
+    m = np.floor(near * w_len + 0.5).astype(np.int64)
+    _choose(rng, w_len, m, max(int(w_len.max()), 1))
+    k = int(m.sum())
+    rng.integers(0, 4, size=k)
+    rng.integers(0, max(tab.n_vocab, 1), size=k)
+
+
+# Tables of the current near_copies call in a worker process, memory-mapped from the parent's files.
+_WORKER_TABLES: _Tables | None = None
+_ARRAY_FIELDS = (
+    "data",
+    "doc_start",
+    "tok_offsets",
+    "start",
+    "word_len",
+    "token_len",
+    "breaks",
+    "word_all",
+    "vocab_start",
+    "vocab_len",
+)
+
+
+def _save_tables(tab: _Tables, folder: str) -> None:
+    for name in _ARRAY_FIELDS:
+        np.save(os.path.join(folder, f"{name}.npy"), getattr(tab, name))
+
+
+def _init_worker(folder: str, space_at: int) -> None:
+    global _WORKER_TABLES
+    arrays = {name: np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r") for name in _ARRAY_FIELDS}
+    _WORKER_TABLES = _Tables(**arrays, space_at=space_at)
+
+
+def _worker_edit(state: Mapping[str, Any], sources: np.ndarray, bounds: list[tuple[int, int]], near: float) -> _Block:
+    assert _WORKER_TABLES is not None, "worker started without _init_worker"
+    return _edit_blocks(_WORKER_TABLES, state, sources, bounds, near)
+
+
+def default_workers() -> int:
+    """Worker processes for near copies: every core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def near_copies(
@@ -543,6 +781,7 @@ def near_copies(
     near: float,
     seed: int,
     task: Any = None,
+    workers: int | None = None,
 ) -> tuple[pl.Series, np.ndarray, np.ndarray]:
     """Make one edited copy of `pool_texts[copy_pool[j]]` for every j (vectorised, in blocks).
 
@@ -551,6 +790,10 @@ def near_copies(
     of a vocabulary word before it, and swap with the next word (when that one is unedited and
     different; otherwise a substitution).
 
+    The copies are edited in blocks of ascending source length, each drawing in turn from one
+    stream. With several workers the parent replays the draws alone (~5% of the work) to hand each
+    task the stream's state at its first block, so the rows are the same for any number of workers.
+
     Args:
         pool_texts: Texts of the pool documents.
         copy_pool: Pool member of each copy.
@@ -558,6 +801,8 @@ def near_copies(
         near: Share E of words to edit.
         seed: The config's seed (the edit stream is spawned from it).
         task: Optional progress task advanced by copies done.
+        workers: Processes to edit in (default: every core); below MIN_PARALLEL_COPIES copies, this
+            one. Does not change the result.
 
     Returns:
         Texts of the copies, their edit fractions (Float32) and their word-5-gram Jaccard to the source (Float32).
@@ -568,94 +813,75 @@ def near_copies(
     sample_size = min(n_corpus, VOCAB_SAMPLE_DOCS)
     sample = np.sort(np.random.default_rng(vocab_seq).choice(n_corpus, sample_size, replace=False))
     tab = _tables(pool_texts, corpus_texts[sample])
-    v = max(tab.n_vocab, 1)
-    src_len = np.diff(tab.offsets)
-    n_edit = np.floor(near * src_len + 0.5).astype(np.int64)
-
     n = copy_pool.size
+    if n == 0:
+        return pl.Series(TEXT, [], dtype=pl.String), np.zeros(0, dtype=np.float32), np.ones(0, dtype=np.float32)
     rng = np.random.default_rng(draw_seq)
     # Copies are processed sorted by source length so a block's padding stays small.
+    src_len = np.diff(tab.tok_offsets)
     order = np.argsort(src_len[copy_pool], kind="stable")
-    texts: list[pl.Series] = []
-    edit = np.zeros(n, dtype=np.float32)
-    jac = np.ones(n, dtype=np.float32)
-    for lo, hi in _blocks(src_len[copy_pool][order]):
-        idx = order[lo:hi]
-        s = copy_pool[idx]
-        w_len, m = src_len[s], n_edit[s]
-        rows, width = idx.size, max(int(w_len.max()), 1)
-        cols = np.arange(width)
-        valid = cols[None, :] < w_len[:, None]
-        first = tab.offsets[s]
-        word = _rows(tab.word, first, w_len, width)
-        chosen = _choose(rng, w_len, m, width)
-        cr, cc = np.nonzero(chosen)
-        op = rng.integers(0, 4, size=cr.size)
-        draw = rng.integers(0, v, size=cr.size)
-        draw = np.where(draw == word[cr, cc], (draw + 1) % v, draw)
-        nxt = cc + 1
-        inside = nxt < w_len[cr]
-        nxt_c = np.minimum(nxt, width - 1)
-        swap_ok = inside & ~chosen[cr, nxt_c] & (word[cr, nxt_c] != word[cr, cc])
-        is_swap = (op == _SWAP) & swap_ok
-        is_sub = (op == _SUB) | ((op == _SWAP) & ~swap_ok)
-        new_word = word.copy()
-        new_word[cr[is_sub], cc[is_sub]] = draw[is_sub]
-        new_word[cr[is_swap], cc[is_swap]] = word[cr[is_swap], nxt[is_swap]]
-        new_word[cr[is_swap], nxt[is_swap]] = word[cr[is_swap], cc[is_swap]]
-        rewritten = np.zeros_like(chosen)  # cells emitted as a new word plus the original whitespace
-        rewritten[cr[is_sub], cc[is_sub]] = True
-        rewritten[cr[is_swap], cc[is_swap]] = True
-        rewritten[cr[is_swap], nxt[is_swap]] = True
-        deleted = np.zeros_like(chosen)
-        deleted[cr[op == _DEL], cc[op == _DEL]] = True
-        inserted = np.zeros_like(chosen)
-        ins = op == _INS
-        inserted[cr[ins], cc[ins]] = True
-        ins_word = np.zeros_like(word)
-        ins_word[cr[ins], cc[ins]] = draw[ins]
-
-        # Pieces per cell: [inserted word, " ", token or new word, whitespace of a new word]; a
-        # leading column holds the document's prefix.
-        kept = valid & ~deleted
-        slot = np.zeros((rows, width + 1, 4), dtype=np.int64)
-        mask = np.zeros((rows, width + 1, 4), dtype=bool)
-        slot[:, 0, 2] = tab.prefix[s]
-        mask[:, 0, 2] = True
-        token = first[:, None] + cols[None, :]
-        slot[:, 1:, 0] = tab.vocab_base + ins_word
-        slot[:, 1:, 1] = tab.single_space
-        slot[:, 1:, 2] = np.where(rewritten, tab.vocab_base + new_word, token)
-        token_at = np.where(valid, token, 0)
-        slot[:, 1:, 3] = tab.space[token_at] if tab.space.size else 0
-        # A deleted word leaves a line break after it behind, so paragraphs survive edits.
-        keeps_break = deleted & (tab.breaks[token_at] if tab.breaks.size else False)
-        mask[:, 1:, 0] = inserted
-        mask[:, 1:, 1] = inserted
-        mask[:, 1:, 2] = kept
-        mask[:, 1:, 3] = rewritten | keeps_break
-        texts.append(_join_pieces(tab.pieces, slot[mask], mask.sum(axis=(1, 2))))
-
-        # Every chosen word got exactly one operation that changes it, so the realised share is m/W.
-        edit[idx] = np.where(w_len > 0, m / np.maximum(w_len, 1), 0.0).astype(np.float32)
-        # Jaccard of the copy's word 5-grams to the source's, both as sets.
-        emitted = np.stack([inserted, kept], axis=2)
-        out_word = np.stack([ins_word, new_word], axis=2)[emitted]
-        out_len = emitted.sum(axis=(1, 2))
-        out_ids = np.zeros((rows, max(int(out_len.max()), 1)), dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(out_len)[:-1]])
-        out_ids[np.repeat(np.arange(rows), out_len), np.arange(out_word.size) - np.repeat(starts, out_len)] = out_word
-        # A source's grams are hashed once per block and shared by all its copies in it.
-        _, first_row, inverse = np.unique(s, return_index=True, return_inverse=True)
-        source_h = _gram_hashes(word[first_row], w_len[first_row])[inverse.reshape(-1)]
-        jac[idx] = _jaccard_rows(_gram_hashes(out_ids, out_len), source_h)
-        if task is not None:
-            task.advance(rows)
-    if not texts:
-        return pl.Series(TEXT, [], dtype=pl.String), edit, jac
+    sources = copy_pool[order].astype(np.int64)
+    bounds = _blocks(src_len[sources])
+    workers = workers or default_workers()
+    if workers == 1 or n < MIN_PARALLEL_COPIES:
+        parts = []
+        for lo, hi in bounds:
+            parts.append(_edit_block(tab, rng, sources[lo:hi], near))
+            if task is not None:
+                task.advance(hi - lo)
+        result = _concat_blocks(parts)
+    else:
+        result = _edit_parallel(tab, rng, sources, bounds, near, workers, task)
+    text, text_len, edit, jac = result
+    offsets = np.concatenate([[0], np.cumsum(text_len)]).astype(np.int64)
+    arrow = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text))
+    series = pl.from_arrow(arrow)
+    assert isinstance(series, pl.Series)
     inverse = np.empty(n, dtype=np.int64)
     inverse[order] = np.arange(n, dtype=np.int64)
-    return pl.concat(texts)[inverse].alias(TEXT), edit, jac
+    return series.cast(pl.String)[inverse].alias(TEXT), edit[inverse], jac[inverse]
+
+
+def _edit_parallel(
+    tab: _Tables,
+    rng: np.random.Generator,
+    sources: np.ndarray,
+    bounds: list[tuple[int, int]],
+    near: float,
+    workers: int,
+    task: Any,
+) -> _Block:
+    n_tasks = min(len(bounds), workers * TASKS_PER_WORKER)
+    cuts = np.linspace(0, len(bounds), n_tasks + 1).round().astype(int)
+    groups = [bounds[a:b] for a, b in itertools.pairwise(cuts) if b > a]
+    results: dict[int, _Block] = {}
+    with tempfile.TemporaryDirectory(prefix="datadiet-near-") as folder:
+        _save_tables(tab, folder)
+        # spawn, not fork: polars' thread pool is already running in this process, and forking a
+        # multithreaded process can deadlock the child.
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(groups)),
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(folder, tab.space_at),
+        ) as pool:
+            pending: dict[Future[_Block], int] = {}
+            for g, group in enumerate(groups):
+                lo, hi = group[0][0], group[-1][1]
+                local = [(a - lo, b - lo) for a, b in group]
+                pending[pool.submit(_worker_edit, rng.bit_generator.state, sources[lo:hi], local, near)] = g
+                # Replay this group's draws so the next one starts where the stream will be then.
+                for a, b in group:
+                    _advance(rng, tab, sources[a:b], near)
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    g = pending.pop(fut)
+                    results[g] = fut.result()
+                    if task is not None:
+                        task.advance(groups[g][-1][1] - groups[g][0][0])
+    return _concat_blocks([results[g] for g in range(len(groups))])
 
 
 def _rows(flat: np.ndarray, starts: np.ndarray, lengths: np.ndarray, width: int | None = None) -> np.ndarray:

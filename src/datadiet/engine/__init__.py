@@ -4,11 +4,13 @@ The local engine is the code in `datadiet.curate`; `ray_engine` runs the same op
 cluster and gives identical versions (the engine is never part of a version's parameters).
 `load_ray()` imports it, turning a missing `ray` install into a one-line UsageError.
 
-Invoked by `datadiet.curate.dedupe`, `inject` and `subset` when called with `engine="ray"`.
+Invoked by `datadiet.curate.dedupe.dedupe(..., engine="ray")` and by the CLI's `--engine` options
+(`duplicate` and `subset` accept only `local` for now).
 """
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 
 from datadiet.errors import UsageError
@@ -34,10 +36,7 @@ def load_ray() -> ModuleType:
         UsageError: Ray (with Ray Data) is not installed.
     """
     try:
-        import ray  # noqa: F401
         import ray.data  # noqa: F401
     except ImportError as exc:
         raise UsageError("--engine ray needs Ray, which is not installed; run: pip install 'datadiet[ray]'") from exc
-    from datadiet.engine import ray_engine
-
-    return ray_engine
+    return importlib.import_module("datadiet.engine.ray_engine")

@@ -30,29 +30,34 @@ Definitions (keys are the constants below):
 - `top_repeated`: the 5 normalised texts with the most exact copies (count >= 2), with a preview of
   the first occurrence.
 
-Speed: everything except signing runs on flat numpy arrays of the UTF-8 bytes of a block of
-documents, with word strings hashed by polars (no Python code per word; per document only for
-the non-ASCII ones, which are NFKC-folded in Python first); blocks run on a thread per core.
-MinHash signing (`curate dedupe`'s own `sign_texts` and `find_duplicates`, so the share is what
-the dedupe would remove) runs only over distinct normalised texts, in one worker process per core
-for large inputs. `benchmarks/stats_speed.py` measures it; the tests check every diversity
+Speed and memory: one pass over blocks of documents, on a thread per core (numpy and polars
+release the GIL in every heavy step). Each block is a flat numpy array of its UTF-8 bytes; the
+non-ASCII documents are NFKC-folded in Python first, and no Python code runs per word. A word's
+hash is `curate dedupe`'s own token value (`normalize.word_tokens`), so the same hashes feed the
+statistics and, through `normalize.shingle_hashes`, `minhash.signatures` and `minhash.band_keys`,
+the MinHash signatures of the block's documents whose normalised text is new (first seen, in
+position order): no text is normalised twice and none is copied to another process. Signing a
+block overlaps with the statistics of the next ones. Only hashes outlive a block: per document a
+few integers and its signature (640 bytes at 128 permutations and 16 bands); distinct 2- and
+4-gram hashes are merged as they accumulate. The clusters are then `dedupe.find_duplicates` over
+those signatures, so the share is what the dedupe would remove (a test checks it against
+`dedupe_texts`). `benchmarks/stats_speed.py` measures it; the tests check every diversity
 statistic against a per-word Python reference built on `normalize`.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
-import multiprocessing
 import os
 import re
-import tempfile
 import unicodedata
 import zlib
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -60,11 +65,14 @@ import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 
-from datadiet.curate.normalize import fmix64
+from datadiet.curate.dedupe import Signed, find_duplicates
+from datadiet.curate.minhash import MinhashConfig, band_keys, permutations, signatures
+from datadiet.curate.normalize import fmix64, shingle_hashes, word_tokens
 from datadiet.errors import UsageError
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.schema import TEXT
 
+U32 = npt.NDArray[np.uint32]
 U64 = npt.NDArray[np.uint64]
 I64 = npt.NDArray[np.int64]
 
@@ -117,17 +125,17 @@ ZLIB_LEVEL = 6
 # ~50 MB of text compresses in ~2-3 s at level 6 and pins the ratio to well under 1% (it is a
 # property of the text's redundancy, which a few thousand stories already sample).
 COMPRESSION_SAMPLE_BYTES = 50_000_000
-# Documents per numpy block: ~25 MB of text, so the 8-byte-per-text-byte prefix arrays stay ~200 MB.
-BLOCK_DOCS = 32_768
-# Below this many distinct texts signing in-process beats starting worker processes (~1 s each).
-PARALLEL_MIN_DOCS = 100_000
+# Documents per numpy block: ~7 MB of stories, so a block's 8-byte-per-text-byte arrays (word
+# token prefix sums) stay ~60 MB per thread; 32,768 was no faster and held 4x the memory.
+BLOCK_DOCS = 8192
+# The per-block distinct n-gram hashes of one size are merged once they outnumber 4x the distinct
+# ones (and 16M, 128 MB): memory stays a small multiple of the distinct n-grams, with few sorts.
+MERGE_MIN = 16_000_000
 
 _MASK64 = (1 << 64) - 1
 # Odd 64-bit multipliers (invertible mod 2^64, which the prefix-sum trick needs).
 _WORD_BASE = 0x9E3779B97F4A7C15
 _OFFSET = 0xCBF29CE484222325
-# polars' string hash (xxh3-like) is only compared within one process, so its seed is arbitrary.
-_HASH_SEED = 0x5EED
 # One odd multiplier per position of an n-gram (n <= 8), so "a b" and "b a" hash differently.
 _NGRAM_MULT = (
     0xD6E8FEB86659FD93,
@@ -215,8 +223,9 @@ def _fold(text: str) -> str:
 class _Block:
     """Word-level view of one block of documents."""
 
-    words: U64  # (W,) 64-bit hash of each word, in document order
+    words: U64  # (W,) `normalize.word_token` of each word, in document order
     word_counts: I64  # (D,) words per document
+    offsets: I64  # (D + 1,) document d's words are words[offsets[d]:offsets[d + 1]]
     doc_keys: U64  # (D,) 64-bit hash of each document's normalised text
 
 
@@ -256,18 +265,17 @@ def _block_words(texts: pl.Series) -> _Block:
     ends_mask[doc_lasts] = is_word[doc_lasts]
     w_start = np.flatnonzero(starts_mask)
     w_len = np.flatnonzero(ends_mask) + 1 - w_start
-    # The word bytes back to back are an Arrow string array of the words (offsets = running
-    # lengths), which polars hashes on all cores: no per-byte 64-bit arithmetic in numpy.
+    # The normalised words back to back; each word's hash is the dedupe's own token value, so
+    # the MinHash shingles are built from these very hashes (`_Signer.sign`).
     w_off = np.zeros(w_len.size + 1, dtype=np.int64)
     np.cumsum(w_len, out=w_off[1:])
     compact = _LOWER[data[is_word]]
-    arrow_words = pa.LargeStringArray.from_buffers(w_len.size, pa.py_buffer(w_off), pa.py_buffer(compact))
-    words = pl.Series(arrow_words).hash(seed=_HASH_SEED).to_numpy()
+    words = word_tokens(compact, w_off[:-1], w_off[1:])
     # Word starts are sorted, so locating the document boundaries among them is D binary searches.
     d_off = np.searchsorted(w_start, offsets, side="left").astype(np.int64)
     word_counts = np.diff(d_off)
     doc_keys = fmix64(_segment_poly(words, d_off[:-1], d_off[1:], _WORD_POWERS))
-    return _Block(words=words, word_counts=word_counts, doc_keys=doc_keys)
+    return _Block(words=words, word_counts=word_counts, offsets=d_off, doc_keys=doc_keys)
 
 
 def _ngrams(words: U64, word_counts: I64, n: int) -> U64:
@@ -291,7 +299,7 @@ def _ngrams(words: U64, word_counts: I64, n: int) -> U64:
 def ngram_hashes(texts: pl.Series, n: int) -> U64:
     """64-bit hashes of every word n-gram (1 <= n <= 8) of the texts, within documents; equal n-grams hash equally.
 
-    Hashes are comparable only within one process (polars' string hash is not fixed across versions).
+    Hashes are stable across processes and versions (they are built on `normalize.word_token`).
     """
     if not 1 <= n <= len(_NGRAM_MULT):
         raise ValueError(f"n-gram size must be from 1 to {len(_NGRAM_MULT)}, not {n}")
@@ -322,6 +330,8 @@ class _Summary:
     unigrams: pl.DataFrame  # word hash -> count
     distinct: dict[int, pl.Series]  # n -> distinct n-gram hashes of the block
     totals: dict[int, int]  # n -> n-gram occurrences
+    words: U64  # the block's word tokens and their offsets, kept for signing
+    offsets: I64
 
 
 def _block_summary(texts: pl.Series) -> _Summary:
@@ -339,7 +349,29 @@ def _block_summary(texts: pl.Series) -> _Summary:
         unigrams=pl.Series("w", block.words).value_counts(name="c"),
         distinct=distinct,
         totals=totals,
+        words=block.words,
+        offsets=block.offsets,
     )
+
+
+@dataclass
+class _DistinctCount:
+    """Distinct values over many blocks' distinct hashes, merged as they accumulate."""
+
+    parts: list[pl.Series] = field(default_factory=list)
+    held: int = 0
+    distinct: int = 0
+
+    def add(self, values: pl.Series) -> None:
+        self.parts.append(values)
+        self.held += values.len()
+        if self.held > max(4 * self.distinct, MERGE_MIN):
+            merged = pl.concat(self.parts).unique()
+            self.parts = [merged]
+            self.held = self.distinct = merged.len()
+
+    def count(self) -> int:
+        return pl.concat(self.parts).n_unique() if self.parts else 0
 
 
 def _compression_ratio(texts: pl.Series, lengths: I64) -> float | None:
@@ -356,16 +388,6 @@ def _compression_ratio(texts: pl.Series, lengths: I64) -> float | None:
     return len(zlib.compress(raw, ZLIB_LEVEL)) / len(raw) if raw else None
 
 
-def _sign_part(path: str, threshold: float, seed: int) -> Any:
-    # Runs in a worker process: it reads its own texts from Parquet, so no text crosses a pipe.
-    from datadiet.curate.dedupe import sign_texts
-    from datadiet.curate.minhash import MinhashConfig
-
-    cfg = MinhashConfig(threshold=threshold, seed=seed)
-    bands, rows = cfg.bands_rows()
-    return sign_texts(pl.read_parquet(path)[TEXT].to_list(), cfg, bands, rows)
-
-
 def _workers() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -373,41 +395,90 @@ def _workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+@dataclass
+class _Signer:
+    """MinHash signatures and band keys of the distinct normalised texts, in first-seen order.
+
+    Rows are filled by worker threads, each block its own rows, so no lock is needed; `sig` is
+    allocated for every document but only the pages of written rows are ever touched.
+    """
+
+    cfg: MinhashConfig
+    capacity: int
+    perms: tuple[U32, U32] = field(init=False)
+    bands: int = field(init=False)
+    rows: int = field(init=False)
+    sig: U32 = field(init=False)
+    keys: U64 = field(init=False)
+    used: int = 0
+
+    def __post_init__(self) -> None:
+        self.perms = permutations(self.cfg.num_perm, self.cfg.seed)
+        self.bands, self.rows = self.cfg.bands_rows()
+        self.sig = np.empty((self.capacity, self.cfg.num_perm), dtype=np.uint32)
+        self.keys = np.empty((self.capacity, self.bands), dtype=np.uint64)
+
+    def reserve(self, count: int) -> int:
+        """The first of `count` consecutive rows for the next block (called in block order)."""
+        start = self.used
+        self.used += count
+        return start
+
+    def sign(self, row: int, words: U64, offsets: I64, docs: I64) -> None:
+        """Sign documents `docs` of a block (its word tokens and offsets) into rows row, row + 1, ..."""
+        if not docs.size:
+            return
+        counts = offsets[docs + 1] - offsets[docs]
+        if docs.size == offsets.size - 1:
+            tokens, tok_off = words, offsets
+        else:
+            tok_off = np.zeros(docs.size + 1, dtype=np.int64)
+            np.cumsum(counts, out=tok_off[1:])
+            tokens = words[np.arange(int(tok_off[-1])) + np.repeat(offsets[docs] - tok_off[:-1], counts)]
+        hashes, sh_off = shingle_hashes(tokens, tok_off, self.cfg.ngram)
+        sig = signatures(hashes, sh_off, self.perms)
+        self.sig[row : row + docs.size] = sig
+        self.keys[row : row + docs.size] = band_keys(sig, self.bands, self.rows)
+
+    def labels(self, doc_keys: U64) -> I64:
+        """Cluster labels of the signed rows (whose normalised-text hashes are `doc_keys`) under the dedupe."""
+        m = self.used
+        digests = np.zeros((m, 2), dtype=np.uint64)
+        digests[:, 0] = doc_keys
+        signed = Signed(digests, np.zeros(m, dtype=np.int64), self.sig[:m], self.keys[:m])
+        return find_duplicates(signed, self.cfg).label
+
+
+def _config(threshold: float, seed: int) -> MinhashConfig:
+    # `curate dedupe --method minhash`'s defaults (word 5-grams, 128 permutations, its bands and
+    # rows, no verification): only they are shingled from the statistics' word tokens.
+    cfg = MinhashConfig(threshold=threshold, seed=seed)
+    if cfg.shingle != "word":  # pragma: no cover - the defaults
+        raise ValueError("only word shingles are built from the statistics' word tokens")
+    return cfg
+
+
 def near_duplicate_labels(texts: Sequence[str] | pl.Series, *, threshold: float = 0.8, seed: int = 0) -> I64:
     """Cluster label (lowest member position) of each text under `curate dedupe --method minhash`.
 
     Args:
-        texts: Documents, typically one per distinct normalised text (a polars Series avoids
-            materialising Python strings for large inputs).
+        texts: Documents (a polars Series avoids materialising Python strings for large inputs).
         threshold: Jaccard threshold of the dedupe.
         seed: MinHash permutation seed.
 
     Returns:
         (N,) int64 labels; documents with the same label are one near-duplicate cluster.
     """
-    from datadiet.curate.dedupe import Signed, find_duplicates, sign_texts
-    from datadiet.curate.minhash import MinhashConfig
-
-    cfg = MinhashConfig(threshold=threshold, seed=seed)
-    bands, rows = cfg.bands_rows()
-    workers = _workers()
     series = texts if isinstance(texts, pl.Series) else pl.Series(TEXT, list(texts), dtype=pl.String)
-    if series.len() < PARALLEL_MIN_DOCS or workers == 1:
-        signed = sign_texts(series.to_list(), cfg, bands, rows)
-    else:
-        per = math.ceil(series.len() / workers)
-        with tempfile.TemporaryDirectory(prefix="datadiet-stats-") as tmp:
-            paths = []
-            for i in range(workers):
-                path = Path(tmp) / f"part-{i}.parquet"
-                series.slice(i * per, per).alias(TEXT).to_frame().write_parquet(path, compression="uncompressed")
-                paths.append(str(path))
-            # spawn, not fork: polars' thread pool is running here, and forking it can deadlock the child.
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-                parts = list(pool.map(_sign_part, paths, [threshold] * workers, [seed] * workers))
-        signed = Signed.concat(parts)
-    return find_duplicates(signed, cfg).label
+    series = series.cast(pl.String).fill_null("")
+    signer = _Signer(_config(threshold, seed), series.len())
+    keys = np.zeros(series.len(), dtype=np.uint64)
+    for start in range(0, series.len(), BLOCK_DOCS):
+        block = _block_words(series.slice(start, BLOCK_DOCS))
+        docs = np.arange(block.doc_keys.size, dtype=np.int64)
+        signer.sign(signer.reserve(docs.size), block.words, block.offsets, docs)
+        keys[start : start + docs.size] = block.doc_keys
+    return signer.labels(keys)
 
 
 def dataset_stats(
@@ -437,7 +508,12 @@ def dataset_stats(
         raise UsageError(f"the frame has no {TEXT!r} column; pass a dataset with the datadiet schema")
     if not 0.0 < minhash_threshold < 1.0:
         raise UsageError(f"minhash threshold must be strictly between 0 and 1, not {minhash_threshold!r}; try 0.8")
-    texts = frame[TEXT].cast(pl.String).fill_null("").rechunk()
+    # No copy of the text unless needed: at 2.1M stories it is ~1.8 GB.
+    texts = frame[TEXT]
+    if texts.dtype != pl.String:
+        texts = texts.cast(pl.String)
+    if texts.null_count():
+        texts = texts.fill_null("")
     n = texts.len()
     lengths = texts.str.len_bytes().to_numpy().astype(np.int64)
     chars = texts.str.len_chars().to_numpy().astype(np.int64)
@@ -445,15 +521,29 @@ def dataset_stats(
     distinct_words = np.zeros(n, dtype=np.int64)
     doc_keys = np.zeros(n, dtype=np.uint64)
     unigram_parts: list[pl.DataFrame] = []
-    distinct_parts: dict[int, list[pl.Series]] = {size: [] for size in NGRAM_SIZES[1:]}
+    distinct_counts = {size: _DistinctCount() for size in NGRAM_SIZES[1:]}
     ngram_totals = dict.fromkeys(NGRAM_SIZES, 0)
-    with tracker.task("Statistics", total=n) as task, ThreadPoolExecutor(max_workers=_workers()) as pool:
+    signer = _Signer(_config(minhash_threshold, seed), n) if near_dup and n else None
+    # Normalised-text hashes seen in earlier blocks: a document is signed iff its text is new.
+    seen: set[int] = set()
+    workers = _workers()
+    with tracker.task("Statistics", total=n) as task, ThreadPoolExecutor(max_workers=workers) as pool:
         # Threads, not processes: numpy and polars release the GIL in every heavy step, so blocks
-        # overlap on all cores without copying text between processes.
-        starts = range(0, n, BLOCK_DOCS)
-        for start, part in zip(
-            starts, pool.map(lambda s: _block_summary(texts.slice(s, BLOCK_DOCS)), starts), strict=True
-        ):
+        # overlap on all cores without copying text between processes. zlib does too.
+        compression: Future[float | None] = pool.submit(_compression_ratio, texts, lengths)
+        signing: list[Future[None]] = []
+        block_starts = iter(range(0, n, BLOCK_DOCS))
+        # A few blocks in flight, not all: each holds ~60 MB until the main thread takes it.
+        ahead = deque(
+            (s, pool.submit(_block_summary, texts.slice(s, BLOCK_DOCS)))
+            for s in itertools.islice(block_starts, workers + 1)
+        )
+        while ahead:
+            start, future = ahead.popleft()
+            part = future.result()
+            following = next(block_starts, None)
+            if following is not None:
+                ahead.append((following, pool.submit(_block_summary, texts.slice(following, BLOCK_DOCS))))
             end = start + part.word_counts.size
             word_counts[start:end] = part.word_counts
             doc_keys[start:end] = part.doc_keys
@@ -462,8 +552,19 @@ def dataset_stats(
             for size in NGRAM_SIZES:
                 ngram_totals[size] += part.totals[size]
                 if size > 1:
-                    distinct_parts[size].append(part.distinct[size])
+                    distinct_counts[size].add(part.distinct[size])
+            if signer is not None:
+                # Queued behind the blocks already in flight, so signing overlaps the next blocks.
+                local = np.flatnonzero(pl.Series(part.doc_keys).is_first_distinct().to_numpy())
+                candidates = part.doc_keys[local].tolist()
+                new = local[np.fromiter((k not in seen for k in candidates), dtype=bool, count=local.size)]
+                seen.update(candidates)
+                row = signer.reserve(new.size)
+                signing.append(pool.submit(signer.sign, row, part.words, part.offsets, new))
             task.advance(end - start)
+        for done in signing:
+            done.result()
+        compression_ratio = compression.result()
 
     out: dict[str, Any] = {DOCUMENTS: n, BYTES: int(lengths.sum()), TOKENS: tokens}
     # Unigram frequencies: entropy and distinct-1.
@@ -480,8 +581,7 @@ def dataset_stats(
         out[UNIGRAM_ENTROPY_BITS] = None
         out[DISTINCT_1GRAM_RATIO] = None
     for size, key in ((2, DISTINCT_2GRAM_RATIO), (4, DISTINCT_4GRAM_RATIO)):
-        parts = distinct_parts[size]
-        distinct = pl.concat(parts).n_unique() if parts and ngram_totals[size] else 0
+        distinct = distinct_counts[size].count() if ngram_totals[size] else 0
         out[key] = distinct / ngram_totals[size] if ngram_totals[size] else None
     nonempty = word_counts > 0
     out[TYPE_TOKEN_RATIO] = (
@@ -491,7 +591,7 @@ def dataset_stats(
     out[MEDIAN_CHARS] = float(np.median(chars)) if n else None
     out[MEAN_WORDS] = float(word_counts.mean()) if n else None
     out[MEDIAN_WORDS] = float(np.median(word_counts)) if n else None
-    out[COMPRESSION_RATIO] = _compression_ratio(texts, lengths)
+    out[COMPRESSION_RATIO] = compression_ratio
 
     # Exact duplicates: group by the normalised-text hash.
     keyed = pl.DataFrame({"k": doc_keys}).with_row_index("i")
@@ -512,10 +612,13 @@ def dataset_stats(
     ]
 
     # Clusters: near-duplicate ones over the distinct texts, mapped back to every document.
-    if near_dup and n:
+    if signer is not None:
         rep_pos = np.flatnonzero(is_root)
+        # The signed rows are the first occurrences in position order, i.e. exactly the roots.
+        if rep_pos.size != signer.used:  # pragma: no cover - an internal invariant
+            raise RuntimeError(f"signed {signer.used} distinct texts but found {rep_pos.size}")
         with tracker.task("Near duplicates", total=None):
-            rep_labels = near_duplicate_labels(texts.gather(rep_pos), threshold=minhash_threshold, seed=seed)
+            rep_labels = signer.labels(doc_keys[rep_pos])
         rep_index = np.zeros(n, dtype=np.int64)
         rep_index[rep_pos] = np.arange(rep_pos.size)
         labels = rep_pos[rep_labels][rep_index[roots]]

@@ -381,9 +381,9 @@ def spawn(
         start_method="spawn",
     )
     relay = _Relay(tracker, on_step)
+    done = False
     try:
         with relay:
-            done = False
             while not done:
                 relay.drain(q, POLL_S)
                 done = procs.join(timeout=0)
@@ -398,6 +398,11 @@ def spawn(
                 "check memory use, or rerun with --nproc 1"
             ) from exc
         raise
+    finally:
+        if not done:  # interrupted here (Ctrl-C) or a worker failed: stop the others too
+            for p in procs.processes:
+                if p.is_alive():
+                    p.terminate()
     if not relay.has_result:
         raise DatadietError("training processes ended without a result from rank 0; rerun with --nproc 1")
     return relay.result
