@@ -6,6 +6,7 @@ slow; they still run in CI.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -52,11 +53,12 @@ SETTINGS = {
     "threads": "1",
 }
 # Equality tolerance. Two processes add up the same numbers in another order: each rank averages the
-# loss and sums gradients over its 4 windows, then the two halves are averaged, where one process
-# reduces over all 8 at once. float32 rounding (2^-24 = 6e-8 relative) differs per operation, so losses
-# agree to ~1e-7 and weights, after 6 Adam steps whose normalisation m/sqrt(v) amplifies differences in
-# small gradients, to a few 1e-6 (measured: losses <= 1.2e-7, weights <= 3e-6 relative, also after 60 steps). 1e-5 keeps a
-# margin while any real error (a wrong slice, a missing all-reduce, a 2x loss scale) is >= 1e-2.
+# loss and sums gradients over its half of the windows, then the halves are averaged, where one process
+# reduces over all of them at once. float32 rounding (2^-24 = 6e-8 relative per operation) then differs,
+# so losses agree to ~1e-7 and weights, after Adam steps whose m/sqrt(v) amplifies differences in small
+# gradients, to a few 1e-6 (measured: losses <= 1.2e-7, weights <= 3e-6 relative in norm, also after 60
+# steps). 1e-5 leaves a margin, while a real error (a wrong slice, a missing all-reduce, a loss scaled
+# by N) shows up at >= 1e-2.
 RTOL = 1e-5
 
 
@@ -309,7 +311,7 @@ def test_torchrun_ranks_agree_on_what_to_do(small_corpus: Path, monkeypatch: pyt
     monkeypatch.setattr(ddist, "broadcast", broadcast)
     monkeypatch.setattr(ddist, "barrier", lambda world: calls.append("barrier"))
     store = Store(small_corpus)
-    spec = RunSpec(**{**SPEC.__dict__, "overrides": (*SPEC.overrides, ("threads", "1"))})
+    spec = dataclasses.replace(SPEC, overrides=(*SPEC.overrides, ("threads", "1")))
 
     first = train_run(store, spec)  # rank 0, fresh: announces "train from scratch", trains, publishes
     assert calls == [("broadcast", False), "barrier"] and not first.up_to_date
