@@ -234,7 +234,7 @@ def compare_previous(rev: str, docs: int, near_dup: bool) -> None:
         ["git", "show", f"{rev}:src/datadiet/eval/stats.py"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     frame = build(docs)
-    print(f"{frame.height:,} documents, {frame['text'].str.len_bytes().sum() / 1e6:.0f} MB of text")
+    print(f"{frame.height:,} documents, {int(frame['text'].str.len_bytes().sum()) / 1e6:.0f} MB of text")
     del frame
     with tempfile.TemporaryDirectory(prefix="datadiet-stats-prev-") as tmp:
         path = Path(tmp) / f"{PREVIOUS_MODULE}.py"
@@ -285,7 +285,7 @@ def main() -> None:
     t0 = time.perf_counter()
     frame = build(args.docs)
     print(
-        f"built/loaded {frame.height:,} documents, {frame['text'].str.len_bytes().sum() / 1e6:.0f} MB in {time.perf_counter() - t0:.1f} s"
+        f"built/loaded {frame.height:,} documents, {int(frame['text'].str.len_bytes().sum()) / 1e6:.0f} MB in {time.perf_counter() - t0:.1f} s"
     )
 
     cpu0 = _cpu_seconds()

@@ -187,14 +187,15 @@ def test_bad_nproc_fails_before_training(tmp_path: Path) -> None:
 
 
 def test_torchrun_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE"):
         monkeypatch.delenv(var, raising=False)
     assert torchrun_world() is None
     assert prepare_processes(None, "cpu", 8) is None  # a single local process: nothing to set up
     monkeypatch.setenv("RANK", "3")
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("LOCAL_RANK", "1")
-    assert torchrun_world() == torchrun_world(4) == World(rank=3, size=4, local_rank=1)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert torchrun_world() == torchrun_world(4) == World(rank=3, size=4, local_rank=1, local_size=2)
     with pytest.raises(UsageError, match="--nproc 2 disagrees with torchrun's WORLD_SIZE=4"):
         torchrun_world(2)
     with pytest.raises(UsageError, match="batch_size 6 does not split over --nproc 4"):

@@ -272,14 +272,15 @@ def word_tokens(buf: npt.NDArray[np.uint8], starts: I64, ends: I64) -> U64:
     Horner over all words together, one step per byte position: with the words ordered longest
     first, the words still going at position j are a prefix of that order, so step j is one
     multiply-add over that prefix. Only word bytes are read and the state is 8 bytes per word:
-    ~1.6x faster than prefix sums of byte * P^-j over the whole buffer, which also held 16 bytes
-    of powers and 8 of sums per buffer byte.
+    ~1.3x faster than prefix sums of byte * P^-j over the whole buffer (measured 72 vs 96 ms per
+    8,192 stories), which also held 16 bytes of powers and 8 of sums per buffer byte.
     """
     lengths = ends - starts
-    order = np.argsort(-lengths, kind="stable")
+    longest = int(lengths.max()) if lengths.size else 0
+    # numpy's stable sort is a radix sort on 16-bit keys: ~8x faster than on int64 (7 vs 60 ms per 1.4M words).
+    order = np.argsort(-lengths.astype(np.int16) if longest < 2**15 else -lengths, kind="stable")
     first = starts[order]
     desc = lengths[order]
-    longest = int(desc[0]) if desc.size else 0
     # going[j] = how many words are longer than j bytes.
     going = np.searchsorted(-desc, -np.arange(longest), side="left")
     poly = np.full(starts.size, WORD_OFFSET, dtype=np.uint64)

@@ -46,7 +46,7 @@ class TrainConfig:
         device: "auto" picks cuda, then mps, then cpu.
         dtype: "auto" means bf16 autocast on CUDA and float32 elsewhere.
         compile: Wrap the model in `torch.compile`.
-        threads: CPU threads for torch; 0 uses every core this process may run on.
+        threads: CPU threads for torch; 0 uses every core this process may run on (under DDP, its share of them).
     """
 
     steps: int = 1000

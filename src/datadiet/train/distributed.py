@@ -20,7 +20,6 @@ the run's id like `threads` and `device`.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import mmap
 import os
@@ -60,11 +59,13 @@ class World:
         rank: Global rank, 0 .. size - 1; rank 0 writes every file.
         size: Number of processes (1 without DDP).
         local_rank: Rank on this machine, which picks the GPU.
+        local_size: Processes on this machine, which share its cores.
     """
 
     rank: int = 0
     size: int = 1
     local_rank: int = 0
+    local_size: int = 1
 
     @property
     def is_main(self) -> bool:
@@ -84,8 +85,13 @@ def current_world() -> World:
     """The world of the initialised default process group, or a single process when there is none."""
     if not (dist.is_available() and dist.is_initialized()):
         return SINGLE
-    rank = dist.get_rank()
-    return World(rank=rank, size=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", rank)))
+    rank, size = dist.get_rank(), dist.get_world_size()
+    return World(
+        rank=rank,
+        size=size,
+        local_rank=int(os.environ.get("LOCAL_RANK", rank)),
+        local_size=int(os.environ.get("LOCAL_WORLD_SIZE", size)),
+    )
 
 
 def check_nproc(nproc: int, batch_size: int) -> None:
@@ -183,15 +189,18 @@ def torchrun_world(nproc: int | None = None) -> World | None:
     try:
         rank, size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         local = int(os.environ.get("LOCAL_RANK", rank))
+        local_size = int(os.environ.get("LOCAL_WORLD_SIZE", size))
     except ValueError as exc:
-        raise UsageError(f"RANK / WORLD_SIZE / LOCAL_RANK must be integers ({exc}); launch with torchrun") from exc
+        raise UsageError(
+            f"torchrun variables RANK, WORLD_SIZE, LOCAL_RANK must be integers ({exc}); launch with torchrun"
+        ) from exc
     if not 0 <= rank < size:
         raise UsageError(f"RANK={rank} is outside WORLD_SIZE={size}; launch with torchrun")
     if nproc not in (None, size):
         raise UsageError(
             f"--nproc {nproc} disagrees with torchrun's WORLD_SIZE={size}; drop --nproc when launching with torchrun"
         )
-    return World(rank=rank, size=size, local_rank=local)
+    return World(rank=rank, size=size, local_rank=local, local_size=local_size)
 
 
 def prepare_processes(nproc: int | None, device_name: str, batch_size: int) -> World | None:
@@ -221,7 +230,7 @@ def prepare_processes(nproc: int | None, device_name: str, batch_size: int) -> W
     if n == 1:
         return None
     # Locally started workers take ranks 0 .. n-1 on this machine; the highest must have a GPU too.
-    device = ddp_device(device, world or World(rank=n - 1, size=n, local_rank=n - 1))
+    device = ddp_device(device, world or World(rank=n - 1, size=n, local_rank=n - 1, local_size=n))
     if world is None:
         return None
     if not dist.is_initialized():
@@ -512,9 +521,6 @@ def train_processes(
             model_cfg, train_cfg, train_tokens, val_tokens, out_dir, resume=resume, tracker=tracker, on_step=on_step
         )
     assert nproc is not None
-    if train_cfg.threads == 0:
-        # Every process on all cores would oversubscribe them N times over.
-        train_cfg = dataclasses.replace(train_cfg, threads=threads_per_process(nproc))
     result: TrainResult = spawn(
         _train_worker,
         nproc,

@@ -34,7 +34,14 @@ from datadiet.errors import DatadietError, UsageError
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.train.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from datadiet.train.config import TrainConfig
-from datadiet.train.distributed import all_reduce_sum, check_nproc, current_world, ddp_device, wrap_ddp
+from datadiet.train.distributed import (
+    all_reduce_sum,
+    check_nproc,
+    current_world,
+    ddp_device,
+    threads_per_process,
+    wrap_ddp,
+)
 from datadiet.train.model import GPT, GPTConfig
 
 METRICS_FILE = "metrics.jsonl"
@@ -318,7 +325,9 @@ def train(
     # the single-process sum, so the logged val_loss is the same mean up to rounding.
     val_shard = np.array_split(val_starts, world.size)[world.rank]
 
-    with _threads(device, train_cfg.threads), torch.random.fork_rng(devices=[]):
+    # threads=0 means every core, shared out among the processes on this machine so as not to oversubscribe.
+    threads = train_cfg.threads or (threads_per_process(world.local_size) if world.size > 1 else 0)
+    with _threads(device, threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(train_cfg.seed)
         model = GPT(model_cfg).to(device)
         optimizer = make_optimizer(model, train_cfg, device)
