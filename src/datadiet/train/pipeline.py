@@ -205,7 +205,7 @@ def train_run(
     from datadiet.train.distributed import barrier, broadcast, prepare_processes
     from datadiet.train.distributed import train_processes as run_trainer
     from datadiet.train.model import GPT
-    from datadiet.train.trainer import select_device
+    from datadiet.train.trainer import cpu_threads, select_device
 
     train_ds = store.resolve(spec.train_ref)
     val_ds = store.resolve(spec.val_ref)
@@ -250,15 +250,18 @@ def train_run(
         device = select_device(train_cfg.device)
         model = GPT(model_cfg).to(device)
         model.load_state_dict(load_checkpoint(result.checkpoint, map_location=device)["model"])
-        metrics = evaluate(
-            model,
-            val_tokens,
-            block_size=model_cfg.block_size,
-            batch_size=train_cfg.batch_size,
-            max_tokens=FINAL_EVAL_TOKENS,
-            device=str(device),
-            bytes_per_token=float(val_tok_ds.manifest.stats["bytes_per_token"]),
-        )
+        # The same thread count as training: on a busy CPU, more threads than cores is many times slower.
+        with cpu_threads(device, train_cfg.threads):
+            metrics = evaluate(
+                model,
+                val_tokens,
+                block_size=model_cfg.block_size,
+                batch_size=train_cfg.batch_size,
+                max_tokens=FINAL_EVAL_TOKENS,
+                device=str(device),
+                bytes_per_token=float(val_tok_ds.manifest.stats["bytes_per_token"]),
+                tracker=tracker,
+            )
         # Copied, not moved: until the run is published, the work folder must still hold a complete
         # checkpoint for --resume; it is deleted only after publication.
         for fname in ("checkpoint.pt", "metrics.jsonl"):

@@ -240,7 +240,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> 
 
 
 @contextlib.contextmanager
-def _threads(device: torch.device, threads: int) -> Iterator[None]:
+def cpu_threads(device: torch.device, threads: int) -> Iterator[None]:
     """Run torch's CPU kernels on `threads` threads (0: every core this process may use), then restore."""
     before = torch.get_num_threads()
     if device.type == "cpu":
@@ -327,7 +327,7 @@ def train(
 
     # threads=0 means every core, shared out among the processes on this machine so as not to oversubscribe.
     threads = train_cfg.threads or (threads_per_process(world.local_size) if world.size > 1 else 0)
-    with _threads(device, threads), torch.random.fork_rng(devices=[]):
+    with cpu_threads(device, threads), torch.random.fork_rng(devices=[]):
         torch.manual_seed(train_cfg.seed)
         model = GPT(model_cfg).to(device)
         optimizer = make_optimizer(model, train_cfg, device)
