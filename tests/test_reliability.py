@@ -314,3 +314,36 @@ def test_killed_training_resumes_to_the_uninterrupted_result(base: Path, tmp_pat
     assert resumed["stats"]["train"]["steps"] == 120
     assert _cli(runner, store, "verify")["bad"] == []
     assert not any((store / "work" / "runs").iterdir())  # the private work folder is cleaned up
+
+
+@pytest.mark.slow
+def test_killed_sweep_reruns_only_what_is_missing(tmp_path: Path, runner: CliRunner) -> None:
+    store = tmp_path / "s"
+    _cli(runner, store, "corpus", "--stories", "400", "--val-stories", "60", "--name", "k")
+    args = [
+        "sweep", "--base", "k-train", "--val", "k-val", "--sizes", "0.5,1", "--rates", "0,1", "--preset", "tiny",
+        "--steps", "10", "--vocab", "300", "--set", "threads=1", "--name", "ks",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        [str(CURATE), *args, "--store", str(store), "--quiet"], env=_env(), start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    # Kill it with SIGKILL once the first training run is published: some steps done, others not.
+    deadline = time.monotonic() + 240
+    while not any((store / "runs").glob("*/*/manifest.json")) and time.monotonic() < deadline:
+        assert proc.poll() is None, "the sweep ended before it could be killed"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    before = {r: _cli(runner, store, "show", r)["created"] for r in _check_valid(runner, store)}
+    plan = _cli(runner, store, *args, "--dry-run")
+    todo = {n["key"] for n in plan["nodes"] if n["state"] != "done"}
+    assert todo and any(k.startswith("run:") for k in todo)
+    _cli(runner, store, "gc")
+    done = _cli(runner, store, *args)
+    assert len(done["runs"]) == 4
+    after = _check_valid(runner, store)
+    # Everything that existed before the rerun is untouched (same creation time): only missing steps ran.
+    assert {r: _cli(runner, store, "show", r)["created"] for r in before} == before
+    assert all(n["state"] == "done" for n in _cli(runner, store, *args, "--dry-run")["nodes"])
+    assert len(after - set(before)) >= len(todo)
