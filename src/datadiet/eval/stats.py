@@ -125,8 +125,8 @@ ZLIB_LEVEL = 6
 # ~50 MB of text compresses in ~2-3 s at level 6 and pins the ratio to well under 1% (it is a
 # property of the text's redundancy, which a few thousand stories already sample).
 COMPRESSION_SAMPLE_BYTES = 50_000_000
-# Documents per numpy block: ~7 MB of stories, so a block's 8-byte-per-text-byte arrays (word
-# token prefix sums) stay ~60 MB per thread; 32,768 was no faster and held 4x the memory.
+# Documents per numpy block: ~7 MB of stories, ~1.4M words, so a block's 8-byte-per-word arrays
+# stay ~11 MB each; 32,768 was no faster and held 4x the memory per thread.
 BLOCK_DOCS = 8192
 # The per-block distinct n-gram hashes of one size are merged once they outnumber 4x the distinct
 # ones (and 16M, 128 MB): memory stays a small multiple of the distinct n-grams, with few sorts.
@@ -278,8 +278,11 @@ def _block_words(texts: pl.Series) -> _Block:
     return _Block(words=words, word_counts=word_counts, offsets=d_off, doc_keys=doc_keys)
 
 
-def _ngrams(words: U64, word_counts: I64, n: int) -> U64:
-    """64-bit hashes of every word n-gram that lies within one document."""
+def _ngrams(words: U64, word_counts: I64, n: int, *, mix: bool = True) -> U64:
+    """64-bit hashes of every word n-gram that lies within one document.
+
+    `mix=False` skips the final fmix64, a bijection: equality, all that counting needs, is unchanged.
+    """
     if n == 1:
         return words
     total = words.size
@@ -292,8 +295,8 @@ def _ngrams(words: U64, word_counts: I64, n: int) -> U64:
     # Words left in the document from each position on: an n-gram starting there fits iff >= n.
     ends = np.cumsum(word_counts)
     left = np.repeat(ends, word_counts)[:windows] - np.arange(windows)
-    out: U64 = fmix64(acc[left >= n])
-    return out
+    out: U64 = acc[left >= n]
+    return fmix64(out) if mix else out
 
 
 def ngram_hashes(texts: pl.Series, n: int) -> U64:
@@ -328,7 +331,7 @@ class _Summary:
     doc_keys: U64
     distinct_words: I64
     unigrams: pl.DataFrame  # word hash -> count
-    distinct: dict[int, pl.Series]  # n -> distinct n-gram hashes of the block
+    distinct: dict[int, U64]  # n -> distinct n-gram hashes of the block
     totals: dict[int, int]  # n -> n-gram occurrences
     words: U64  # the block's word tokens and their offsets, kept for signing
     offsets: I64
@@ -339,14 +342,16 @@ def _block_summary(texts: pl.Series) -> _Summary:
     totals = {1: int(block.words.size)}
     distinct = {}
     for size in NGRAM_SIZES[1:]:
-        grams = _ngrams(block.words, block.word_counts, size)
+        grams = _ngrams(block.words, block.word_counts, size, mix=False)
         totals[size] = int(grams.size)
-        distinct[size] = pl.Series("g", grams).unique()
+        # Made distinct in the worker thread: merging raw hashes instead held ~250 MB more per
+        # 300k stories and moved the work to the serial main thread, for no measurable CPU gain.
+        distinct[size] = _unique(grams)
     return _Summary(
         word_counts=block.word_counts,
         doc_keys=block.doc_keys,
         distinct_words=_distinct_per_doc(block.words, block.word_counts),
-        unigrams=pl.Series("w", block.words).value_counts(name="c"),
+        unigrams=pl.Series("w", block.words).value_counts(name="c").shrink_to_fit(),
         distinct=distinct,
         totals=totals,
         words=block.words,
@@ -354,24 +359,33 @@ def _block_summary(texts: pl.Series) -> _Summary:
     )
 
 
+def _unique(values: U64) -> U64:
+    """The distinct values, in a numpy array of their own.
+
+    A polars `unique()` result keeps ~4x its size allocated (measured: 150 MB of hashes held
+    570 MB), so only a tight copy outlives the call.
+    """
+    out: U64 = pl.Series("g", values).unique().to_numpy().copy()
+    return out
+
+
 @dataclass
 class _DistinctCount:
-    """Distinct values over many blocks' distinct hashes, merged as they accumulate."""
+    """Distinct values over many blocks' hashes, merged into one distinct array as they accumulate."""
 
-    parts: list[pl.Series] = field(default_factory=list)
+    parts: list[U64] = field(default_factory=list)
     held: int = 0
     distinct: int = 0
 
-    def add(self, values: pl.Series) -> None:
+    def add(self, values: U64) -> None:
         self.parts.append(values)
-        self.held += values.len()
+        self.held += values.size
         if self.held > max(4 * self.distinct, MERGE_MIN):
-            merged = pl.concat(self.parts).unique()
-            self.parts = [merged]
-            self.held = self.distinct = merged.len()
+            self.parts = [_unique(np.concatenate(self.parts))]
+            self.held = self.distinct = self.parts[0].size
 
     def count(self) -> int:
-        return pl.concat(self.parts).n_unique() if self.parts else 0
+        return _unique(np.concatenate(self.parts)).size if self.parts else 0
 
 
 def _compression_ratio(texts: pl.Series, lengths: I64) -> float | None:
