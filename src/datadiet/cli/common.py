@@ -7,9 +7,12 @@ error) prints one line and exits 2, a `DatadietError` or an OS error prints one 
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
 import traceback
+import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +141,52 @@ class Out:
 
 def out(store: Path | None = None, json_: bool = False, quiet: bool = False) -> Out:
     return Out(json=json_, quiet=quiet, store_path=store)
+
+
+_SHARED_OPTIONS = [
+    inspect.Parameter("store", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=StoreOpt),
+    inspect.Parameter("json_", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=JsonOpt),
+    inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=QuietOpt),
+    inspect.Parameter("debug", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=DebugOpt),
+]
+
+
+def command(
+    name: str | None = None, *, group: typer.Typer | None = None, **settings: Any
+) -> Callable[[Callable[..., None]], Any]:
+    """Register a command that takes the shared options (--store, --json, --quiet, --debug).
+
+    The decorated function declares its own options plus a keyword-only `o: Out`; the shared ones
+    are added to the signature typer reads, so each command lists them in `--help` without
+    repeating them. (`--debug` itself is acted on in `CurateGroup.main`, before parsing.)
+    """
+
+    def register(fn: Callable[..., None]) -> Any:
+        hints = typing.get_type_hints(fn, include_extras=True)
+        own = [
+            p.replace(annotation=hints.get(p.name, p.annotation))
+            for p in inspect.signature(fn).parameters.values()
+            if p.name != "o"
+        ]
+
+        def wrapper(
+            *args: Any,
+            store: Path | None = None,
+            json_: bool = False,
+            quiet: bool = False,
+            debug: bool = False,
+            **kwargs: Any,
+        ) -> None:
+            fn(*args, o=out(store, json_, quiet), **kwargs)
+
+        functools.update_wrapper(wrapper, fn)
+        delattr(wrapper, "__wrapped__")  # typer must read the signature below, not fn's
+        params = own + _SHARED_OPTIONS
+        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return (group or app).command(name, **settings)(wrapper)
+
+    return register
 
 
 def commit_payload(commit: Any) -> dict[str, Any]:

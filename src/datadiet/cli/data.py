@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.tree import Tree
 
-from datadiet.cli.common import DebugOpt, JsonOpt, QuietOpt, StoreOpt, app, commit_payload, out, report_commit
+from datadiet.cli.common import Out, command, commit_payload, report_commit
 from datadiet.schema import EOT
 
 
@@ -28,7 +28,7 @@ def _age(created: str) -> str:
     return f"{s}s ago"
 
 
-@app.command()
+@command()
 def ingest(
     paths: Annotated[
         list[Path],
@@ -47,16 +47,13 @@ def ingest(
     max_doc_bytes: Annotated[
         int, typer.Option("--max-doc-bytes", min=1, help="Largest document accepted, in bytes.")
     ] = 16 * 1024 * 1024,
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     """Read corpus files into a new immutable dataset version (streamed; same files = up to date)."""
     from datadiet.curate.ingest import IngestConfig
     from datadiet.curate.ingest import ingest as do_ingest
 
-    o = out(store, json_, quiet)
     cfg = IngestConfig(
         format=fmt,
         separator=separator,
@@ -70,7 +67,7 @@ def ingest(
     report_commit(o, commit, f"{dropped} empty dropped")
 
 
-@app.command()
+@command()
 def corpus(
     stories: Annotated[int, typer.Option("--stories", min=1, help="Training stories to generate.")] = 20_000,
     val_stories: Annotated[
@@ -81,15 +78,12 @@ def corpus(
         float, typer.Option("--near-dup-rate", help="Share of stories that are near copies of another, in [0, 1).")
     ] = 0.03,
     name: Annotated[str, typer.Option("--name", "-n", help="Writes NAME-train and NAME-val.")] = "stories",
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     """Generate the built-in corpus of children's stories (train and a separate validation split)."""
     from datadiet.curate.corpus import CorpusConfig, write_corpus
 
-    o = out(store, json_, quiet)
     cfg = CorpusConfig(stories=stories, val_stories=val_stories, seed=seed, near_dup_rate=near_dup_rate)
     train, val = write_corpus(o.store(), cfg, name, tracker=o.tracker)
     if o.json:
@@ -99,16 +93,14 @@ def corpus(
         report_commit(o, val, "validation")
 
 
-@app.command("ls")
+@command("ls")
 def ls_(
     kind: Annotated[
-        str, typer.Option("--kind", help="datasets, tokenizers, tokens, runs, stats, reports or sweeps.")
+        str, typer.Option("--kind", help="datasets, tokenizers, tokens, runs, evals, stats, reports or sweeps.")
     ] = "datasets",
     name: Annotated[str | None, typer.Argument(help="Only versions of this name.", show_default=False)] = None,
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     """List versions: name, version, rows, operation, parent and age (newest last)."""
     from datadiet.errors import UsageError
@@ -116,7 +108,6 @@ def ls_(
 
     if kind not in KINDS:
         raise UsageError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
-    o = out(store, json_, quiet)
     st = o.store()
     items = st.versions(name, kind) if name else st.all(kind)
     if name and not items:
@@ -150,20 +141,17 @@ def ls_(
     o.emit(rows, render)
 
 
-@app.command()
+@command()
 def show(
     ref: Annotated[
         str, typer.Argument(help="NAME or NAME@VERSION-PREFIX (any kind of artefact).", show_default=False)
     ],
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     """Show a version's manifest: lineage, parameters, counts, file hashes and operation stats."""
     import json
 
-    o = out(store, json_, quiet)
     ds = o.store().find(ref)
     m = ds.manifest.to_dict()
 
@@ -184,19 +172,16 @@ def show(
     o.emit(m | {"path": str(ds.path), "ref": ds.ref}, render)
 
 
-@app.command()
+@command()
 def head(
     ref: Annotated[str, typer.Argument(help="Dataset NAME or NAME@VERSION-PREFIX.", show_default=False)],
     n: Annotated[int, typer.Option("-n", "--rows", min=0, help="Number of rows to show.")] = 5,
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     """Show the first rows of a dataset version."""
     from datadiet.curate.export import head as do_head
 
-    o = out(store, json_, quiet)
     ds = o.store().resolve(ref)
     frame = do_head(ds, n)
     records = frame.to_dicts()
@@ -211,20 +196,17 @@ def head(
     o.emit(records, render)
 
 
-@app.command()
+@command()
 def lineage(
     ref: Annotated[
         str, typer.Argument(help="NAME or NAME@VERSION-PREFIX (any kind of artefact).", show_default=False)
     ],
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     """Show the chain of operations from a version back to its source files."""
     from datadiet.store import lineage as do_lineage
 
-    o = out(store, json_, quiet)
     chain = do_lineage(o.store(), ref)
 
     def render(c: Console) -> None:
@@ -249,21 +231,18 @@ def lineage(
     o.emit(chain, render)
 
 
-@app.command()
+@command()
 def export(
     ref: Annotated[str, typer.Argument(help="Dataset NAME or NAME@VERSION-PREFIX.", show_default=False)],
     path: Annotated[
         Path, typer.Argument(help="Output file: .parquet, .jsonl or .txt (TinyStories format).", show_default=False)
     ],
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     """Export a dataset version to one file, written atomically."""
     from datadiet.curate.export import export as do_export
 
-    o = out(store, json_, quiet)
     ds = o.store().resolve(ref)
     rows = do_export(ds, path, tracker=o.tracker)
     o.emit(

@@ -7,24 +7,21 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from datadiet.cli.common import DebugOpt, JsonOpt, QuietOpt, StoreOpt, app, out
+from datadiet.cli.common import Out, command
 
 
-@app.command()
+@command()
 def verify(
     ref: Annotated[
         str | None, typer.Argument(help="One artefact to check (default: the whole store).", show_default=False)
     ] = None,
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     """Recompute file hashes and row counts against the manifests; exit 1 if anything differs."""
     from datadiet.errors import DatadietError
     from datadiet.store import verify as do_verify
 
-    o = out(store, json_, quiet)
     results = do_verify(o.store(), ref)
     bad = [r for r in results if not r["ok"]]
 
@@ -38,7 +35,7 @@ def verify(
         raise DatadietError(f"{len(bad)} of {len(results)} versions differ from their manifests (listed above)")
 
 
-@app.command()
+@command()
 def gc(
     unreferenced: Annotated[
         bool,
@@ -48,17 +45,14 @@ def gc(
         ),
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deleting versions.")] = False,
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     """Remove temporary folders left by interrupted commands (and, with --unreferenced, unused versions)."""
     from datadiet.errors import UsageError
     from datadiet.store import abandoned, remove, work_folders
     from datadiet.store import unreferenced as find_unreferenced
 
-    o = out(store, json_, quiet)
     st = o.store()
     published, interrupted = work_folders(st)
     # Interrupted runs' checkpoints are what --resume continues from: kept unless asked.
@@ -66,7 +60,7 @@ def gc(
     remove(st, debris)
     victims = find_unreferenced(st) if unreferenced else []
     if victims and not yes:
-        if json_ or not typer.get_text_stream("stdin").isatty():
+        if o.json or not typer.get_text_stream("stdin").isatty():
             raise UsageError(f"{len(victims)} unreferenced versions would be deleted; rerun with --yes to confirm")
         for d in victims:
             o.console.print(f"  {d.kind[:-1]} {d.ref}  ({d.manifest.operation}, {d.manifest.rows:,} rows)")

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from datadiet.cli.common import DebugOpt, JsonOpt, QuietOpt, StoreOpt, app, out, report_commit
+from datadiet.cli.common import Out, command, report_commit
 from datadiet.curate.dedupe import HELP_TEXT as DEDUPE_HELP
 from datadiet.curate.inject import DUPLICATE_HELP
 from datadiet.curate.subset import SUBSET_HELP
@@ -43,7 +43,7 @@ def _local_only(engine: str, command: str) -> None:
         raise UsageError(f"--engine {engine} is not supported for {command} yet; use --engine local")
 
 
-@app.command(help=DEDUPE_HELP, short_help="Remove exact and MinHash-LSH near-duplicate documents.")
+@command(help=DEDUPE_HELP, short_help="Remove exact and MinHash-LSH near-duplicate documents.")
 def dedupe(
     ref: Annotated[str, typer.Argument(help="Dataset NAME[@VERSION].", show_default=False)],
     method: Annotated[
@@ -92,15 +92,12 @@ def dedupe(
     name: NameOpt = None,
     engine: EngineOpt = "local",
     address: AddressOpt = None,
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     from datadiet.curate.dedupe import dedupe as do_dedupe
     from datadiet.curate.minhash import MinhashConfig
 
-    o = out(store, json_, quiet)
     cfg = MinhashConfig(
         method=method,
         threshold=threshold,
@@ -132,7 +129,7 @@ def dedupe(
     )
 
 
-@app.command()
+@command()
 def clusters(
     ref: Annotated[str, typer.Argument(help="A version made by `curate dedupe`.", show_default=False)],
     top: Annotated[int, typer.Option("--top", min=0, help="Show the N largest clusters.")] = 10,
@@ -144,17 +141,14 @@ def clusters(
             show_default=False,
         ),
     ] = None,
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     """Explain a dedupe: the largest clusters and, for any removed document, what it matched."""
     import dataclasses
 
     from datadiet.curate.dedupe import explain_clusters
 
-    o = out(store, json_, quiet)
     st = o.store()
     report = explain_clusters(st.resolve(ref), top=top, id=id_, store=st)
 
@@ -182,7 +176,7 @@ def clusters(
     o.emit(dataclasses.asdict(report), render)
 
 
-@app.command(help="Overwrite (or append) labelled copies of pool documents: the study's controlled duplication.")
+@command(help="Overwrite (or append) labelled copies of pool documents: the study's controlled duplication.")
 def duplicate(
     ref: Annotated[str, typer.Argument(help="Dataset NAME[@VERSION].", show_default=False)],
     rate: Annotated[float, typer.Option("--rate", help=DUPLICATE_HELP["rate"])],
@@ -194,16 +188,13 @@ def duplicate(
     seed: Annotated[int, typer.Option("--seed", help=DUPLICATE_HELP["seed"])] = 0,
     name: NameOpt = None,
     engine: EngineOpt = "local",
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     _local_only(engine, "duplicate")
     from datadiet.curate.inject import DuplicateConfig
     from datadiet.curate.inject import duplicate as do_duplicate
 
-    o = out(store, json_, quiet)
     cfg = DuplicateConfig(rate=rate, pool=pool, copies=copies, append=append, near=near, doc=doc, seed=seed)
     commit = do_duplicate(o.store(), ref, cfg, name=name, tracker=o.tracker)
     s = commit.dataset.manifest.stats
@@ -214,7 +205,7 @@ def duplicate(
     )
 
 
-@app.command(
+@command(
     help="A random subset; subsets of one dataset with one seed are nested (25% inside 50%), so size is not confounded with which stories were drawn."
 )
 def subset(
@@ -227,16 +218,13 @@ def subset(
     seed: Annotated[int, typer.Option("--seed", help=SUBSET_HELP["seed"])] = 0,
     name: NameOpt = None,
     engine: EngineOpt = "local",
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     _local_only(engine, "subset")
     from datadiet.curate.subset import SubsetConfig
     from datadiet.curate.subset import subset as do_subset
 
-    o = out(store, json_, quiet)
     cfg = SubsetConfig(fraction=fraction, docs=docs, tokens=tokens, seed=seed)
     commit = do_subset(o.store(), ref, cfg, name=name, tracker=o.tracker)
     s = commit.dataset.manifest.stats

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from datadiet.cli.common import DebugOpt, JsonOpt, Out, QuietOpt, StoreOpt, app, out, parse_overrides
+from datadiet.cli.common import Out, command, parse_overrides
 from datadiet.errors import UsageError
 
 
@@ -34,7 +34,7 @@ def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
         raise UsageError(f"{what} must be comma-separated integers such as 0,1,2, not {text!r}") from exc
 
 
-@app.command()
+@command()
 def stats(
     ref: Annotated[str, typer.Argument(help="Dataset NAME[@VERSION].", show_default=False)],
     tokenizer: Annotated[
@@ -45,16 +45,13 @@ def stats(
             show_default=False,
         ),
     ] = None,
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     """Compute (once) and show a version's statistics: size, duplication, diversity, entropy, compression."""
     from datadiet.eval.pipeline import stats_version
     from datadiet.train.pipeline import resolve_tokenizer, tokens_version
 
-    o = out(store, json_, quiet)
     st = o.store()
     ds = st.resolve(ref)
     tokens = None
@@ -79,7 +76,7 @@ def stats(
     o.emit({"ref": ds.ref, "stats": values}, render)
 
 
-@app.command("eval")
+@command("eval")
 def eval_(
     run: Annotated[str, typer.Argument(help="Run NAME[@VERSION] (see `curate runs`).", show_default=False)],
     val: Annotated[
@@ -102,15 +99,12 @@ def eval_(
             help="Also sample N generations and report their distinct-n and the share of 8-grams copied from the training data (memorisation).",
         ),
     ] = 0,
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     """Score a run on a validation set: loss, perplexity, accuracy, bits per byte, and the study's figures."""
     from datadiet.eval.pipeline import eval_version
 
-    o = out(store, json_, quiet)
     commit = eval_version(o.store(), run, val, max_tokens=max_tokens, samples=samples, tracker=o.tracker)
     m = commit.dataset.manifest.stats["metrics"]
 
@@ -205,7 +199,7 @@ def _run_sweep(o: Out, cfg: Any, dest: Path | None, dry_run: bool) -> None:
     o.emit(payload, lambda c: _render_summary(c, runs, ds.manifest.stats["verdict"], report))
 
 
-@app.command()
+@command()
 def sweep(
     base: Annotated[
         str | None, typer.Option("--base", help="Training corpus to vary (dataset ref).", show_default=False)
@@ -304,15 +298,12 @@ def sweep(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show the DAG, what is done, and the time left; change nothing.")
     ] = False,
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     """Run the study's grid (sizes × duplication rates × seeds) as cached steps, then relate and report."""
     from datadiet.sweep import SweepConfig
 
-    o = out(store, json_, quiet)
     given: dict[str, Any] = {
         "base": base,
         "val": val,
@@ -339,7 +330,7 @@ def sweep(
     _run_sweep(o, cfg, out_dir, dry_run)
 
 
-@app.command()
+@command()
 def demo(
     stories: Annotated[
         int, typer.Option("--stories", min=100, help="Training stories of the built-in corpus.")
@@ -357,15 +348,12 @@ def demo(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Also copy the report into this folder.", show_default=False)
     ] = None,
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     """A miniature of the study on the built-in corpus: sizes 0.5, 1 × duplication 0, 0.5, 1 (minutes on a CPU)."""
     from datadiet.sweep import demo_config, prepare_demo
 
-    o = out(store, json_, quiet)
     train_ref, val_ref = prepare_demo(o.store(), stories, tracker=o.tracker)
     o.info(f"built-in corpus: {train_ref} (train), {val_ref} (validation)")
     _run_sweep(o, demo_config(train_ref, val_ref, steps, parse_overrides(set_ or [])), out_dir, dry_run=False)
@@ -399,20 +387,17 @@ SweepOpt = Annotated[
 ]
 
 
-@app.command()
+@command()
 def relate(
     runs: RunsArg = None,
     sweep_ref: SweepOpt = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     """Relate dataset statistics to model metrics: correlations with bootstrap CIs, variance split, verdict."""
     from datadiet.eval.pipeline import relate_runs
 
-    o = out(store, json_, quiet)
     table, _ = _runs_table(o, runs, sweep_ref)
     if table.height < 2:
         raise UsageError(f"relating needs at least 2 runs, got {table.height}")
@@ -459,7 +444,7 @@ def relate(
     o.emit(result.to_dict(), render)
 
 
-@app.command()
+@command()
 def report(
     runs: RunsArg = None,
     sweep_ref: SweepOpt = None,
@@ -469,16 +454,13 @@ def report(
             "--out", help="Folder for report.md, report.html and the PNGs (required with RUNS).", show_default=False
         ),
     ] = None,
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     """Write (or copy) a report: the grid, the study's numbers where they match, plots and the verdict."""
     from datadiet.eval.pipeline import study_report
     from datadiet.sweep import machine_description
 
-    o = out(store, json_, quiet)
     table, sweep_ds = _runs_table(o, runs, sweep_ref)
     if sweep_ds is not None:
         path = _export_report(sweep_ds, out_dir)

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from datadiet.cli.common import DebugOpt, JsonOpt, QuietOpt, StoreOpt, app, out, parse_overrides, report_commit
+from datadiet.cli.common import Out, app, command, parse_overrides, report_commit
 
 tokenizer_app = typer.Typer(help="Train or inspect the BPE tokenizer shared by every variant.", no_args_is_help=True)
 app.add_typer(tokenizer_app, name="tokenizer")
@@ -16,27 +16,24 @@ app.add_typer(tokenizer_app, name="tokenizer")
 PRESET_HELP = "Model and schedule: paper (the study's 4x4x128 nanoGPT, 1000 steps), tiny (seconds on a CPU), small (~20M), base (~85M)."
 
 
-@tokenizer_app.command("train")
+@command("train", group=tokenizer_app)
 def tokenizer_train(
     ref: Annotated[
         str, typer.Argument(help="Dataset to learn the BPE merges from (the base corpus).", show_default=False)
     ],
     vocab: Annotated[int, typer.Option("--vocab", help="Vocabulary size, <|endoftext|> included.")] = 8192,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Tokenizer name (default: the dataset's).")] = None,
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     """Train a byte-level BPE tokenizer and store it (content-addressed by its data and settings)."""
     from datadiet.train.pipeline import tokenizer_version
 
-    o = out(store, json_, quiet)
     commit = tokenizer_version(o.store(), ref, vocab, name, tracker=o.tracker)
     report_commit(o, commit, f"vocab {commit.dataset.manifest.stats['vocab_size']}")
 
 
-@app.command()
+@command()
 def train(
     ref: Annotated[str, typer.Argument(help="Training dataset NAME[@VERSION].", show_default=False)],
     val: Annotated[
@@ -84,16 +81,13 @@ def train(
         ),
     ] = None,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Run name (default: the dataset's).")] = None,
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     """Train a GPT on a dataset version; the run is stored with its config, curves and final metrics."""
     from datadiet.train.distributed import current_world
     from datadiet.train.pipeline import RunSpec, train_run
 
-    o = out(store, json_, quiet)
     # The flags are shorthands for --set, so they are validated and recorded the same way.
     flags = ([f"sampler={sampler}"] if sampler else []) + (["compile=True"] if compile_ else [])
     overrides = parse_overrides([*flags, *(set_ or [])])
@@ -115,15 +109,12 @@ def train(
     report_commit(o, commit, f"val loss {m['val_loss']:.4f}, ppl {m['perplexity']:.2f}, acc {m['accuracy']:.3f}")
 
 
-@app.command()
+@command()
 def runs(
-    store: StoreOpt = None,
-    json_: JsonOpt = False,
-    quiet: QuietOpt = False,
-    debug: DebugOpt = False,
+    *,
+    o: Out,
 ) -> None:
     """List training runs with their data and final metrics."""
-    o = out(store, json_, quiet)
     items = o.store().all("runs")
     rows = []
     for d in items:
