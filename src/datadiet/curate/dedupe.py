@@ -34,7 +34,7 @@ import math
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -691,21 +691,27 @@ def dedupe(
                     offset += frame.height
                     writer.write(frame.filter(pl.Series(keep)))
                     task.advance()
-        removed = int(found.removed.sum())
-        exact = int(found.exact.sum())
-        return {
-            "docs_in": n,
-            "docs_out": n - removed,
-            "removed": removed,
-            "removed_exact": exact,
-            "removed_near": removed - exact,
-            **found.stats,
-            "bands": bands if cfg.method == "minhash" else None,
-            "rows": rows if cfg.method == "minhash" else None,
-            "seconds": timer.seconds,
-        }
+        return summary_stats(cfg, n, int(found.removed.sum()), int(found.exact.sum()), found.stats, timer.seconds)
 
     return store.commit(name or source.name, operation=OPERATION, params=params, parents=parents, build=build)
+
+
+def summary_stats(
+    cfg: MinhashConfig, n: int, removed: int, exact: int, found: Mapping[str, Any], seconds: Mapping[str, float]
+) -> dict[str, Any]:
+    """The manifest stats of a dedupe version (the same whichever engine found the duplicates)."""
+    bands, rows = cfg.bands_rows() if cfg.method == "minhash" else (None, None)
+    return {
+        "docs_in": n,
+        "docs_out": n - removed,
+        "removed": removed,
+        "removed_exact": exact,
+        "removed_near": removed - exact,
+        **found,
+        "bands": bands,
+        "rows": rows,
+        "seconds": dict(seconds),
+    }
 
 
 # -- explaining clusters ------------------------------------------------------------------------

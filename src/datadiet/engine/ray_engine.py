@@ -63,6 +63,7 @@ from datadiet.curate.dedupe import (
     _plan,
     _Timer,
     sign_texts,
+    summary_stats,
 )
 from datadiet.curate.minhash import MinhashConfig, estimate_jaccard
 from datadiet.curate.normalize import fmix64
@@ -555,18 +556,7 @@ def dedupe(
                     offset += frame.height
                     writer.write(frame.filter(pl.Series(keep)))
                     task.advance()
-        removed = int(removed_pos.size)
         exact = int(gone["jaccard_exact"].is_not_null().sum())
-        return {
-            "docs_in": n,
-            "docs_out": n - removed,
-            "removed": removed,
-            "removed_exact": exact,
-            "removed_near": removed - exact,
-            **found,
-            "bands": bands if cfg.method == "minhash" else None,
-            "rows": rows if cfg.method == "minhash" else None,
-            "seconds": timer.seconds,
-        }
+        return summary_stats(cfg, n, int(removed_pos.size), exact, found, timer.seconds)
 
     return store.commit(name, operation="dedupe", params=params, parents=parents, build=build)
