@@ -145,3 +145,14 @@ def test_real_tinystories_text(shared_data: Path, tmp_path: Path) -> None:
     assert first.startswith("One day, a little girl named Lily found a needle in her room.")
     ds3 = ingest(store, [shared_data / "tinystories-train-3.txt"], "ts3").dataset
     assert ds3.rows == 1000
+
+
+def test_jsonl_with_byte_order_mark_and_id_field_on_text(tmp_path: Path) -> None:
+    (tmp_path / "bom.jsonl").write_bytes(b'\xef\xbb\xbf{"text": "first"}\n{"text": "second"}\n')
+    store = Store(tmp_path / "s")
+    ingest(store, [tmp_path / "bom.jsonl"], "d")
+    assert _texts(store) == ["first", "second"]
+    write_stories(tmp_path / "a.txt", STORIES)
+    with pytest.raises(InputError, match="--id-field applies to JSONL and Parquet only"):
+        ingest(store, [tmp_path / "a.txt"], "t", IngestConfig(id_field="uid"))
+    assert [d.name for d in store.all()] == ["d"]

@@ -248,6 +248,9 @@ def _field(record: dict[str, Any], name: str, path: Path, where: str, required: 
 
 def _read_jsonl(path: Path, cfg: IngestConfig, dropped: list[int]) -> Iterator[tuple[str | None, str]]:
     for lineno, line in _lines(path, cfg):
+        if lineno == 1:
+            # Some editors and exporters start UTF-8 files with a byte-order mark; it is not content.
+            line = line.removeprefix("\ufeff")
         if not line.strip():
             continue
         try:
@@ -341,6 +344,12 @@ def ingest(
     if not files:
         raise InputError("no input files given")
     formats = [detect_format(f, cfg.format) for f in files]
+    if cfg.id_field and "text" in formats:
+        text_files = [str(f) for f, fmt in zip(files, formats, strict=True) if fmt == "text"]
+        raise InputError(
+            f"--id-field applies to JSONL and Parquet only, but {text_files[0]} is plain text "
+            "(its documents get ids <file>:<index>); drop --id-field for text files"
+        )
     total_bytes = sum(f.stat().st_size for f in files)
     with tracker.task("Hashing inputs", total=total_bytes) as task:
         hashes = []
