@@ -211,3 +211,14 @@ def test_demo_command_path(runner: CliRunner, tmp_path: Path) -> None:
         ],
     )
     assert [r["val_loss"] for r in json.loads(again.stdout)["runs"]] == [r["val_loss"] for r in payload["runs"]]
+
+
+def test_nproc_does_not_change_the_sweep(corpus: tuple[Store, str, str]) -> None:
+    from datadiet.errors import UsageError
+
+    store, train, val = corpus
+    one = [(n.key, n.state) for n in plan(store, _config(train, val))[0]]
+    two = [(n.key, n.state) for n in plan(store, _config(train, val, nproc=2))[0]]
+    assert one == two
+    with pytest.raises(UsageError, match="--nproc must be >= 1"):
+        _config(train, val, nproc=0)

@@ -64,6 +64,7 @@ class SweepConfig:
     data_seed: int = 0
     overrides: tuple[tuple[str, str], ...] = ()
     name: str = "sweep"
+    nproc: int | None = None
 
     def __post_init__(self) -> None:
         if not self.sizes or not self.rates or not self.seeds:
@@ -86,6 +87,8 @@ class SweepConfig:
             raise UsageError(f"--threshold must be in (0, 1), not {self.threshold}")
         if any(s < 0 for s in self.seeds):
             raise UsageError("--seeds must be >= 0")
+        if self.nproc is not None and self.nproc < 1:
+            raise UsageError(f"--nproc must be >= 1, not {self.nproc}")
         from datadiet.train.config import PRESETS
         from datadiet.train.tokenizer import MIN_VOCAB
 
@@ -286,7 +289,7 @@ def build_dag(store: Store, cfg: SweepConfig, *, dedupe_workers: int | None = No
         return params, parents
 
     def run_train(refs: list[str], t: Tracker, seed: int, name: str) -> Commit:
-        return train_run(store, spec_of(refs, seed, name), resume=True, tracker=t)
+        return train_run(store, spec_of(refs, seed, name), resume=True, tracker=t, nproc=cfg.nproc)
 
     for size in cfg.sizes:
         sc = SubsetConfig(fraction=float(size), seed=cfg.data_seed)
@@ -463,7 +466,11 @@ def _finish(
     from datadiet.train.pipeline import NOT_IN_ID
 
     # Speed-only settings (threads, device, ...) do not change the results, so not the sweep's id.
-    params = cfg.to_dict() | {"name": None, "overrides": [kv for kv in cfg.overrides if kv[0] not in NOT_IN_ID]}
+    params = cfg.to_dict() | {
+        "name": None,
+        "nproc": None,
+        "overrides": [kv for kv in cfg.overrides if kv[0] not in NOT_IN_ID],
+    }
     parents = [resolved[n.key].ref for n in run_nodes]
 
     def build(writer: PartWriter) -> dict[str, Any]:

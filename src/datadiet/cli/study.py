@@ -286,6 +286,15 @@ def sweep(
             "--set", help="Override a training setting for every run, KEY=VALUE (repeatable).", show_default=False
         ),
     ] = None,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            "--nproc",
+            min=1,
+            help="Train each run on N processes with torch DDP (the results do not change).",
+            show_default=False,
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -320,6 +329,7 @@ def sweep(
         "tokenizer": tokenizer,
         "name": name,
         "overrides": parse_overrides(set_) if set_ else None,
+        "nproc": nproc,
     }
     if config is not None:
         cfg = SweepConfig.from_toml(config, given)
