@@ -26,3 +26,19 @@ class RefError(UsageError):
 
 class InputError(UsageError):
     """Input data that cannot be read as asked (missing, empty, not UTF-8, malformed)."""
+
+
+def whole_number(value: object, option: str) -> int:
+    """VALUE as an int, or a UsageError naming OPTION (bools are not numbers here, numpy ints are)."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise UsageError(f"{option} must be a whole number, not {value!r}")
+    return int(value)
+
+
+def real_number(value: object, option: str) -> float:
+    """VALUE as a float, or a UsageError naming OPTION (bools are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UsageError(f"{option} must be a number, not {value!r}")
+    return float(value)

@@ -65,7 +65,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from datadiet.errors import UsageError
+from datadiet.errors import UsageError, real_number, whole_number
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.schema import COPY_INDEX, EDIT_FRACTION, ID, SOURCE_ID, TEXT, conform
 from datadiet.store import Commit, PartWriter, Store
@@ -118,18 +118,6 @@ DUPLICATE_HELP: dict[str, str] = {
 }
 
 
-def _number(value: Any, option: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UsageError(f"{option} must be a number, not {value!r}")
-    return float(value)
-
-
-def _count(value: Any, option: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise UsageError(f"{option} must be a whole number, not {value!r}")
-    return int(value)
-
-
 @dataclass(frozen=True)
 class DuplicateConfig:
     """What `duplicate` does; every field changes the rows, so all of them are in the version id.
@@ -153,19 +141,19 @@ class DuplicateConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        rate = _number(self.rate, "--rate")
+        rate = real_number(self.rate, "--rate")
         if not 0.0 <= rate <= 1.0:
             raise UsageError(f"--rate must be between 0 and 1, not {self.rate}; e.g. --rate 0.25")
-        near = _number(self.near, "--near")
+        near = real_number(self.near, "--near")
         if not 0.0 <= near < 1.0:
             raise UsageError(f"--near must be at least 0 and below 1, not {self.near}; e.g. --near 0.1")
         if self.pool is not None and self.copies is not None:
             raise UsageError("--pool and --copies both choose the pool size; give only one of them")
-        if self.pool is not None and _count(self.pool, "--pool") < 1:
+        if self.pool is not None and whole_number(self.pool, "--pool") < 1:
             raise UsageError(f"--pool must be at least 1, not {self.pool}")
-        if self.copies is not None and _count(self.copies, "--copies") < 1:
+        if self.copies is not None and whole_number(self.copies, "--copies") < 1:
             raise UsageError(f"--copies must be at least 1, not {self.copies}")
-        seed = _count(self.seed, "--seed")
+        seed = whole_number(self.seed, "--seed")
         if seed < 0:
             raise UsageError(f"--seed must be >= 0, not {self.seed}")
         if self.doc is not None and (not isinstance(self.doc, str) or not self.doc):

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from datadiet.errors import UsageError
+from datadiet.errors import UsageError, whole_number
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.schema import TEXT, conform
 from datadiet.store import Commit, PartWriter, Store
@@ -55,12 +55,6 @@ SUBSET_HELP: dict[str, str] = {
     "tokens": "Keep the shortest prefix of the seeded order with at least T tokens, estimated as characters / 4.",
     "seed": "Seed of the random order; the same seed gives nested subsets and the same version for the same input.",
 }
-
-
-def _whole(value: Any, option: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise UsageError(f"{option} must be a whole number, not {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -96,11 +90,11 @@ class SubsetConfig:
                 )
             # Canonical type, so --fraction 1 and --fraction 1.0 give the same version id.
             object.__setattr__(self, "fraction", float(self.fraction))
-        if self.docs is not None and _whole(self.docs, "--docs") < 1:
+        if self.docs is not None and whole_number(self.docs, "--docs") < 1:
             raise UsageError(f"--docs must be at least 1, not {self.docs}")
-        if self.tokens is not None and _whole(self.tokens, "--tokens") < 1:
+        if self.tokens is not None and whole_number(self.tokens, "--tokens") < 1:
             raise UsageError(f"--tokens must be at least 1, not {self.tokens}")
-        if _whole(self.seed, "--seed") < 0:
+        if whole_number(self.seed, "--seed") < 0:
             raise UsageError(f"--seed must be >= 0, not {self.seed}")
 
     def to_params(self) -> dict[str, Any]:
