@@ -47,6 +47,7 @@ DEFAULT_STORE = "datadiet-store"
 KINDS = ("datasets", "tokenizers", "tokens", "runs", "evals", "stats", "reports", "sweeps")
 TMP_DIR = ".tmp"
 LOCK_DIR = ".locks"
+STAGE_PREFIX = ".stage"  # staged, not yet adopted parts; a version is never published with one
 VERSION_LEN = 16  # 64 bits of sha256: collisions are negligible for any store a person will fill
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
@@ -149,6 +150,32 @@ class Commit:
     up_to_date: bool
 
 
+def stage_parts(frame: pl.DataFrame, directory: Path, stem: str, kind: str = "datasets") -> list[tuple[Path, int]]:
+    """Write rows as Parquet files `<stem>-<j>.parquet` in `directory`, split as a version's parts are.
+
+    The one place parts are encoded and split: `PartWriter.write` stages then adopts, and cluster
+    workers stage into the version's temporary folder for the driver to adopt, so a version written
+    by workers is byte-identical to one written locally from the same frames.
+
+    Returns:
+        (path, rows) per file, in order.
+    """
+    if not stem.startswith(STAGE_PREFIX):
+        raise ValueError(f"staged part names start with {STAGE_PREFIX!r}, got {stem!r}")
+    if kind == "datasets":
+        frame = conform(frame)
+    # Split by both row count and estimated size so no part exceeds the caps.
+    est = max(1, frame.estimated_size())
+    rows_per_part = max(1, min(MAX_PART_ROWS, int(frame.height * MAX_PART_BYTES / est)))
+    staged = []
+    for j, offset in enumerate(range(0, max(frame.height, 1), rows_per_part)):
+        chunk = frame.slice(offset, rows_per_part)
+        path = directory / f"{stem}-{j:05d}.parquet"
+        chunk.write_parquet(path, compression="zstd", statistics=True)
+        staged.append((path, chunk.height))
+    return staged
+
+
 class PartWriter:
     """Writes the files of a version being built, inside its temporary folder."""
 
@@ -160,19 +187,22 @@ class PartWriter:
 
     def write(self, frame: pl.DataFrame) -> None:
         """Append rows as one or more Parquet parts (datasets are conformed to the declared schema)."""
-        if self.kind == "datasets":
-            frame = conform(frame)
         if frame.height == 0 and self._parts > 0:
             return
-        # Split by both row count and estimated size so no part exceeds the caps.
-        est = max(1, frame.estimated_size())
-        rows_per_part = max(1, min(MAX_PART_ROWS, int(frame.height * MAX_PART_BYTES / est)))
-        for offset in range(0, max(frame.height, 1), rows_per_part):
-            chunk = frame.slice(offset, rows_per_part)
-            path = self.dir / PART_PATTERN.format(self._parts)
-            chunk.write_parquet(path, compression="zstd", statistics=True)
-            self._parts += 1
-            self.rows += chunk.height
+        for path, rows in stage_parts(frame, self.dir, f"{STAGE_PREFIX}-{self._parts:05d}", self.kind):
+            self.adopt(path, rows)
+
+    def adopt(self, path: Path, rows: int) -> None:
+        """Take a file from `stage_parts` (written here or by a worker into `self.dir`) as the next part.
+
+        An empty file after the first part is dropped, as `write` drops empty frames.
+        """
+        if rows == 0 and self._parts > 0:
+            path.unlink()
+            return
+        os.replace(path, self.dir / PART_PATTERN.format(self._parts))
+        self._parts += 1
+        self.rows += rows
 
     def write_file(self, name: str, data: bytes) -> None:
         path = self.dir / name
@@ -391,6 +421,8 @@ class Store:
         total = 0
         for path in sorted(p for p in tmp.rglob("*") if p.is_file()):
             rel = path.relative_to(tmp).as_posix()
+            if path.name.startswith(STAGE_PREFIX):
+                raise DatadietError(f"internal error: staged part {rel} was never adopted; nothing was published")
             files[rel] = file_sha256(path)
             total += path.stat().st_size
         seed = params.get("seed")
