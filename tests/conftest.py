@@ -37,3 +37,14 @@ def runner() -> CliRunner:
 def _quiet_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     # Two cores: keep each test from oversubscribing them with tokenizer threads.
     monkeypatch.setenv("TOKENIZERS_PARALLELISM", os.environ.get("TOKENIZERS_PARALLELISM", "false"))
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[None]:
+    """One local Ray cluster of 2 CPUs for every `--engine ray` test (about 5 s to start), shut down after."""
+    ray = pytest.importorskip(
+        "ray", reason="the ray engine needs the ray extra: pip install 'datadiet[ray]' (CI installs it)"
+    )
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()

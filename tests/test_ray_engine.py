@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 import string
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -77,16 +76,6 @@ def _assert_same(a: Dataset, b: Dataset) -> None:
     sa = {k: v for k, v in a.manifest.stats.items() if k != "seconds"}
     sb = {k: v for k, v in b.manifest.stats.items() if k != "seconds"}
     assert sa == sb
-
-
-@pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[None]:
-    ray = pytest.importorskip(
-        "ray", reason="the ray engine needs the ray extra: pip install 'datadiet[ray]' (CI installs it)"
-    )
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
-    yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="module")
