@@ -225,3 +225,21 @@ def parse_overrides(items: Sequence[str]) -> tuple[tuple[str, str], ...]:
             raise UsageError(f"--set {item!r} is not KEY=VALUE; e.g. --set lr=3e-4")
         pairs.append((key.strip(), value))
     return tuple(pairs)
+
+
+# The `--engine` / `--address` pair of every operation that can run on a Ray cluster.
+EngineOpt = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="local (this machine) or ray (a Ray cluster: pip install 'datadiet[ray]'); same result either way.",
+    ),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="Ray cluster for --engine ray: auto (the one `ray start` runs here) or HOST:PORT; default starts one.",
+        show_default=False,
+    ),
+]

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from datadiet.cli.common import Out, command, report_commit
+from datadiet.cli.common import AddressOpt, EngineOpt, Out, command, report_commit
 from datadiet.curate.dedupe import HELP_TEXT as DEDUPE_HELP
 from datadiet.curate.inject import DUPLICATE_HELP
 from datadiet.curate.subset import SUBSET_HELP
@@ -17,21 +17,6 @@ from datadiet.curate.subset import SUBSET_HELP
 NameOpt = Annotated[
     str | None,
     typer.Option("--name", "-n", help="Name of the new version (default: the input's name).", show_default=False),
-]
-EngineOpt = Annotated[
-    str,
-    typer.Option(
-        "--engine",
-        help="local (this machine) or ray (a Ray cluster: pip install 'datadiet[ray]'); same result either way.",
-    ),
-]
-AddressOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--address",
-        help="Ray cluster for --engine ray: auto (the one `ray start` runs here) or HOST:PORT; default starts one.",
-        show_default=False,
-    ),
 ]
 
 

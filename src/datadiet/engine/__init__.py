@@ -29,8 +29,8 @@ def check_engine(engine: str) -> str:
     return engine
 
 
-def load_ray() -> ModuleType:
-    """The Ray engine module.
+def load_ray(module: str = "ray_engine") -> ModuleType:
+    """A Ray engine module of this package (`ray_engine` for dedupe; one module per operation).
 
     Raises:
         UsageError: Ray (with Ray Data) is not installed.
@@ -39,4 +39,4 @@ def load_ray() -> ModuleType:
         import ray.data  # noqa: F401
     except ImportError as exc:
         raise UsageError("--engine ray needs Ray, which is not installed; run: pip install 'datadiet[ray]'") from exc
-    return importlib.import_module("datadiet.engine.ray_engine")
+    return importlib.import_module(f"datadiet.engine.{module}")
