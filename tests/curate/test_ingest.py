@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 import zstandard
 
+import datadiet.curate.ingest as ingest_mod
 from datadiet.curate.ingest import IngestConfig, ingest
 from datadiet.errors import InputError, UsageError
 from datadiet.schema import ID, TEXT
@@ -156,3 +157,29 @@ def test_jsonl_with_byte_order_mark_and_id_field_on_text(tmp_path: Path) -> None
     with pytest.raises(InputError, match="--id-field applies to JSONL and Parquet only"):
         ingest(store, [tmp_path / "a.txt"], "t", IngestConfig(id_field="uid"))
     assert [d.name for d in store.all()] == ["d"]
+
+
+def test_plan_groups_split_parquet_and_keep_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_stories(tmp_path / "a.txt", [f"story {i} " * 40 for i in range(60)])  # ~20 KB: a group of its own
+    write_stories(tmp_path / "b.txt", ["bee"])
+    write_stories(tmp_path / "c.txt", ["sea"])
+    texts = [f"row {i} " + "x" * (i % 97) if i % 11 else "" for i in range(3000)]
+    pl.DataFrame({"text": texts}).write_parquet(tmp_path / "d.parquet", row_group_size=500)
+    paths = [tmp_path / n for n in ("a.txt", "b.txt", "c.txt", "d.parquet")]
+    whole = ingest(Store(tmp_path / "whole"), paths, "d").dataset
+    monkeypatch.setattr(ingest_mod, "GROUP_BYTES", 5_000)
+    groups = ingest_mod.plan(paths, ["text", "text", "text", "parquet"], ["a", "b", "c", "d"])
+    # A file of GROUP_BYTES or more is alone, small ones are packed, the Parquet file splits into runs.
+    assert [[(Path(p.path).name, p.row_groups) for p in g] for g in groups] == [
+        [("a.txt", None)],
+        [("b.txt", None), ("c.txt", None)],
+        [("d.parquet", (0, 3))],
+        [("d.parquet", (3, 6))],
+    ]
+    assert groups[3][0].continues and not groups[2][0].continues
+    assert sum(p.bytes for g in groups for p in g) == sum(f.stat().st_size for f in paths)
+    split = ingest(Store(tmp_path / "split"), paths, "d").dataset
+    # The same version and rows (ids count on across the row-group runs); only where parts end differs.
+    assert split.ref == whole.ref and split.read().equals(whole.read())
+    assert len(whole.parts) == 1 and len(split.parts) == len(groups) == 4
+    assert split.read()[ID].to_list()[-1] == f"d:{3000 - len(range(0, 3000, 11)) - 1}"

@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.tree import Tree
 
-from datadiet.cli.common import Out, command, commit_payload, report_commit
+from datadiet.cli.common import AddressOpt, EngineOpt, Out, command, commit_payload, report_commit
 from datadiet.schema import EOT
 
 
@@ -47,6 +47,8 @@ def ingest(
     max_doc_bytes: Annotated[
         int, typer.Option("--max-doc-bytes", min=1, help="Largest document accepted, in bytes.")
     ] = 16 * 1024 * 1024,
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
     *,
     o: Out,
 ) -> None:
@@ -62,7 +64,9 @@ def ingest(
         errors=errors,
         max_doc_bytes=max_doc_bytes,
     )
-    commit = do_ingest(o.store(), [str(p) for p in paths], name, cfg, tracker=o.tracker)
+    commit = do_ingest(
+        o.store(), [str(p) for p in paths], name, cfg, tracker=o.tracker, engine=engine, address=address
+    )
     dropped = commit.dataset.manifest.stats.get("dropped_empty", 0)
     report_commit(o, commit, f"{dropped} empty dropped")
 

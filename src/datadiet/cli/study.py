@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from datadiet.cli.common import Out, command, parse_overrides
+from datadiet.cli.common import AddressOpt, EngineOpt, Out, command, parse_overrides
 from datadiet.errors import UsageError
 
 
@@ -45,6 +45,8 @@ def stats(
             show_default=False,
         ),
     ] = None,
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
     *,
     o: Out,
 ) -> None:
@@ -57,7 +59,7 @@ def stats(
     tokens = None
     if tokenizer:
         tokens = int(tokens_version(st, ds, resolve_tokenizer(st, tokenizer), o.tracker).manifest.stats["tokens"])
-    result = stats_version(st, ds, tokens=tokens, tracker=o.tracker)
+    result = stats_version(st, ds, tokens=tokens, tracker=o.tracker, engine=engine, address=address)
     values = result.manifest.stats
 
     def render(c: Console) -> None:
@@ -70,8 +72,9 @@ def stats(
             elif isinstance(v, int):
                 t.add_row(k, f"{v:,}")
         c.print(t)
-        for item in values.get("most_repeated", [])[:5]:
-            c.print(f"  ×{item.get('count')}  {str(item.get('text', ''))[:100]!r}")
+        # The stored key is `top_repeated` (stats.TOP_REPEATED), each item a count and a preview.
+        for item in values.get("top_repeated") or []:
+            c.print(f"  ×{item.get('count')}  {str(item.get('preview', ''))[:100]!r}")
 
     o.emit({"ref": ds.ref, "stats": values}, render)
 

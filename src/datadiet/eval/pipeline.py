@@ -20,12 +20,31 @@ STATS_FILE = "stats.json"
 EVAL_FILE = "eval.json"
 
 
-def stats_version(store: Store, ds: Dataset, *, tokens: int | None = None, tracker: Tracker = NULL_TRACKER) -> Dataset:
-    """The statistics of dataset version DS, computed only if not stored yet."""
+def stats_version(
+    store: Store,
+    ds: Dataset,
+    *,
+    tokens: int | None = None,
+    tracker: Tracker = NULL_TRACKER,
+    engine: str = "local",
+    address: str | None = None,
+) -> Dataset:
+    """The statistics of dataset version DS, computed only if not stored yet.
+
+    `engine` "ray" computes them on a Ray cluster (`datadiet.engine.ray_stats`, at `address`); the
+    engine is not part of the stored version's parameters, and its values are the local ones
+    (two float sums to ~1e-15 relative, see that module).
+    """
+    from datadiet.engine import check_engine, load_ray
     from datadiet.eval.stats import dataset_stats
 
+    ray_stats = load_ray("ray_stats") if check_engine(engine) == "ray" else None
+
     def build(writer: PartWriter) -> dict[str, Any]:
-        stats = dataset_stats(ds.read(), tokens=tokens, tracker=tracker)
+        if ray_stats is not None:
+            stats = ray_stats.dataset_stats(ds, tokens=tokens, address=address, tracker=tracker)
+        else:
+            stats = dataset_stats(ds.read(), tokens=tokens, tracker=tracker)
         writer.write_file(STATS_FILE, json.dumps(stats, indent=2, default=str).encode())
         return stats
 

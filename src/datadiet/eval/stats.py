@@ -1,7 +1,7 @@
 """Dataset statistics of one version: size, duplication, diversity and compressibility.
 
-Computed once per version by `curate stats REF` (the CLI stores the dict in the manifest's stats);
-library use::
+Computed once per version by `curate stats REF` (the CLI stores the dict in the manifest's stats;
+`--engine ray` computes the same dict on a Ray cluster, `datadiet.engine.ray_stats`); library use::
 
     from datadiet.eval.stats import dataset_stats
     stats = dataset_stats(dataset.read(), tokens=n_tokens)
@@ -472,6 +472,17 @@ def _config(threshold: float, seed: int) -> MinhashConfig:
     return cfg
 
 
+def check_threshold(threshold: float) -> float:
+    """Validate the near-duplicate Jaccard threshold (every engine checks it first, with this message).
+
+    Raises:
+        UsageError: it is not strictly between 0 and 1.
+    """
+    if not 0.0 < threshold < 1.0:
+        raise UsageError(f"minhash threshold must be strictly between 0 and 1, not {threshold!r}; try 0.8")
+    return threshold
+
+
 def near_duplicate_labels(texts: Sequence[str] | pl.Series, *, threshold: float = 0.8, seed: int = 0) -> I64:
     """Cluster label (lowest member position) of each text under `curate dedupe --method minhash`.
 
@@ -520,8 +531,7 @@ def dataset_stats(
     """
     if TEXT not in frame.columns:
         raise UsageError(f"the frame has no {TEXT!r} column; pass a dataset with the datadiet schema")
-    if not 0.0 < minhash_threshold < 1.0:
-        raise UsageError(f"minhash threshold must be strictly between 0 and 1, not {minhash_threshold!r}; try 0.8")
+    check_threshold(minhash_threshold)
     # No copy of the text unless needed: at 2.1M stories it is ~1.8 GB.
     texts = frame[TEXT]
     if texts.dtype != pl.String:
