@@ -261,23 +261,26 @@ def _rows_digest(out: pl.DataFrame) -> str:
     return h.hexdigest()
 
 
-# Digests of rows made by the dense per-block implementation that the span-splicing one replaced
-# (same draws, same blocks); they change only together with schema.FORMAT_VERSION.
+# Digests of near-copy rows of edit scheme inject.NEAR_SCHEME = 2 (each block draws from its own
+# stream, spawned from (seed, block)); they change only together with NEAR_SCHEME, which is in
+# the version id of every near-copy version. Scheme 1 (all blocks drawing in turn from one stream)
+# pinned other values here; scheme 2 replaced it so that blocks can be edited on any machine
+# (`--engine ray`) without replaying the stream.
 _PINNED = [
     (
         DuplicateConfig(rate=0.6, pool=7, near=0.15, seed=11),
         595,
-        "b3b82ae4613bbec23e6a3efbcd6a0e0f3dc8993e0c9737149874579616d9c4fb",
+        "98a41e88da3d2678f81b1f36156ba8d9b49443221f9fb7ce7c9c3dd8379aacce",
     ),
     (
         DuplicateConfig(rate=0.5, copies=3, append=True, near=0.3, seed=2),
         500,
-        "804287b395dd2662bb77f6e02e0282d0a8a315a9f8c7e0560b189d80b8994141",
+        "555598885366ffe75d079d37160857be974740ca12d1af0d863f0c7b9a5ac7fb",
     ),
     (
         DuplicateConfig(rate=0.9, pool=50, near=0.7, seed=4),
         855,
-        "0ccddc3d6b8e20005715773fa897a57e0cfb1a06d9889dba60f05f18f48dfdf4",
+        "ab59635e34c157292cba36d4e935286d8260a368dc66c84a2caea3c06e0d6401",
     ),
 ]
 
@@ -312,7 +315,8 @@ def test_near_copies_of_documents_without_words_in_workers(monkeypatch: pytest.M
     there, _ = duplicate_frame(small, cfg, workers=2)
     assert there.equals(here)
     by_source = {r[SOURCE_ID]: r[TEXT] for r in here.filter(pl.col(COPY_INDEX) > 0).iter_rows(named=True)}
-    assert by_source == {"s0": "", "s1": "  \n ", "s2": "four x", "s3": "one two three x four "}
+    # The rows of edit scheme 2 (inject.NEAR_SCHEME): "x" substituted, 3 of the 6 words of s3 edited.
+    assert by_source == {"s0": "", "s1": "  \n ", "s2": "four", "s3": "one three two four five two six"}
 
 
 # -- errors ------------------------------------------------------------------------------------------
@@ -354,6 +358,9 @@ def test_bad_values_for_the_dataset(frame: pl.DataFrame) -> None:
 
 def test_rate_one_and_one_point_zero_are_the_same_params() -> None:
     assert DuplicateConfig(rate=1).to_params() == DuplicateConfig(rate=1.0).to_params()
+    # The near-copy edit scheme is in the id of near-copy versions only (exact copies draw no edits).
+    assert "near_scheme" not in DuplicateConfig(rate=1).to_params()
+    assert DuplicateConfig(rate=1, near=0.1).to_params()["near_scheme"] == inject.NEAR_SCHEME == 2
     assert set(DUPLICATE_HELP) == {"rate", "pool", "copies", "append", "near", "doc", "seed"}
     assert all("\n" not in h for h in DUPLICATE_HELP.values())
 
@@ -391,11 +398,12 @@ def test_counts_hold_for_any_n_and_rate(n: int, rate: float, pool: int | None, a
 # -- store -------------------------------------------------------------------------------------------
 
 
-def _seed_store(root: Path, frame: pl.DataFrame) -> tuple[Store, str]:
+def _seed_store(root: Path, frame: pl.DataFrame, parts: int = 1) -> tuple[Store, str]:
     store = Store(root)
 
     def build(writer: PartWriter) -> dict[str, Any]:
-        writer.write(frame)
+        for chunk in np.array_split(np.arange(frame.height), parts):
+            writer.write(frame[chunk])
         return {}
 
     commit = store.commit("tiny", operation="fixture", params={"n": frame.height}, parents=[], build=build)
@@ -424,3 +432,25 @@ def test_duplicate_commits_a_version(tmp_path: Path) -> None:
         shas.append(dict(m.files))
     assert versions[0] == versions[1]
     assert shas[0] == shas[1]
+
+
+@pytest.mark.parametrize("append", [False, True])
+def test_output_is_written_one_chunk_per_input_part(tmp_path: Path, append: bool) -> None:
+    # Chunk t holds input part t's originals and the copies up to the next part's first original,
+    # so `--engine ray` tasks (one per input part) write the same Parquet files.
+    frame = corpus(300)
+    store, ref = _seed_store(tmp_path, frame, parts=3)
+    ds = duplicate(store, ref, DuplicateConfig(rate=0.5, pool=3, append=append, seed=1)).dataset
+    parts = [pl.read_parquet(p) for p in ds.parts]
+    assert sum(p.height for p in parts) == ds.manifest.rows == (450 if append else 300)
+    for t, part in enumerate(parts):
+        originals = part.filter(pl.col(COPY_INDEX) == 0)[ID].to_list()
+        own = [f"d{i:04d}" for i in range(100 * t, 100 * t + 100)]
+        if append:
+            # Every original of input part t, in order; from part 1 on, the chunk starts with the first.
+            assert originals == own
+            assert t == 0 or part[ID][0] == own[0]
+        else:
+            # Positions are kept: part t is input part t's 100 rows, some overwritten by copies.
+            assert part.height == 100
+            assert originals == [i for i in own if i in set(originals)]  # its own, in order

@@ -180,3 +180,19 @@ def test_subset_commits_a_version(tmp_path: Path, frame: pl.DataFrame) -> None:
         parts = commit.dataset.parts
         digests.append((commit.dataset.version, [hashlib.sha256(p.read_bytes()).hexdigest() for p in parts]))
     assert digests[0] == digests[1]
+
+
+def test_output_is_written_one_chunk_per_input_part(tmp_path: Path, frame: pl.DataFrame) -> None:
+    # Part t of the subset is input part t's kept rows, so `--engine ray` tasks write the same files.
+    store = Store(tmp_path)
+
+    def build(writer: PartWriter) -> dict[str, Any]:
+        for chunk in np.array_split(np.arange(frame.height), 4):
+            writer.write(frame[chunk])
+        return {}
+
+    ref = store.commit("tiny", operation="fixture", params={}, parents=[], build=build).dataset.ref
+    cfg = SubsetConfig(fraction=0.5, seed=4)
+    kept = set(ids(frame, cfg))
+    parts = [pl.read_parquet(p)[ID].to_list() for p in subset(store, ref, cfg).dataset.parts]
+    assert parts == [[i for i in frame[ID][250 * t : 250 * t + 250] if i in kept] for t in range(4)]

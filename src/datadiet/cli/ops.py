@@ -20,14 +20,6 @@ NameOpt = Annotated[
 ]
 
 
-def _local_only(engine: str, command: str) -> None:
-    from datadiet.engine import check_engine
-    from datadiet.errors import UsageError
-
-    if check_engine(engine) != "local":
-        raise UsageError(f"--engine {engine} is not supported for {command} yet; use --engine local")
-
-
 @command(help=DEDUPE_HELP, short_help="Remove exact and MinHash-LSH near-duplicate documents.")
 def dedupe(
     ref: Annotated[str, typer.Argument(help="Dataset NAME[@VERSION].", show_default=False)],
@@ -173,15 +165,15 @@ def duplicate(
     seed: Annotated[int, typer.Option("--seed", help=DUPLICATE_HELP["seed"])] = 0,
     name: NameOpt = None,
     engine: EngineOpt = "local",
+    address: AddressOpt = None,
     *,
     o: Out,
 ) -> None:
-    _local_only(engine, "duplicate")
     from datadiet.curate.inject import DuplicateConfig
     from datadiet.curate.inject import duplicate as do_duplicate
 
     cfg = DuplicateConfig(rate=rate, pool=pool, copies=copies, append=append, near=near, doc=doc, seed=seed)
-    commit = do_duplicate(o.store(), ref, cfg, name=name, tracker=o.tracker)
+    commit = do_duplicate(o.store(), ref, cfg, name=name, tracker=o.tracker, engine=engine, address=address)
     s = commit.dataset.manifest.stats
     report_commit(
         o,
@@ -203,14 +195,14 @@ def subset(
     seed: Annotated[int, typer.Option("--seed", help=SUBSET_HELP["seed"])] = 0,
     name: NameOpt = None,
     engine: EngineOpt = "local",
+    address: AddressOpt = None,
     *,
     o: Out,
 ) -> None:
-    _local_only(engine, "subset")
     from datadiet.curate.subset import SubsetConfig
     from datadiet.curate.subset import subset as do_subset
 
     cfg = SubsetConfig(fraction=fraction, docs=docs, tokens=tokens, seed=seed)
-    commit = do_subset(o.store(), ref, cfg, name=name, tracker=o.tracker)
+    commit = do_subset(o.store(), ref, cfg, name=name, tracker=o.tracker, engine=engine, address=address)
     s = commit.dataset.manifest.stats
     report_commit(o, commit, f"{s['row_share']:.3f} of {s['rows_in']:,} rows")

@@ -37,15 +37,20 @@ whole pool (`id`, `copies`).
 Everything is drawn from numpy Generators spawned from the seed (never Python's hash()), one
 stream each for the pool, the slots and the edits, so the same input, parameters and seed give
 byte-identical rows, and exact and near copies of one seed overwrite the same slots. Near copies
-are edited in blocks that draw in turn from one stream; from MIN_PARALLEL_COPIES copies on, the
-blocks run in worker processes (spawned), each task starting from the stream state the parent
-replays for it, so the rows do not depend on the number of workers.
+are edited in blocks of similar source length; block b draws from its own stream, spawned from
+(seed, b) (edit scheme NEAR_SCHEME), so a block gives the same rows wherever it is edited: in this
+process, in worker processes (from MIN_PARALLEL_COPIES copies on) or in a Ray task.
+
+The output is written one `PartWriter.write` per input part (the rows that part's originals and
+the copies between them make, see `chunk_bounds`), so `--engine ray`, whose tasks each write one
+input part's output, gives byte-identical parts (`datadiet.engine.ray_degrade`).
 
 Library use::
 
     cfg = DuplicateConfig(rate=0.5, pool=10, seed=1)
     frame, stats = duplicate_frame(frame, cfg)          # pure
     commit = duplicate(Store(), "tiny", cfg)            # reads a version, commits a new one
+    commit = duplicate(Store(), "tiny", cfg, engine="ray", address="auto")   # same version, on Ray
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ import math
 import multiprocessing
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -65,10 +70,11 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from datadiet.engine import check_engine, load_ray
 from datadiet.errors import UsageError, real_number, whole_number
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.schema import COPY_INDEX, EDIT_FRACTION, ID, SOURCE_ID, TEXT, conform
-from datadiet.store import Commit, PartWriter, Store
+from datadiet.store import Commit, Dataset, PartWriter, Store
 
 OPERATION = "duplicate"
 JACCARD_TO_SOURCE = "jaccard_to_source"
@@ -83,9 +89,15 @@ MAX_POOL_IDS_IN_MANIFEST = 1000
 VOCAB_SAMPLE_DOCS = 10_000
 # Near copies are built in blocks of about this many (copy, word) cells: 64k cells keep each
 # per-block int64 temporary at 512 KiB, inside the L2 cache, which measured 3x faster than 8M-cell
-# blocks (memory-bound) at 150k copies. The edits depend on the blocking (each block draws in
-# turn from one stream), so changing this changes near-copy rows: bump FORMAT_VERSION with it.
+# blocks (memory-bound) at 150k copies. Each block has its own stream, so changing this changes
+# near-copy rows: bump NEAR_SCHEME with it.
 BLOCK_CELLS = 1 << 16
+# The edit scheme of near copies, in the parameters (and so the version id) of every version with
+# --near > 0. 1: all blocks drew in turn from one stream (workers needed the parent to replay it);
+# 2: block b draws from its own stream spawned from (seed, b), so blocks are independent and can
+# be edited on any machine. Exact copies draw no edits, so their versions keep their ids.
+NEAR_SCHEME = 2
+NEAR_SCHEME_PARAM = "near_scheme"
 
 # Keys of the stats dict (stored in the manifest under "stats").
 STAT_ROWS_IN = "rows_in"
@@ -169,8 +181,15 @@ class DuplicateConfig:
             object.__setattr__(self, "copies", int(self.copies))
 
     def to_params(self) -> dict[str, Any]:
-        """The parameters as stored in the manifest and hashed into the version id."""
-        return asdict(self)
+        """The parameters as stored in the manifest and hashed into the version id.
+
+        With near copies they include the edit scheme (NEAR_SCHEME), so a change of scheme makes
+        new versions instead of passing old rows off as new ones.
+        """
+        params = asdict(self)
+        if self.near > 0:
+            params[NEAR_SCHEME_PARAM] = NEAR_SCHEME
+        return params
 
 
 @dataclass(frozen=True)
@@ -203,14 +222,34 @@ def plan_duplication(ids: pl.Series, copy_index: pl.Series, cfg: DuplicateConfig
     """Draw the pool and the slots of the copies for a dataset with these ids and copy indices.
 
     Raises:
+        UsageError: see `plan_positions`.
+    """
+    doc = None
+    if cfg.doc is not None:
+        hits = np.flatnonzero((ids == cfg.doc).to_numpy())
+        doc = (int(hits[0]), int(copy_index[int(hits[0])])) if hits.size else None
+    return plan_positions(ids.len(), np.flatnonzero(copy_index.to_numpy() == 0), cfg, doc)
+
+
+def plan_positions(
+    n: int, originals: np.ndarray, cfg: DuplicateConfig, doc: tuple[int, int] | None = None
+) -> DuplicationPlan:
+    """`plan_duplication` from counts alone: what a cluster's driver knows without reading any text.
+
+    Args:
+        n: Rows of the dataset.
+        originals: Ascending positions of its original documents (copy_index 0).
+        cfg: The duplication.
+        doc: With `cfg.doc`: the position of the first row with that id and its copy_index, or
+            None when no row has it.
+
+    Raises:
         UsageError: the dataset is empty, the pool is larger than its original documents, or
             `cfg.doc` is not the id of an original document in it.
     """
-    n = ids.len()
     if n == 0:
         raise UsageError("the dataset is empty; there is nothing to duplicate")
     p = pool_size(n, cfg)
-    originals = np.flatnonzero(copy_index.to_numpy() == 0)
     if p > originals.size:
         raise UsageError(
             f"--pool {p} is larger than the {originals.size} original documents of the dataset; "
@@ -219,11 +258,10 @@ def plan_duplication(ids: pl.Series, copy_index: pl.Series, cfg: DuplicateConfig
     pool_seq, slot_seq, _ = np.random.SeedSequence(cfg.seed).spawn(3)
     pool_rng = np.random.default_rng(pool_seq)
     if cfg.doc is not None:
-        hits = np.flatnonzero((ids == cfg.doc).to_numpy())
-        if hits.size == 0:
+        if doc is None:
             raise UsageError(f"--doc {cfg.doc!r} is not an id in the dataset; pick one from `curate head REF`")
-        first = int(hits[0])
-        if copy_index[first] != 0:
+        first, first_copy_index = doc
+        if first_copy_index != 0:
             raise UsageError(f"--doc {cfg.doc!r} is itself a copy; pick an original document (copy_index 0)")
         others = originals[originals != first]
         rest = others[pool_rng.choice(others.size, p - 1, replace=False)] if p > 1 else others[:0]
@@ -241,6 +279,73 @@ def plan_duplication(ids: pl.Series, copy_index: pl.Series, cfg: DuplicateConfig
         eligible = np.delete(np.arange(n, dtype=np.int64), pool_pos)
         copy_pos = eligible[slot_rng.choice(eligible.size, n_copies, replace=False)]
     return DuplicationPlan(pool_pos=pool_pos, copy_pool=copy_pool, copy_pos=copy_pos, rows_out=rows_out)
+
+
+def copy_numbers(base: np.ndarray, copy_pool: np.ndarray, pool: int) -> np.ndarray:
+    """The copy_index k of every copy: its source's highest existing copy_index (BASE) plus its round."""
+    out: np.ndarray = base[copy_pool] + np.arange(copy_pool.size, dtype=np.int64) // pool + 1
+    return out
+
+
+def chunk_bounds(part_rows: Sequence[int], plan: DuplicationPlan, append: bool) -> np.ndarray:
+    """Output row ranges written one `PartWriter.write` each: chunk t holds input part t's rows.
+
+    Overwriting keeps every position, so chunk t is part t's range. Appending, chunk t starts at
+    part t's first original (chunk 0 at 0, so copies before the first original go to it) and runs
+    to the next chunk's start; copies after the last original go to the last chunk.
+
+    Returns:
+        (parts + 1,) ascending output positions, from 0 to `plan.rows_out`.
+    """
+    starts = np.concatenate([[0], np.cumsum(np.asarray(part_rows, dtype=np.int64))]).astype(np.int64)
+    if not append:
+        return starts
+    n = int(starts[-1])
+    taken = np.zeros(plan.rows_out, dtype=bool)
+    taken[plan.copy_pos] = True
+    free = np.flatnonzero(~taken)  # free[i] is the output position of original i
+    inner = starts[1:-1]  # n >= 1: an empty dataset has no plan
+    at = np.where(inner < n, free[np.minimum(inner, n - 1)], plan.rows_out)
+    return np.concatenate([[0], at, [plan.rows_out]]).astype(np.int64)
+
+
+def with_jaccard_column(frame: pl.DataFrame) -> pl.DataFrame:
+    """FRAME with a null `jaccard_to_source` column (Float32) where it has none."""
+    if JACCARD_TO_SOURCE in frame.columns:
+        return frame
+    return frame.with_columns(pl.lit(None, dtype=pl.Float32).alias(JACCARD_TO_SOURCE))
+
+
+def label_copies(
+    copies: pl.DataFrame, k: np.ndarray, edit: np.ndarray, jaccard: np.ndarray, with_jaccard: bool
+) -> pl.DataFrame:
+    """Label copies of pool rows (the text possibly edited): id, source_id, copy_index, edit share, Jaccard."""
+    source = copies.get_column(ID)
+    copies = copies.with_columns(
+        pl.format("{}{}{}", source, pl.lit(COPY_SUFFIX), pl.Series(k)).alias(ID),
+        source.alias(SOURCE_ID),
+        pl.Series(COPY_INDEX, k, dtype=pl.Int32),
+        pl.Series(EDIT_FRACTION, edit, dtype=pl.Float32),
+    )
+    if with_jaccard:
+        copies = copies.with_columns(pl.Series(JACCARD_TO_SOURCE, jaccard, dtype=pl.Float32))
+    return copies
+
+
+def place(frame: pl.DataFrame, copies: pl.DataFrame, positions: np.ndarray, append: bool) -> pl.DataFrame:
+    """Put copy j at output row positions[j]: over FRAME's row there, or (append) between its rows, kept in order."""
+    n, n_copies = frame.height, copies.height
+    if not n_copies:
+        return frame
+    # One gather places originals and copies: output row i comes from combined row order[i].
+    if append:
+        order = np.full(n + n_copies, -1, dtype=np.int64)
+        order[positions] = n + np.arange(n_copies, dtype=np.int64)
+        order[order < 0] = np.arange(n, dtype=np.int64)
+    else:
+        order = np.arange(n, dtype=np.int64)
+        order[positions] = n + np.arange(n_copies, dtype=np.int64)
+    return pl.concat([frame, copies], how="vertical")[order]
 
 
 def duplicate_frame(
@@ -262,13 +367,13 @@ def duplicate_frame(
     Raises:
         UsageError: see `plan_duplication`.
     """
-    out, stats, _ = _duplicate(frame, cfg, tracker, workers)
+    out, stats, _, _ = _duplicate(frame, cfg, tracker, workers)
     return out, stats
 
 
 def _duplicate(
     frame: pl.DataFrame, cfg: DuplicateConfig, tracker: Tracker, workers: int | None = None
-) -> tuple[pl.DataFrame, dict[str, Any], pl.DataFrame]:
+) -> tuple[pl.DataFrame, dict[str, Any], pl.DataFrame, DuplicationPlan]:
     frame = conform(frame)
     n = frame.height
     plan = plan_duplication(frame.get_column(ID), frame.get_column(COPY_INDEX), cfg)
@@ -291,11 +396,11 @@ def _duplicate(
         .to_numpy()
         .astype(np.int64)
     )
-    k = base[plan.copy_pool] + np.arange(n_copies, dtype=np.int64) // p + 1
+    k = copy_numbers(base, plan.copy_pool, p)
     with_jaccard = cfg.near > 0 or JACCARD_TO_SOURCE in frame.columns
-    if with_jaccard and JACCARD_TO_SOURCE not in frame.columns:
-        frame = frame.with_columns(pl.lit(None, dtype=pl.Float32).alias(JACCARD_TO_SOURCE))
-        pool = pool.with_columns(pl.lit(None, dtype=pl.Float32).alias(JACCARD_TO_SOURCE))
+    if with_jaccard:
+        frame = with_jaccard_column(frame)
+        pool = with_jaccard_column(pool)
     copies = pool[plan.copy_pool]
     edit = np.zeros(n_copies, dtype=np.float32)
     jaccard = np.ones(n_copies, dtype=np.float32)
@@ -305,29 +410,52 @@ def _duplicate(
                 pool.get_column(TEXT), plan.copy_pool, frame.get_column(TEXT), cfg.near, cfg.seed, task, workers
             )
         copies = copies.with_columns(texts.alias(TEXT))
-    source = copies.get_column(ID)
-    copies = copies.with_columns(
-        pl.format("{}{}{}", source, pl.lit(COPY_SUFFIX), pl.Series(k)).alias(ID),
-        source.alias(SOURCE_ID),
-        pl.Series(COPY_INDEX, k, dtype=pl.Int32),
-        pl.Series(EDIT_FRACTION, edit, dtype=pl.Float32),
+    copies = label_copies(copies, k, edit, jaccard, with_jaccard)
+    out = place(frame, copies, plan.copy_pos, cfg.append)
+    stats = summary_stats(
+        cfg,
+        n=n,
+        rows_out=out.height,
+        pool_ids=pool_ids,
+        copy_pool=plan.copy_pool,
+        unique_documents=int(out.get_column(SOURCE_ID).n_unique()),
+        copy_rows=int((out.get_column(COPY_INDEX) > 0).sum()),
+        edit=edit,
+        jaccard=jaccard,
     )
-    if with_jaccard:
-        copies = copies.with_columns(pl.Series(JACCARD_TO_SOURCE, jaccard, dtype=pl.Float32))
-    # One gather places originals and copies: output row i comes from combined row order[i].
-    if cfg.append:
-        order = np.full(plan.rows_out, -1, dtype=np.int64)
-        order[plan.copy_pos] = n + np.arange(n_copies, dtype=np.int64)
-        order[order < 0] = np.arange(n, dtype=np.int64)
-    else:
-        order = np.arange(n, dtype=np.int64)
-        order[plan.copy_pos] = n + np.arange(n_copies, dtype=np.int64)
-    out = pl.concat([frame, copies], how="vertical")[order] if n_copies else frame
-    counts = np.bincount(plan.copy_pool, minlength=p)
-    n_rows = out.height
+    return out, stats, pool_table(pool_ids, plan.copy_pool), plan
+
+
+def summary_stats(
+    cfg: DuplicateConfig,
+    *,
+    n: int,
+    rows_out: int,
+    pool_ids: pl.Series,
+    copy_pool: np.ndarray,
+    unique_documents: int,
+    copy_rows: int,
+    edit: np.ndarray,
+    jaccard: np.ndarray,
+) -> dict[str, Any]:
+    """The manifest stats of a duplicate version (the same whichever engine made it).
+
+    Args:
+        cfg: The duplication.
+        n: Input rows.
+        rows_out: Output rows.
+        pool_ids: Ids of the pool documents, in pool order.
+        copy_pool: Pool member of each copy.
+        unique_documents: Distinct `source_id` values of the output.
+        copy_rows: Output rows with copy_index > 0 (copies made now and any in the input).
+        edit: Edit fraction of each copy, in copy order (Float32).
+        jaccard: Jaccard of each copy to its source, in copy order (Float32).
+    """
+    p, n_copies = pool_ids.len(), copy_pool.size
+    counts = np.bincount(copy_pool, minlength=p)
     stats: dict[str, Any] = {
         STAT_ROWS_IN: n,
-        STAT_ROWS_OUT: n_rows,
+        STAT_ROWS_OUT: rows_out,
         STAT_MODE: "append" if cfg.append else "overwrite",
         STAT_POOL_SIZE: p,
         STAT_POOL_IDS: pool_ids.head(MAX_POOL_IDS_IN_MANIFEST).to_list(),
@@ -336,15 +464,36 @@ def _duplicate(
         STAT_COPIES_PER_POOL_DOC_MIN: int(counts.min()),
         STAT_COPIES_PER_POOL_DOC_MAX: int(counts.max()),
         STAT_ROWS_OVERWRITTEN: 0 if cfg.append else n_copies,
-        STAT_UNIQUE_DOCUMENTS: int(out.get_column(SOURCE_ID).n_unique()),
-        STAT_INJECTED_SHARE: n_copies / n_rows,
-        STAT_COPY_SHARE: int((out.get_column(COPY_INDEX) > 0).sum()) / n_rows,
+        STAT_UNIQUE_DOCUMENTS: unique_documents,
+        STAT_INJECTED_SHARE: n_copies / rows_out,
+        STAT_COPY_SHARE: copy_rows / rows_out,
     }
     if cfg.near > 0:
         stats[STAT_EDIT_FRACTION_MEAN] = float(edit.mean()) if n_copies else 0.0
         stats[STAT_JACCARD_MEAN] = float(jaccard.mean()) if n_copies else 1.0
-    pool_table = pl.DataFrame({ID: pool_ids, "copies": counts.astype(np.int64)})
-    return out, stats, pool_table
+    return stats
+
+
+def pool_table(pool_ids: pl.Series, copy_pool: np.ndarray) -> pl.DataFrame:
+    """The rows of POOL_FILE: every pool document's id and its number of copies."""
+    counts = np.bincount(copy_pool, minlength=pool_ids.len())
+    return pl.DataFrame({ID: pool_ids, "copies": counts.astype(np.int64)})
+
+
+def pool_file_bytes(pool: pl.DataFrame) -> bytes:
+    """POOL_FILE's content."""
+    buf = io.BytesIO()
+    pool.write_parquet(buf, compression="zstd")
+    return buf.getvalue()
+
+
+def read_parts(source: Dataset) -> tuple[pl.DataFrame, list[int]]:
+    """All rows of SOURCE (as its parts concatenated) and the rows of each part."""
+    frames = list(source.iter_frames())
+    if not frames:
+        return source.read(), []  # raises: not a dataset
+    rows = [f.height for f in frames]
+    return (pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]), rows
 
 
 def duplicate(
@@ -354,6 +503,9 @@ def duplicate(
     name: str | None = None,
     tracker: Tracker = NULL_TRACKER,
     workers: int | None = None,
+    *,
+    engine: str = "local",
+    address: str | None = None,
 ) -> Commit:
     """Commit a duplicated version of REF (operation "duplicate", params = CFG, parent = REF's full ref).
 
@@ -364,25 +516,33 @@ def duplicate(
         name: Name of the new version; defaults to the input's name (a new version of it).
         tracker: Progress reporting.
         workers: Processes that edit near copies (default: every core); does not change the result.
+        engine: "local" (this machine) or "ray" (a Ray cluster, `datadiet.engine.ray_degrade`);
+            the result, version id and Parquet files included, is the same.
+        address: The Ray cluster for engine "ray" (None: start a local one; "auto"; "HOST:PORT").
 
     Returns:
         The commit; `up_to_date` is True when the same duplication of the same input already existed.
     """
+    on_ray = check_engine(engine) == "ray"
     source = store.resolve(ref)
+    params = cfg.to_params()
+    if on_ray:
+        return load_ray("ray_degrade").duplicate(
+            store, source, cfg, name or source.name, params=params, address=address, tracker=tracker
+        )
 
-    def build(writer: PartWriter) -> Mapping[str, Any]:
+    def build(writer: PartWriter) -> dict[str, Any]:
         with tracker.task(f"Reading {source.ref}", total=None):
-            frame = source.read()
-        out, stats, pool = _duplicate(frame, cfg, tracker, workers)
+            frame, part_rows = read_parts(source)
+        out, stats, pool, plan = _duplicate(frame, cfg, tracker, workers)
         del frame
-        with tracker.task("Writing", total=None):
-            writer.write(out)
-            buf = io.BytesIO()
-            pool.write_parquet(buf, compression="zstd")
-            writer.write_file(POOL_FILE, buf.getvalue())
+        with tracker.task("Writing", total=len(part_rows)) as task:
+            for lo, hi in itertools.pairwise(chunk_bounds(part_rows, plan, cfg.append).tolist()):
+                writer.write(out.slice(lo, hi - lo))
+                task.advance()
+            writer.write_file(POOL_FILE, pool_file_bytes(pool))
         return stats
 
-    params = cfg.to_params()
     return store.commit(name or source.name, operation=OPERATION, params=params, parents=[source.ref], build=build)
 
 
@@ -399,8 +559,8 @@ _SENTINEL = np.uint64(0xFFFFFFFFFFFFFFFF)
 # importing polars costs ~1 s, the time of ~100k copies in one process.
 MIN_PARALLEL_COPIES = 100_000
 # Blocks are handed to the workers in about this many tasks per worker, so a worker slowed down by
-# other load does not leave the other cores idle for long; each task costs one RNG state and one
-# result message.
+# other load does not leave the other cores idle for long; each task costs one message of block
+# ranges and one result message.
 TASKS_PER_WORKER = 4
 
 
@@ -462,15 +622,44 @@ def _string_buffers(series: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     return data[offsets[0] : offsets[-1]], offsets - offsets[0]
 
 
-def _tables(pool_texts: pl.Series, sample_texts: pl.Series) -> _Tables:
-    texts = pool_texts.fill_null("")
-    tokens = texts.str.extract_all(_TOKEN_RE).explode(empty_as_null=False).drop_nulls()
-    n_tokens = texts.str.count_matches(_WORD_RE).to_numpy().astype(np.int64)
+def word_counts(texts: pl.Series) -> np.ndarray:
+    """Words of each text (maximal runs of non-whitespace; a null text has none): the length a copy is sorted by."""
+    out: np.ndarray = texts.fill_null("").str.count_matches(_WORD_RE).to_numpy().astype(np.int64)
+    return out
+
+
+def vocab_sample(n_corpus: int, seed: int) -> np.ndarray:
+    """Ascending positions of the seeded sample of documents whose words join the vocabulary."""
+    _, _, edit_seq = np.random.SeedSequence(seed).spawn(3)
+    vocab_seq, _ = edit_seq.spawn(2)
+    size = min(n_corpus, VOCAB_SAMPLE_DOCS)
+    return np.sort(np.random.default_rng(vocab_seq).choice(n_corpus, size, replace=False))
+
+
+def _pool_tokens(texts: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """The tokens (a word and the whitespace after it) of the non-null texts, and their words."""
+    tokens = texts.fill_null("").str.extract_all(_TOKEN_RE).explode(empty_as_null=False).drop_nulls()
     # A token is a word and the whitespace after it; plain stripping is ~10x faster than a regex here.
-    words = tokens.str.strip_chars_end()
-    prefix_len = texts.str.extract(r"^(\s*)", 1).fill_null("").str.len_bytes().to_numpy().astype(np.int64)
+    return tokens, tokens.str.strip_chars_end()
+
+
+def vocab_words(pool_texts: pl.Series, sample_texts: pl.Series) -> pl.Series:
+    """The distinct words of some pool texts and sample texts, unordered (one share of the vocabulary)."""
     sample_words = sample_texts.fill_null("").str.extract_all(_WORD_RE).explode().drop_nulls()
-    vocab = pl.concat([words, sample_words]).unique().sort()
+    return pl.concat([_pool_tokens(pool_texts)[1], sample_words]).unique()
+
+
+def merge_vocab(shares: Sequence[pl.Series]) -> pl.Series:
+    """The vocabulary: the distinct words of all shares (`vocab_words`), sorted; ids are positions in it."""
+    return pl.concat(list(shares)).unique().sort()
+
+
+def _tables(pool_texts: pl.Series, vocab: pl.Series) -> _Tables:
+    """The tables of these pool texts; VOCAB (sorted) holds every word of them, and word ids are positions in it."""
+    texts = pool_texts.fill_null("")
+    tokens, words = _pool_tokens(texts)
+    n_tokens = word_counts(texts)
+    prefix_len = texts.str.extract(r"^(\s*)", 1).fill_null("").str.len_bytes().to_numpy().astype(np.int64)
     text_bytes, doc_start = _string_buffers(texts)
     vocab_bytes, vocab_offsets = _string_buffers(vocab)
     token_len = tokens.str.len_bytes().to_numpy().astype(np.int64)
@@ -697,29 +886,88 @@ def _edit_block(tab: _Tables, rng: np.random.Generator, s: np.ndarray, near: flo
     return text, text_len, edit, jac
 
 
+def _block_rng(seed: int, block: int) -> np.random.Generator:
+    """Block `block`'s stream: child `block` of the edit draws' SeedSequence(seed).spawn(3)[2].spawn(2)[1]."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(2, 1, block)))
+
+
 def _edit_blocks(
-    tab: _Tables, state: Mapping[str, Any], sources: np.ndarray, bounds: list[tuple[int, int]], near: float
+    tab: _Tables,
+    sources: np.ndarray,
+    bounds: Sequence[tuple[int, int]],
+    first_block: int,
+    near: float,
+    seed: int,
+    task: Any = None,
 ) -> _Block:
-    """Edit consecutive blocks (row ranges of SOURCES) from one RNG state; their results concatenated."""
-    rng = np.random.default_rng()
-    rng.bit_generator.state = state
-    parts = [_edit_block(tab, rng, sources[lo:hi], near) for lo, hi in bounds]
+    """Edit consecutive blocks (row ranges of SOURCES, the first being block `first_block`); results concatenated."""
+    parts = []
+    for b, (lo, hi) in enumerate(bounds, start=first_block):
+        parts.append(_edit_block(tab, _block_rng(seed, b), sources[lo:hi], near))
+        if task is not None:
+            task.advance(hi - lo)
     return _concat_blocks(parts)
 
 
 def _concat_blocks(parts: list[_Block]) -> _Block:
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.uint8), empty, np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.float32)
     text, text_len, edit, jac = zip(*parts, strict=True)
     return np.concatenate(text), np.concatenate(text_len), np.concatenate(edit), np.concatenate(jac)
 
 
-def _advance(rng: np.random.Generator, tab: _Tables, sources: np.ndarray, near: float) -> None:
-    """Draw from RNG exactly what `_edit_block` draws for these sources, without editing anything."""
-    w_len = tab.tok_offsets[sources + 1] - tab.tok_offsets[sources]
-    m = np.floor(near * w_len + 0.5).astype(np.int64)
-    _choose(rng, w_len, m, max(int(w_len.max()), 1))
-    k = int(m.sum())
-    rng.integers(0, 4, size=k)
-    rng.integers(0, max(tab.n_vocab, 1), size=k)
+def _texts(text: np.ndarray, text_len: np.ndarray) -> pl.Series:
+    """UTF-8 bytes back to back and their lengths -> a String series."""
+    offsets = np.concatenate([[0], np.cumsum(text_len)]).astype(np.int64)
+    arrow = pa.LargeStringArray.from_buffers(text_len.size, pa.py_buffer(offsets), pa.py_buffer(text))
+    series = pl.from_arrow(arrow)
+    assert isinstance(series, pl.Series)
+    return series.cast(pl.String).alias(TEXT)
+
+
+def edit_plan(lengths: np.ndarray, copy_pool: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int]]]:
+    """How the copies are edited: in blocks of ascending source length (a function of word counts alone).
+
+    Args:
+        lengths: Words of each pool document (`word_counts`).
+        copy_pool: Pool member of each copy.
+
+    Returns:
+        `order` (copy of each edit row: rows sorted by source length, stably), `sources` (pool member
+        of each edit row) and the blocks, as [lo, hi) ranges of edit rows; block b draws from stream b.
+    """
+    # Sorted by source length so a block's padding stays small.
+    order = np.argsort(lengths[copy_pool], kind="stable")
+    sources = copy_pool[order].astype(np.int64)
+    return order, sources, _blocks(lengths[sources])
+
+
+def edit_texts(
+    pool_texts: pl.Series,
+    vocab: pl.Series,
+    sources: np.ndarray,
+    bounds: Sequence[tuple[int, int]],
+    first_block: int,
+    near: float,
+    seed: int,
+) -> tuple[pl.Series, np.ndarray, np.ndarray]:
+    """Edit some consecutive blocks of `edit_plan` anywhere (a worker, a Ray task) with this process alone.
+
+    Args:
+        pool_texts: The texts of (at least) the pool documents these blocks copy.
+        vocab: The whole vocabulary (`merge_vocab`).
+        sources: Row of POOL_TEXTS each edit row copies.
+        bounds: The blocks, as ranges of SOURCES; the first is block `first_block` of the plan.
+        near: Share E of words to edit.
+        seed: The config's seed.
+
+    Returns:
+        The copies' texts, edit fractions and Jaccards to their sources, in edit-row order.
+    """
+    tab = _tables(pool_texts, vocab)
+    text, text_len, edit, jac = _edit_blocks(tab, sources, bounds, first_block, near, seed)
+    return _texts(text, text_len), edit, jac
 
 
 # Tables of the current near_copies call in a worker process, memory-mapped from the parent's files.
@@ -749,9 +997,11 @@ def _init_worker(folder: str, space_at: int) -> None:
     _WORKER_TABLES = _Tables(**arrays, space_at=space_at)
 
 
-def _worker_edit(state: Mapping[str, Any], sources: np.ndarray, bounds: list[tuple[int, int]], near: float) -> _Block:
+def _worker_edit(
+    sources: np.ndarray, bounds: list[tuple[int, int]], first_block: int, near: float, seed: int
+) -> _Block:
     assert _WORKER_TABLES is not None, "worker started without _init_worker"
-    return _edit_blocks(_WORKER_TABLES, state, sources, bounds, near)
+    return _edit_blocks(_WORKER_TABLES, sources, bounds, first_block, near, seed)
 
 
 def default_workers() -> int:
@@ -778,16 +1028,16 @@ def near_copies(
     of a vocabulary word before it, and swap with the next word (when that one is unedited and
     different; otherwise a substitution).
 
-    The copies are edited in blocks of ascending source length, each drawing in turn from one
-    stream. With several workers the parent replays the draws alone (~5% of the work) to hand each
-    task the stream's state at its first block, so the rows are the same for any number of workers.
+    The copies are edited in blocks of ascending source length (`edit_plan`), block b drawing from
+    its own stream (`_block_rng`), so the rows are the same for any number of workers and any
+    machine the blocks run on.
 
     Args:
         pool_texts: Texts of the pool documents.
         copy_pool: Pool member of each copy.
         corpus_texts: The whole dataset's texts; a seeded sample of them gives the vocabulary.
         near: Share E of words to edit.
-        seed: The config's seed (the edit stream is spawned from it).
+        seed: The config's seed (the edit streams are spawned from it).
         task: Optional progress task advanced by copies done.
         workers: Processes to edit in (default: every core); below MIN_PARALLEL_COPIES copies, this
             one. Does not change the result.
@@ -795,53 +1045,36 @@ def near_copies(
     Returns:
         Texts of the copies, their edit fractions (Float32) and their word-5-gram Jaccard to the source (Float32).
     """
-    _, _, edit_seq = np.random.SeedSequence(seed).spawn(3)
-    vocab_seq, draw_seq = edit_seq.spawn(2)
-    n_corpus = corpus_texts.len()
-    sample_size = min(n_corpus, VOCAB_SAMPLE_DOCS)
-    sample = np.sort(np.random.default_rng(vocab_seq).choice(n_corpus, sample_size, replace=False))
-    tab = _tables(pool_texts, corpus_texts[sample])
+    sample = vocab_sample(corpus_texts.len(), seed)
+    vocab = merge_vocab([vocab_words(pool_texts, corpus_texts[sample])])
+    tab = _tables(pool_texts, vocab)
     n = copy_pool.size
     if n == 0:
         return pl.Series(TEXT, [], dtype=pl.String), np.zeros(0, dtype=np.float32), np.ones(0, dtype=np.float32)
-    rng = np.random.default_rng(draw_seq)
-    # Copies are processed sorted by source length so a block's padding stays small.
-    src_len = np.diff(tab.tok_offsets)
-    order = np.argsort(src_len[copy_pool], kind="stable")
-    sources = copy_pool[order].astype(np.int64)
-    bounds = _blocks(src_len[sources])
+    order, sources, bounds = edit_plan(np.diff(tab.tok_offsets), copy_pool)
     workers = workers or default_workers()
     if workers == 1 or n < MIN_PARALLEL_COPIES:
-        parts = []
-        for lo, hi in bounds:
-            parts.append(_edit_block(tab, rng, sources[lo:hi], near))
-            if task is not None:
-                task.advance(hi - lo)
-        result = _concat_blocks(parts)
+        result = _edit_blocks(tab, sources, bounds, 0, near, seed, task)
     else:
-        result = _edit_parallel(tab, rng, sources, bounds, near, workers, task)
+        result = _edit_parallel(tab, sources, bounds, near, seed, workers, task)
     text, text_len, edit, jac = result
-    offsets = np.concatenate([[0], np.cumsum(text_len)]).astype(np.int64)
-    arrow = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(text))
-    series = pl.from_arrow(arrow)
-    assert isinstance(series, pl.Series)
     inverse = np.empty(n, dtype=np.int64)
     inverse[order] = np.arange(n, dtype=np.int64)
-    return series.cast(pl.String)[inverse].alias(TEXT), edit[inverse], jac[inverse]
+    return _texts(text, text_len)[inverse], edit[inverse], jac[inverse]
 
 
 def _edit_parallel(
     tab: _Tables,
-    rng: np.random.Generator,
     sources: np.ndarray,
     bounds: list[tuple[int, int]],
     near: float,
+    seed: int,
     workers: int,
     task: Any,
 ) -> _Block:
     n_tasks = min(len(bounds), workers * TASKS_PER_WORKER)
     cuts = np.linspace(0, len(bounds), n_tasks + 1).round().astype(int)
-    groups = [bounds[a:b] for a, b in itertools.pairwise(cuts) if b > a]
+    groups = [(int(a), bounds[a:b]) for a, b in itertools.pairwise(cuts) if b > a]
     results: dict[int, _Block] = {}
     with tempfile.TemporaryDirectory(prefix="datadiet-near-") as folder:
         _save_tables(tab, folder)
@@ -855,20 +1088,18 @@ def _edit_parallel(
             initargs=(folder, tab.space_at),
         ) as pool:
             pending: dict[Future[_Block], int] = {}
-            for g, group in enumerate(groups):
+            for g, (first_block, group) in enumerate(groups):
                 lo, hi = group[0][0], group[-1][1]
                 local = [(a - lo, b - lo) for a, b in group]
-                pending[pool.submit(_worker_edit, rng.bit_generator.state, sources[lo:hi], local, near)] = g
-                # Replay this group's draws so the next one starts where the stream will be then.
-                for a, b in group:
-                    _advance(rng, tab, sources[a:b], near)
+                pending[pool.submit(_worker_edit, sources[lo:hi], local, first_block, near, seed)] = g
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     g = pending.pop(fut)
                     results[g] = fut.result()
                     if task is not None:
-                        task.advance(groups[g][-1][1] - groups[g][0][0])
+                        group = groups[g][1]
+                        task.advance(group[-1][1] - group[0][0])
     return _concat_blocks([results[g] for g in range(len(groups))])
 
 
