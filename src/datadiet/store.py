@@ -13,9 +13,19 @@ recomputed. A version is written into ``.tmp/`` and renamed into place in one st
 manifest is written last, and a folder without a manifest is never treated as a version. That
 makes every listed version complete even if the writer is killed at any instant.
 
+The store may also live on any filesystem pyarrow knows (``s3://bucket/prefix``, ``gs://...``,
+``hdfs://...``, ``file:///abs/path``). Versions are immutable and content-addressed, so such a
+store is fronted by a local read-through cache (``$DATADIET_CACHE/<hash of the URI>``, default
+``~/.cache/datadiet/...``) that plays the local root's part: ``.tmp/``, ``.locks/`` and run work
+folders live there, and a version's files are fetched into it on first use, each checked against
+the sha256 in its manifest, so every consumer keeps reading local files. Publishing uploads the
+data files first and the manifest last (one small PUT, atomic on object stores; a temporary name
+and a move elsewhere), so the rule above holds remotely too: a folder without a manifest is never
+a version.
+
 Used by every operation::
 
-    store = Store(root)
+    store = Store(root)                       # a folder, or a URI such as "s3://bucket/datadiet"
     commit = store.commit("ts", operation="subset", params={...}, parents=[ds.ref], build=fn)
 """
 
@@ -24,23 +34,29 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from datadiet import __version__
 from datadiet.errors import DatadietError, RefError, UsageError
 from datadiet.schema import FORMAT_VERSION, MANIFEST_FILE, MAX_PART_BYTES, MAX_PART_ROWS, PART_PATTERN, conform
+
+if TYPE_CHECKING:
+    import pyarrow.fs
 
 STORE_ENV = "DATADIET_STORE"
 DEFAULT_STORE = "datadiet-store"
@@ -49,6 +65,19 @@ TMP_DIR = ".tmp"
 LOCK_DIR = ".locks"
 STAGE_PREFIX = ".stage"  # staged, not yet adopted parts; a version is never published with one
 VERSION_LEN = 16  # 64 bits of sha256: collisions are negligible for any store a person will fill
+CACHE_ENV = "DATADIET_CACHE"
+UPLOAD_DIR = ".uploads"  # (remote stores) one marker per upload this machine began and has not finished
+FETCH_PREFIX = ".fetch-"  # (remote stores) a download in progress inside the cache
+# A manifest-less remote folder with no marker here may be another machine's upload in progress;
+# gc leaves it alone for a day, far longer than any one version takes to upload.
+REMOTE_DEBRIS_GRACE_S = 24 * 3600
+FETCH_DEBRIS_GRACE_S = 3600  # a download untouched for an hour belongs to a process that died
+# Object stores whose single PUT of a small object is atomic; elsewhere the manifest is written to a
+# temporary name and moved into place (a rename on local filesystems and HDFS).
+_ATOMIC_PUT = frozenset({"s3", "gcs", "abfs"})
+_IO_THREADS = 8  # concurrent transfers: object stores are latency-bound, 8 keeps a 1 Gbit/s link busy
+_CHUNK = 8 << 20  # 8 MiB per read/write: few calls per file, flat memory per transfer
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+://")  # 2+ letters, so a Windows drive "C://" stays a path
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -64,6 +93,17 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def is_uri(root: str | Path) -> bool:
+    """Whether a `--store` value names a pyarrow filesystem URI (`s3://...`) rather than a folder."""
+    return isinstance(root, str) and _URI.match(root) is not None
+
+
+def _first_line(exc: BaseException) -> str:
+    # pyarrow's messages can run to dozens of lines (every libjvm path it tried); errors are one line.
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
 
 
 def check_name(name: str) -> str:
@@ -107,21 +147,64 @@ class Manifest:
 
 @dataclass(frozen=True)
 class Dataset:
-    """A published version of any kind of artefact (a dataset, a tokenizer, a run, ...)."""
+    """A published version of any kind of artefact (a dataset, a tokenizer, a run, ...).
+
+    `folder` is the version's folder on this machine: the version itself in a local store, its
+    place in the cache for a remote one. Read files through `path`, `file` or `parts`, which fetch
+    them from a remote store first (and are plain paths for a local one).
+    """
 
     name: str
     version: str
     kind: str
-    path: Path
+    folder: Path
     manifest: Manifest
+    store: Store | None = field(default=None, repr=False, compare=False)
 
     @property
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
 
     @property
+    def remote(self) -> bool:
+        """Whether the version lives on a remote store (its files are fetched into the cache on use)."""
+        return self.store is not None and self.store.remote is not None
+
+    @property
+    def location(self) -> str:
+        """Where the version is published, for people: its folder, or its URI on a remote store."""
+        if self.store is not None and self.store.remote is not None:
+            return self.store.remote.url(self.kind, self.name, self.version)
+        return str(self.folder)
+
+    @property
+    def path(self) -> Path:
+        """The version's folder with every file present (on a remote store, all are fetched first).
+
+        Prefer `file(name)` or `parts` where only some files are needed: they fetch only those.
+        """
+        if self.store is not None and self.store.remote is not None:
+            self.store._fetch(self, sorted(self.manifest.files))
+        return self.folder
+
+    def file(self, rel: str) -> Path:
+        """The local path of one file of the version (fetched from a remote store if it has one)."""
+        if self.store is not None and self.store.remote is not None and rel in self.manifest.files:
+            self.store._fetch(self, [rel])
+        return self.folder / rel
+
+    def _part_names(self) -> list[str]:
+        return sorted(
+            r for r in self.manifest.files if "/" not in r and r.startswith("part-") and r.endswith(".parquet")
+        )
+
+    @property
     def parts(self) -> list[Path]:
-        return sorted(self.path.glob("part-*.parquet"))
+        if self.store is not None and self.store.remote is not None:
+            names = self._part_names()
+            self.store._fetch(self, names)
+            return [self.folder / n for n in names]
+        return sorted(self.folder.glob("part-*.parquet"))
 
     @property
     def rows(self) -> int:
@@ -138,6 +221,11 @@ class Dataset:
 
     def iter_frames(self) -> Iterator[pl.DataFrame]:
         """Yield the parts one at a time, so a large version never has to fit in memory at once."""
+        if self.store is not None and self.store.remote is not None:
+            # One part fetched at a time: the first frame comes without waiting for the whole version.
+            for name in self._part_names():
+                yield pl.read_parquet(self.file(name))
+            return
         for part in self.parts:
             yield pl.read_parquet(part)
 
@@ -229,28 +317,263 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
-def _disk_error(exc: OSError, root: Path) -> DatadietError:
+def _disk_error(
+    exc: OSError, root: Path, where: str | None = None, fix: str = "pass --store to a writable folder"
+) -> DatadietError:
+    where = where or f"store {root}"
     if exc.errno == errno.ENOSPC:
         return DatadietError(
-            f"no space left on the device of store {root}; free some space and rerun (nothing was published)"
+            f"no space left on the device of {where}; free some space and rerun (nothing was published)"
         )
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return DatadietError(f"cannot write to store {root}: {exc.strerror}; pass --store to a writable folder")
-    return DatadietError(f"cannot write to store {root}: {exc}; nothing was published")
+        return DatadietError(f"cannot write to {where}: {exc.strerror}; {fix}")
+    return DatadietError(f"cannot write to {where}: {exc}; nothing was published")
+
+
+def _cache_root(uri: str, cache: str | Path | None) -> Path:
+    """The local cache of a remote store: CACHE itself, else a folder per URI under $DATADIET_CACHE."""
+    if cache is not None:
+        return Path(cache).expanduser().absolute()
+    base = os.environ.get(CACHE_ENV)
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+        base = str(Path(xdg) / "datadiet")
+    # A folder per store, so two stores never share cached manifests or locks.
+    digest = hashlib.sha256(uri.encode("utf-8")).hexdigest()[:VERSION_LEN]
+    return Path(base).expanduser().absolute() / digest
+
+
+def _manifest_bytes(manifest: Manifest) -> bytes:
+    return (json.dumps(manifest.to_dict(), indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+class _Remote:
+    """The published versions of a store on a pyarrow filesystem; every failure becomes one line."""
+
+    def __init__(self, fs: pyarrow.fs.FileSystem, base: str, uri: str) -> None:
+        self.fs = fs
+        self.base = base.rstrip("/")
+        # Options in the query (gs://b/p?retry_limit_seconds=30) configure the client, not the place.
+        self.uri = uri.partition("?")[0].rstrip("/")
+        self.atomic_put = fs.type_name in _ATOMIC_PUT
+
+    @classmethod
+    def open(cls, root: str, filesystem: pyarrow.fs.FileSystem | None) -> _Remote:
+        import pyarrow as pa
+        import pyarrow.fs as pafs
+
+        if filesystem is not None:
+            scheme = filesystem.type_name.rpartition(":")[2]  # "py::name" for filesystems written in Python
+            return cls(filesystem, root, f"{scheme}://{root.lstrip('/')}")
+        try:
+            fs, base = pafs.FileSystem.from_uri(root)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise UsageError(
+                f"cannot open store {root}: {_first_line(exc)}; check the URI "
+                "(s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, hdfs://HOST/PATH, file:///ABS/PATH) and your credentials"
+            ) from exc
+        return cls(fs, base, root)
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.base, *parts])
+
+    def url(self, *parts: str) -> str:
+        return "/".join([self.uri, *parts])
+
+    @contextlib.contextmanager
+    def errors(self, action: str, *parts: str, missing_ok: bool = True) -> Iterator[None]:
+        import pyarrow as pa
+
+        try:
+            yield
+        except FileNotFoundError:
+            if missing_ok:
+                raise  # the caller decides what a missing object means (usually: removed by a concurrent gc)
+            raise DatadietError(
+                f"cannot {action} {self.url(*parts)}: the folder is gone; check the store URI"
+            ) from None
+        except (OSError, pa.ArrowException) as exc:
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # the cache's disk, not the store
+                raise DatadietError(
+                    f"no space left on the device to {action} {self.url(*parts)}; free some space "
+                    f"(or point ${CACHE_ENV} at a larger disk) and rerun"
+                ) from exc
+            raise DatadietError(
+                f"cannot {action} {self.url(*parts)}: {_first_line(exc)}; check the store URI, credentials and network"
+            ) from exc
+
+    def info(self, *parts: str) -> Any:
+        with self.errors("read", *parts):
+            return self.fs.get_file_info(self.path(*parts))
+
+    def infos(self, paths: Sequence[Sequence[str]]) -> list[Any]:
+        if not paths:
+            return []
+        with self.errors("read", *paths[0][:-1]):
+            return list(self.fs.get_file_info([self.path(*p) for p in paths]))
+
+    def _listing(self, parts: Sequence[str], recursive: bool) -> list[tuple[str, Any]]:
+        import pyarrow.fs as pafs
+
+        top = self.path(*parts)
+        with self.errors("list", *parts):
+            found = self.fs.get_file_info(pafs.FileSelector(top, recursive=recursive, allow_not_found=True))
+        prefix = top.rstrip("/") + "/"
+        return [(i.path[len(prefix) :] if i.path.startswith(prefix) else i.base_name, i) for i in found]
+
+    def subdirs(self, *parts: str) -> list[str]:
+        """Names of the folders directly inside PARTS (none when it does not exist)."""
+        import pyarrow.fs as pafs
+
+        return sorted(rel for rel, i in self._listing(parts, False) if i.type == pafs.FileType.Directory)
+
+    def files(self, *parts: str) -> dict[str, Any]:
+        """Every file under PARTS (recursively) by its path relative to PARTS, with its FileInfo."""
+        import pyarrow.fs as pafs
+
+        return {rel: i for rel, i in self._listing(parts, True) if i.type == pafs.FileType.File}
+
+    def read_bytes(self, *parts: str) -> bytes:
+        with self.errors("read", *parts), self.fs.open_input_stream(self.path(*parts)) as f:
+            data: bytes = f.read()
+        return data
+
+    def sha256(self, *parts: str) -> str:
+        h = hashlib.sha256()
+        with self.errors("read", *parts), self.fs.open_input_stream(self.path(*parts)) as f:
+            while block := f.read(_CHUNK):
+                h.update(block)
+        return h.hexdigest()
+
+    def parquet_rows(self, *parts: str) -> int:
+        import pyarrow.parquet as pq
+
+        with self.errors("read", *parts), self.fs.open_input_file(self.path(*parts)) as f:
+            rows: int = pq.ParquetFile(f).metadata.num_rows
+        return rows
+
+    def download(self, parts: Sequence[str], dest: Path, digest: str) -> None:
+        """Copy a remote file to DEST through a temporary name, refusing content whose sha256 is not DIGEST."""
+        tmp = dest.parent / f"{FETCH_PREFIX}{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        h = hashlib.sha256()
+        try:
+            with (
+                self.errors("download", *parts),
+                self.fs.open_input_stream(self.path(*parts)) as fin,
+                open(tmp, "wb") as fout,
+            ):
+                while block := fin.read(_CHUNK):
+                    h.update(block)
+                    fout.write(block)
+                fout.flush()
+                # Cached files are trusted without rehashing, so they must survive a crash whole.
+                os.fsync(fout.fileno())
+            if h.hexdigest() != digest:
+                raise DatadietError(
+                    f"{self.url(*parts)} differs from its manifest (sha256 mismatch), so it was not used; "
+                    f"run `curate verify {parts[1]}@{parts[2]}`"
+                )
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def upload(self, src: Path, parts: Sequence[str]) -> None:
+        dst = self.path(*parts)
+        with self.errors("upload to", *parts, missing_ok=False):
+            if not self.atomic_put:
+                self.fs.create_dir(dst.rsplit("/", 1)[0], recursive=True)
+            with open(src, "rb") as fin, self.fs.open_output_stream(dst) as fout:
+                while block := fin.read(_CHUNK):
+                    fout.write(block)
+
+    def put_atomic(self, data: bytes, parts: Sequence[str]) -> None:
+        """Write one small object so that readers see all of it or nothing."""
+        dst = self.path(*parts)
+        with self.errors("publish", *parts, missing_ok=False):
+            if self.atomic_put:
+                with self.fs.open_output_stream(dst) as f:
+                    f.write(data)
+                return
+            # Elsewhere (local, NFS, HDFS) a direct write can be read half-done: write aside, then move.
+            self.fs.create_dir(dst.rsplit("/", 1)[0], recursive=True)
+            tmp = f"{dst}.{uuid.uuid4().hex[:8]}.part"
+            with self.fs.open_output_stream(tmp) as f:
+                f.write(data)
+            self.fs.move(tmp, dst)
+
+    def delete(self, parts: Sequence[str], folder: bool) -> None:
+        with self.errors("delete", *parts), contextlib.suppress(FileNotFoundError):
+            if folder:
+                self.fs.delete_dir(self.path(*parts))
+            else:
+                self.fs.delete_file(self.path(*parts))
+
+
+def _is_file(info: Any) -> bool:
+    import pyarrow.fs as pafs
+
+    return bool(info.type == pafs.FileType.File)
+
+
+def _transfer(jobs: Sequence[Callable[[], None]]) -> None:
+    """Run transfers concurrently (they wait on the network, not the CPU); the first failure is raised."""
+    if len(jobs) <= 1:
+        for job in jobs:
+            job()
+        return
+    pool = ThreadPoolExecutor(max_workers=min(_IO_THREADS, len(jobs)))
+    try:
+        for future in [pool.submit(job) for job in jobs]:
+            future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # after a failure, queued transfers are pointless
 
 
 class Store:
-    """A folder of immutable, content-addressed versions (see the module docstring)."""
+    """A folder of immutable, content-addressed versions (see the module docstring).
 
-    def __init__(self, root: str | Path | None = None) -> None:
+    `Store(root)` opens a folder (a local or shared filesystem); a `root` string with a scheme
+    (`s3://bucket/prefix`, `gs://...`, `hdfs://...`, `file:///abs/path`), or any `root` with a pyarrow
+    `filesystem`, opens a remote store fronted by a local cache (`cache`, else `$DATADIET_CACHE/<hash>`,
+    else `~/.cache/datadiet/<hash>`). `root` is always a local folder: the store, or the cache.
+    """
+
+    def __init__(
+        self,
+        root: str | Path | None = None,
+        *,
+        filesystem: pyarrow.fs.FileSystem | None = None,
+        cache: str | Path | None = None,
+    ) -> None:
         if root is None:
             root = os.environ.get(STORE_ENV) or DEFAULT_STORE
+        self.remote: _Remote | None = None
+        if filesystem is not None or is_uri(root):
+            self.remote = _Remote.open(str(root), filesystem)
+            self.location = self.remote.uri
+            self.root = _cache_root(self.remote.uri, cache)
+            import pyarrow.fs as pafs
+
+            if self.remote.info().type == pafs.FileType.File:
+                raise DatadietError(f"store {self.location} is a file, not a folder; point --store at a folder")
+            if self.root.exists() and not self.root.is_dir():
+                raise DatadietError(
+                    f"the cache {self.root} of store {self.location} is a file; set ${CACHE_ENV} to a folder"
+                )
+            return
         self.root = Path(root).expanduser().absolute()
+        self.location = str(self.root)  # where the versions are, for messages: the folder or the URI
         if self.root.exists() and not self.root.is_dir():
             # Checked here so reading commands fail too, instead of listing an empty store.
             raise DatadietError(
                 f"store {self.root} is a file, not a folder; point --store or $DATADIET_STORE at a folder"
             )
+
+    def _disk_error(self, exc: OSError) -> DatadietError:
+        if self.remote is None:
+            return _disk_error(exc, self.root)
+        where = f"the cache {self.root} of store {self.location}"
+        return _disk_error(exc, self.root, where, f"set ${CACHE_ENV} to a writable folder")
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -259,8 +582,10 @@ class Store:
             raise ValueError(f"unknown artefact kind {kind!r}")
         return self.root / kind
 
-    def _load(self, kind: str, name: str, version: str) -> Dataset | None:
+    def _load(self, kind: str, name: str, version: str, info: Any = None) -> Dataset | None:
         path = self._kind_dir(kind) / name / version
+        if self.remote is not None:
+            return self._load_remote(kind, name, version, path, info)
         mpath = path / MANIFEST_FILE
         if not mpath.is_file():
             return None
@@ -270,11 +595,93 @@ class Store:
             return None  # removed by a concurrent `curate gc` between the check and the read
         except (ValueError, TypeError, OSError) as exc:
             raise DatadietError(f"manifest {mpath} is unreadable ({exc}); run `curate verify`") from exc
-        return Dataset(name=name, version=version, kind=kind, path=path, manifest=manifest)
+        return Dataset(name=name, version=version, kind=kind, folder=path, manifest=manifest, store=self)
+
+    def _load_remote(self, kind: str, name: str, version: str, folder: Path, info: Any) -> Dataset | None:
+        """A remote version from its manifest, read from the cache when the cached copy is current."""
+        assert self.remote is not None
+        parts = (kind, name, version, MANIFEST_FILE)
+        if info is None:
+            info = self.remote.info(*parts)
+        if not _is_file(info):
+            return None
+        cached = folder / MANIFEST_FILE
+        manifest: Manifest | None = None
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            st = cached.stat()
+            # Manifests never change once published, but gc may delete a version and a writer
+            # publish it again; size and modification time tell the two apart without a download.
+            if info.mtime_ns is not None and (st.st_mtime_ns, st.st_size) == (info.mtime_ns, info.size):
+                manifest = Manifest.load(cached)
+        if manifest is None:
+            try:
+                data = self.remote.read_bytes(*parts)
+            except FileNotFoundError:
+                return None  # removed by a concurrent `curate gc` between the listing and the read
+            try:
+                manifest = Manifest.from_dict(json.loads(data))
+            except (ValueError, TypeError) as exc:
+                raise DatadietError(
+                    f"manifest {self.remote.url(*parts)} is unreadable ({exc}); run `curate verify`"
+                ) from exc
+            self._cache_manifest(folder, data, manifest, info.mtime_ns)
+        return Dataset(name=name, version=version, kind=kind, folder=folder, manifest=manifest, store=self)
+
+    def _cache_manifest(self, folder: Path, data: bytes, manifest: Manifest, mtime_ns: int | None) -> None:
+        try:
+            cached = folder / MANIFEST_FILE
+            with contextlib.suppress(OSError, ValueError, TypeError):
+                if Manifest.load(cached).files != manifest.files:
+                    # A different publication of this version: its cached files may not match.
+                    shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True, exist_ok=True)
+            tmp = folder / f"{FETCH_PREFIX}{MANIFEST_FILE}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+            tmp.write_bytes(data)
+            if mtime_ns is not None:
+                os.utime(tmp, ns=(mtime_ns, mtime_ns))
+            os.replace(tmp, cached)
+        except OSError as exc:
+            raise self._disk_error(exc) from exc
+
+    def _fetch(self, ds: Dataset, rels: Sequence[str]) -> None:
+        """Make sure files RELS of remote version DS are in the cache, each checked against the manifest."""
+        remote = self.remote
+        assert remote is not None
+        missing = [r for r in rels if not (ds.folder / r).is_file()]
+        if not missing:
+            return
+        try:
+            for rel in missing:
+                (ds.folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise self._disk_error(exc) from exc
+
+        def fetch(rel: str) -> None:
+            parts = (ds.kind, ds.name, ds.version, *rel.split("/"))
+            try:
+                remote.download(parts, ds.folder / rel, ds.manifest.files[rel])
+            except FileNotFoundError as exc:
+                raise DatadietError(
+                    f"{remote.url(*parts)} is missing although the manifest lists it; run `curate verify {ds.ref}`"
+                ) from exc
+
+        _transfer([functools.partial(fetch, rel) for rel in missing])
+
+    def published(self, kind: str, name: str, version: str) -> bool:
+        """Whether version NAME@VERSION of KIND is published (its manifest exists), without reading it."""
+        if self.remote is not None:
+            self._kind_dir(kind)
+            return _is_file(self.remote.info(kind, name, version, MANIFEST_FILE))
+        return (self._kind_dir(kind) / name / version / MANIFEST_FILE).is_file()
 
     def versions(self, name: str, kind: str = "datasets") -> list[Dataset]:
         """All published versions of NAME, oldest first."""
         base = self._kind_dir(kind) / name
+        if self.remote is not None:
+            dirs = self.remote.subdirs(kind, name)
+            infos = self.remote.infos([(kind, name, v, MANIFEST_FILE) for v in dirs])
+            found = [d for v, i in zip(dirs, infos, strict=True) if (d := self._load(kind, name, v, i)) is not None]
+            return sorted(found, key=lambda d: (d.manifest.created, d.version))
         if not base.is_dir():
             return []
         found = [d for v in base.iterdir() if v.is_dir() and (d := self._load(kind, name, v.name)) is not None]
@@ -282,6 +689,8 @@ class Store:
 
     def names(self, kind: str = "datasets") -> list[str]:
         base = self._kind_dir(kind)
+        if self.remote is not None:
+            return [n for n in self.remote.subdirs(kind) if self.versions(n, kind)]
         if not base.is_dir():
             return []
         return sorted(p.name for p in base.iterdir() if p.is_dir() and self.versions(p.name, kind))
@@ -298,7 +707,7 @@ class Store:
         versions = self.versions(name, kind)
         if not versions:
             known = ", ".join(self.names(kind)) or "none"
-            raise RefError(f"no {label} named {name!r} in store {self.root} (known: {known}); see `curate ls`")
+            raise RefError(f"no {label} named {name!r} in store {self.location} (known: {known}); see `curate ls`")
         if not prefix:
             return versions[-1]
         matches = [d for d in versions if d.version.startswith(prefix)]
@@ -322,7 +731,7 @@ class Store:
             found = [e for e in errors if marker in str(e)]
             if found:
                 raise found[0]
-        raise RefError(f"nothing named {ref.partition('@')[0]!r} in store {self.root}; see `curate ls`")
+        raise RefError(f"nothing named {ref.partition('@')[0]!r} in store {self.location}; see `curate ls`")
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -348,7 +757,7 @@ class Store:
             lock_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(lock_dir / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise _disk_error(exc, self.root) from exc
+            raise self._disk_error(exc) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
@@ -387,7 +796,7 @@ class Store:
                 self._publish(tmp, manifest)
             except OSError as exc:
                 shutil.rmtree(tmp, ignore_errors=True)
-                raise _disk_error(exc, self.root) from exc
+                raise self._disk_error(exc) from exc
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
@@ -402,7 +811,7 @@ class Store:
             tmp = base / f"{label}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             tmp.mkdir()
         except OSError as exc:
-            raise _disk_error(exc, self.root) from exc
+            raise self._disk_error(exc) from exc
         return tmp
 
     def _manifest(
@@ -443,6 +852,9 @@ class Store:
         )
 
     def _publish(self, tmp: Path, manifest: Manifest) -> None:
+        if self.remote is not None:
+            self._publish_remote(tmp, manifest)
+            return
         # Data files are made durable before the manifest exists, and the manifest before the
         # rename, so a crash at any point leaves either nothing or a complete version.
         for path in tmp.rglob("*"):
@@ -464,6 +876,53 @@ class Store:
             shutil.rmtree(final)
         os.rename(tmp, final)
         _fsync_dir(final.parent)
+
+    def _publish_remote(self, tmp: Path, manifest: Manifest) -> None:
+        """Upload the data files, then the manifest, last; then keep the files as this machine's cached copy.
+
+        Until the manifest lands the version does not exist for any reader, so an upload that fails
+        or is killed leaves only manifest-less debris, which `curate gc` removes (the marker in
+        `.uploads/` tells it the debris is this machine's and its writer is gone).
+        """
+        remote = self.remote
+        assert remote is not None
+        key = (manifest.kind, manifest.name, manifest.version)
+        marker = self.root / UPLOAD_DIR / "-".join(key)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+        there = remote.files(*key)
+        if MANIFEST_FILE in there:
+            # Published by another machine while we built (same id, so the same content): theirs stands.
+            marker.unlink(missing_ok=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        for rel in sorted(set(there) - set(manifest.files)):
+            remote.delete((*key, *rel.split("/")), folder=False)  # debris of an earlier interrupted upload
+        _transfer(
+            [
+                functools.partial(remote.upload, tmp / rel, (*key, *rel.split("/")))
+                for rel in sorted(manifest.files, key=lambda r: -(tmp / r).stat().st_size)  # largest first
+            ]
+        )
+        data = _manifest_bytes(manifest)
+        remote.put_atomic(data, (*key, MANIFEST_FILE))
+        marker.unlink(missing_ok=True)
+        self._keep_in_cache(tmp, manifest, data)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def _keep_in_cache(self, tmp: Path, manifest: Manifest, data: bytes) -> None:
+        """Move a just-published version's files into the cache, so this machine never downloads them."""
+        assert self.remote is not None
+        folder = self._kind_dir(manifest.kind) / manifest.name / manifest.version
+        with contextlib.suppress(OSError, DatadietError):  # the version is published; caching is optional
+            info = self.remote.info(manifest.kind, manifest.name, manifest.version, MANIFEST_FILE)
+            self._cache_manifest(folder, data, manifest, info.mtime_ns)
+            for rel in manifest.files:
+                src, dest = tmp / rel, folder / rel
+                with open(src, "rb+") as f:
+                    os.fsync(f.fileno())  # cached files are trusted without rehashing
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(src, dest)
 
     # -- maintenance -----------------------------------------------------------------------------
 
@@ -545,6 +1004,8 @@ def verify(store: Store, ref: str | None = None, kind: str | None = None) -> lis
 
     Returns one entry per checked version: `ref`, `kind`, `ok` and a list of `problems` (missing
     file, hash mismatch, unexpected file, row count differing from the manifest, unreadable part).
+    On a remote store the published files are read where they are; a cached copy that differs
+    from its manifest is a problem too, and is deleted so the next use fetches it again.
     """
     import pyarrow.parquet as pq
 
@@ -554,13 +1015,16 @@ def verify(store: Store, ref: str | None = None, kind: str | None = None) -> lis
         targets = [d for k in ([kind] if kind else list(KINDS)) for d in store.all(k)]
     results = []
     for ds in targets:
+        if store.remote is not None:
+            results.append({"ref": ds.ref, "kind": ds.kind, **_verify_remote(store.remote, ds)})
+            continue
         problems: list[str] = []
         expected = ds.manifest.files
-        present = {p.relative_to(ds.path).as_posix() for p in ds.path.rglob("*") if p.is_file()} - {MANIFEST_FILE}
+        present = {p.relative_to(ds.folder).as_posix() for p in ds.folder.rglob("*") if p.is_file()} - {MANIFEST_FILE}
         for rel in sorted(present - set(expected)):
             problems.append(f"unexpected file {rel}")
         for rel, digest in sorted(expected.items()):
-            path = ds.path / rel
+            path = ds.folder / rel
             if not path.is_file():
                 problems.append(f"missing file {rel}")
             elif file_sha256(path) != digest:
@@ -575,6 +1039,39 @@ def verify(store: Store, ref: str | None = None, kind: str | None = None) -> lis
                     problems.append(f"{rows} rows on disk, manifest says {ds.manifest.rows}")
         results.append({"ref": ds.ref, "kind": ds.kind, "ok": not problems, "problems": problems})
     return results
+
+
+def _verify_remote(remote: _Remote, ds: Dataset) -> dict[str, Any]:
+    key = (ds.kind, ds.name, ds.version)
+    problems: list[str] = []
+    expected = ds.manifest.files
+    present = set(remote.files(*key)) - {MANIFEST_FILE}
+    for rel in sorted(present - set(expected)):
+        problems.append(f"unexpected file {rel}")
+    for rel, digest in sorted(expected.items()):
+        if rel not in present:
+            problems.append(f"missing file {rel}")
+            continue
+        try:
+            ok = remote.sha256(*key, *rel.split("/")) == digest
+        except FileNotFoundError:
+            problems.append(f"missing file {rel}")
+            continue
+        if not ok:
+            problems.append(f"hash mismatch in {rel}")
+        cached = ds.folder / rel
+        if cached.is_file() and file_sha256(cached) != digest:
+            cached.unlink(missing_ok=True)
+            problems.append(f"cached copy of {rel} in {ds.folder} differed from the manifest (deleted from the cache)")
+    if ds.kind == "datasets" and not any("part-" in p for p in problems):
+        try:
+            rows = sum(remote.parquet_rows(*key, rel) for rel in ds._part_names())
+        except Exception as exc:  # a corrupt part can raise anything pyarrow knows of
+            problems.append(f"unreadable part ({_first_line(exc)})")
+        else:
+            if rows != ds.manifest.rows:
+                problems.append(f"{rows} rows in the store, manifest says {ds.manifest.rows}")
+    return {"ok": not problems, "problems": problems}
 
 
 def _lock_is_free(store: Store, key: str) -> bool:
@@ -617,7 +1114,7 @@ def work_folders(store: Store) -> tuple[list[Path], list[Path]]:
         name, _, version = folder.name.rpartition("-")
         if not folder.is_dir() or not name or not _lock_is_free(store, f"runs-{name}-{version}"):
             continue
-        done = (store.root / "runs" / name / version / MANIFEST_FILE).is_file()
+        done = store.published("runs", name, version)
         (published if done else interrupted).append(folder)
     return published, interrupted
 
@@ -630,11 +1127,120 @@ def unreferenced(store: Store) -> list[Dataset]:
     return [d for d in everything if d.ref not in referenced and newest[(d.kind, d.name)] != d.ref]
 
 
-def remove(store: Store, paths: Sequence[Path]) -> None:
-    """Delete folders inside the store: a version is first renamed into .tmp so it vanishes atomically."""
-    for path in paths:
+def check_workers_can_stage(store: Store, machines: int) -> None:
+    """Refuse a cluster run whose workers could not reach the folder they stage parts into.
+
+    Workers write into the version's temporary folder (`PartWriter.dir`), which for a store on
+    object storage is in this machine's cache: fine for workers on this machine only.
+
+    Raises:
+        UsageError: the store is remote and the cluster spans more than one machine.
+    """
+    if store.remote is not None and machines > 1:
+        raise UsageError(
+            f"--engine ray on {machines} machines cannot write to store {store.location}: workers stage parts in "
+            f"this machine's cache ({store.root}); run Ray on this machine only, or use a shared-filesystem --store"
+        )
+
+
+def remote_debris(store: Store, older_than_s: float = REMOTE_DEBRIS_GRACE_S) -> tuple[list[str], list[str]]:
+    """Manifest-less version folders on a remote store: (safe to delete, kept for now), as URIs.
+
+    Safe: left by an upload this machine began and whose writer is gone (its `.uploads/` marker
+    remains and its lock is free), or untouched for OLDER_THAN_S seconds. Kept: the others, which
+    may be an upload running on another machine (locks do not reach across machines).
+    Empty for a local store, where such debris can only be in `.tmp/`.
+    """
+    remote = store.remote
+    if remote is None:
+        return [], []
+    now = time.time()
+    stale: list[str] = []
+    recent: list[str] = []
+    for kind in KINDS:
+        for name in remote.subdirs(kind):
+            versions = remote.subdirs(kind, name)
+            infos = remote.infos([(kind, name, v, MANIFEST_FILE) for v in versions])
+            for version, info in zip(versions, infos, strict=True):
+                if _is_file(info):  # a manifest: a published version
+                    continue
+                key = f"{kind}-{name}-{version}"
+                if not _lock_is_free(store, key):
+                    continue  # being written on this machine right now
+                mine = (store.root / UPLOAD_DIR / key).exists()
+                times = [i.mtime_ns for i in remote.files(kind, name, version).values() if i.mtime_ns is not None]
+                age = now - max(times) / 1e9 if times else float("inf")
+                (stale if mine or age >= older_than_s else recent).append(remote.url(kind, name, version))
+    return stale, recent
+
+
+def stale_cache(store: Store) -> list[Path]:
+    """Cached copies no longer needed: versions gone from the remote store, and dead downloads.
+
+    Empty for a local store (it has no cache).
+    """
+    if store.remote is None:
+        return []
+    found: list[Path] = []
+    now = time.time()
+    for kind in KINDS:
+        base = store.root / kind
+        if not base.is_dir():
+            continue
+        for folder in sorted(v for n in base.iterdir() if n.is_dir() for v in n.iterdir() if v.is_dir()):
+            if not _lock_is_free(store, f"{kind}-{folder.parent.name}-{folder.name}"):
+                continue  # being published from this machine: its files are moving in
+            if not store.published(kind, folder.parent.name, folder.name):
+                found.append(folder)
+                continue
+            for f in folder.rglob(f"{FETCH_PREFIX}*"):
+                with contextlib.suppress(FileNotFoundError):
+                    if now - f.stat().st_mtime >= FETCH_DEBRIS_GRACE_S:
+                        found.append(f)
+    markers = store.root / UPLOAD_DIR
+    for m in sorted(markers.iterdir()) if markers.is_dir() else []:
+        # A marker outlives its upload when the writer died before uploading anything or just after
+        # publishing; one whose folder holds debris goes with that debris (see `remote_debris`).
+        kind, _, rest = m.name.partition("-")
+        name, _, version = rest.rpartition("-")
+        if kind not in KINDS or not _lock_is_free(store, m.name):
+            continue
+        if store.published(kind, name, version) or not store.remote.files(kind, name, version):
+            found.append(m)
+    return found
+
+
+def remove(store: Store, items: Sequence[Path | Dataset | str]) -> None:
+    """Delete versions (`Dataset`), folders inside the store or its cache (`Path`) and remote debris (URI str).
+
+    A version vanishes atomically: a local one is first renamed into .tmp, a remote one loses its
+    manifest first (a folder without a manifest is never a version), then the rest is deleted.
+    """
+    for item in items:
+        if isinstance(item, Dataset):
+            if store.remote is not None:
+                key = (item.kind, item.name, item.version)
+                store.remote.delete((*key, MANIFEST_FILE), folder=False)
+                store.remote.delete(key, folder=True)
+                shutil.rmtree(item.folder, ignore_errors=True)
+                continue
+            item = item.folder
+        if isinstance(item, str):
+            remote = store.remote
+            if remote is None or not item.startswith(remote.uri + "/"):
+                raise DatadietError(f"refusing to delete {item}: it is outside the store {store.location}")
+            parts = tuple(item[len(remote.uri) + 1 :].split("/"))
+            if len(parts) != 3 or parts[0] not in KINDS or _is_file(remote.info(*parts, MANIFEST_FILE)):
+                raise DatadietError(f"refusing to delete {item}: it is not a manifest-less version folder")
+            remote.delete(parts, folder=True)
+            (store.root / UPLOAD_DIR / "-".join(parts)).unlink(missing_ok=True)
+            continue
+        path = item
         if store.root.resolve() not in path.resolve().parents:
             raise DatadietError(f"refusing to delete {path}: it is outside the store {store.root}")
+        if path.is_file():
+            path.unlink(missing_ok=True)
+            continue
         if (path / MANIFEST_FILE).exists():
             grave = store._make_tmp("gc")
             os.rename(path, grave / "v")

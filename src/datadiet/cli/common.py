@@ -97,10 +97,14 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+# A string, not a Path: Path("s3://bucket/x") would collapse the URI's "//".
 StoreOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
-        "--store", help="Store folder (default: $DATADIET_STORE, else ./datadiet-store).", show_default=False
+        "--store",
+        help="Store folder, or a URI pyarrow reads (s3://BUCKET/PREFIX, gs://..., hdfs://..., file:///PATH; "
+        "cached in $DATADIET_CACHE). Default: $DATADIET_STORE, else ./datadiet-store.",
+        show_default=False,
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout and nothing else.")]
@@ -114,7 +118,7 @@ class Out:
 
     json: bool = False
     quiet: bool = False
-    store_path: Path | None = None
+    store_path: str | Path | None = None
     console: Console = field(default_factory=lambda: Console(highlight=False))
     err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
 
@@ -139,7 +143,7 @@ class Out:
             render(self.console)
 
 
-def out(store: Path | None = None, json_: bool = False, quiet: bool = False) -> Out:
+def out(store: str | Path | None = None, json_: bool = False, quiet: bool = False) -> Out:
     return Out(json=json_, quiet=quiet, store_path=store)
 
 
@@ -171,7 +175,7 @@ def command(
 
         def wrapper(
             *args: Any,
-            store: Path | None = None,
+            store: str | None = None,
             json_: bool = False,
             quiet: bool = False,
             debug: bool = False,
@@ -200,7 +204,7 @@ def commit_payload(commit: Any) -> dict[str, Any]:
         "up_to_date": commit.up_to_date,
         "rows": ds.manifest.rows,
         "bytes": ds.manifest.bytes,
-        "path": str(ds.path),
+        "path": ds.location,  # on a remote store its URI: reading `path` would download the whole version
         "stats": ds.manifest.stats,
     }
 

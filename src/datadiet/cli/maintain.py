@@ -1,7 +1,8 @@
-"""Store maintenance: `curate verify` and `curate gc`."""
+"""Store maintenance: `curate verify` and `curate gc` (a local store or one on object storage)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -50,14 +51,20 @@ def gc(
 ) -> None:
     """Remove temporary folders left by interrupted commands (and, with --unreferenced, unused versions)."""
     from datadiet.errors import UsageError
-    from datadiet.store import abandoned, remove, work_folders
+    from datadiet.store import REMOTE_DEBRIS_GRACE_S, abandoned, remote_debris, remove, stale_cache, work_folders
     from datadiet.store import unreferenced as find_unreferenced
 
     st = o.store()
     published, interrupted = work_folders(st)
     # Interrupted runs' checkpoints are what --resume continues from: kept unless asked.
-    debris = abandoned(st) + published + (interrupted if unreferenced else [])
+    debris: list[Path | str] = [*abandoned(st), *published, *(interrupted if unreferenced else [])]
+    # On object storage: uploads that died before their manifest (never versions), and cached copies
+    # of versions removed elsewhere. Recent foreign debris may be an upload running on another machine.
+    remote_stale, remote_recent = remote_debris(st)
+    debris += remote_stale
     remove(st, debris)
+    pruned = stale_cache(st)
+    remove(st, pruned)
     victims = find_unreferenced(st) if unreferenced else []
     if victims and not yes:
         if o.json or not typer.get_text_stream("stdin").isatty():
@@ -66,20 +73,30 @@ def gc(
             o.console.print(f"  {d.kind[:-1]} {d.ref}  ({d.manifest.operation}, {d.manifest.rows:,} rows)")
         if not typer.confirm(f"Delete these {len(victims)} versions?"):
             victims = []
-    remove(st, [d.path for d in victims])
+    remove(st, victims)
     kept = [] if unreferenced else interrupted
+    payload = {
+        "removed_tmp": [str(p) for p in debris],
+        "removed_versions": [d.ref for d in victims],
+        "kept_resumable": [str(p) for p in kept],
+    }
+    if st.remote is not None:
+        payload |= {"pruned_cache": [str(p) for p in pruned], "kept_recent_uploads": remote_recent}
+    notes = []
+    if kept:
+        notes.append(f"kept {len(kept)} interrupted runs' checkpoints for --resume (--unreferenced deletes them)")
+    if remote_recent:
+        hours = REMOTE_DEBRIS_GRACE_S // 3600
+        notes.append(
+            f"kept {len(remote_recent)} unfinished uploads that may still be running on other machines "
+            f"(removed once untouched for {hours} h)"
+        )
+    if pruned:
+        notes.append(f"pruned {len(pruned)} stale entries of the local cache {st.root}")
     o.emit(
-        {
-            "removed_tmp": [str(p) for p in debris],
-            "removed_versions": [d.ref for d in victims],
-            "kept_resumable": [str(p) for p in kept],
-        },
+        payload,
         lambda c: c.print(
             f"removed {len(debris)} abandoned temporary folders and {len(victims)} versions"
-            + (
-                f"; kept {len(kept)} interrupted runs' checkpoints for --resume (--unreferenced deletes them)"
-                if kept
-                else ""
-            )
+            + "".join(f"; {n}" for n in notes)
         ),
     )

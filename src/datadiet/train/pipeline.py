@@ -87,7 +87,7 @@ def resolve_tokenizer(store: Store, spec: str) -> TokenizerRef:
         file = path / TOKENIZER_FILE if path.is_dir() else path
         return TokenizerRef(path=file, key=f"file:sha256:{file_sha256(file)}", vocab_size=tok.get_vocab_size())
     ds = store.resolve(spec, kind="tokenizers")
-    return TokenizerRef(path=ds.path / TOKENIZER_FILE, key=ds.ref, vocab_size=int(ds.manifest.stats["vocab_size"]))
+    return TokenizerRef(path=ds.file(TOKENIZER_FILE), key=ds.ref, vocab_size=int(ds.manifest.stats["vocab_size"]))
 
 
 def tokens_version(store: Store, ds: Dataset, tok: TokenizerRef, tracker: Tracker = NULL_TRACKER) -> Dataset:
@@ -118,7 +118,7 @@ def tokens_version(store: Store, ds: Dataset, tok: TokenizerRef, tracker: Tracke
 def load_token_array(tokens: Dataset) -> np.ndarray:
     from datadiet.train.data import load_tokens
 
-    return load_tokens(tokens.path / TOKENS_FILE, tokens.manifest.stats["dtype"])
+    return load_tokens(tokens.file(TOKENS_FILE), tokens.manifest.stats["dtype"])
 
 
 @dataclass(frozen=True)
@@ -296,7 +296,7 @@ def train_run(
 
 def run_curve(run: Dataset) -> list[dict[str, Any]]:
     """The `metrics.jsonl` records of a published run."""
-    path = run.path / "metrics.jsonl"
+    path = run.file("metrics.jsonl")  # only this file: a remote run's checkpoint stays where it is
     if not path.is_file():
         raise DatadietError(f"run {run.ref} has no metrics.jsonl; run `curate verify {run.ref}`")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
