@@ -132,9 +132,9 @@ def ls_(
 
     def render(c: Console) -> None:
         if not rows:
-            c.print(f"no {kind} in {st.root}")
+            c.print(f"no {kind} in {st.location}")
             return
-        t = Table(title=f"{kind} in {st.root}")
+        t = Table(title=f"{kind} in {st.location}")
         for col in ("name", "version", "rows", "operation", "parent", "age"):
             t.add_column(col, justify="right" if col == "rows" else "left")
         for r in rows:
@@ -170,10 +170,10 @@ def show(
         t.add_row("params", json.dumps(m["params"], indent=1, ensure_ascii=False, default=str))
         t.add_row("stats", json.dumps(m["stats"], indent=1, ensure_ascii=False, default=str))
         t.add_row("files", "\n".join(f"{k}  {v[:16]}…" for k, v in m["files"].items()))
-        t.add_row("path", str(ds.path))
+        t.add_row("path", ds.location)
         c.print(Panel(t, title=ds.ref))
 
-    o.emit(m | {"path": str(ds.path), "ref": ds.ref}, render)
+    o.emit(m | {"path": ds.location, "ref": ds.ref}, render)
 
 
 @command()

@@ -191,7 +191,7 @@ def _run_sweep(o: Out, cfg: Any, dest: Path | None, dry_run: bool) -> None:
         commit = run_sweep(st, cfg, tracker=display or o.tracker, on_event=display.event if display else None)
     ds = commit.dataset
     report = _export_report(ds, dest)
-    runs = pl.read_parquet(ds.path / "runs.parquet")
+    runs = pl.read_parquet(ds.file("runs.parquet"))
     payload = {
         "ref": ds.ref,
         "up_to_date": commit.up_to_date,
@@ -383,7 +383,7 @@ def _runs_table(o: Out, runs: list[str] | None, sweep_ref: str | None) -> tuple[
         raise UsageError("give either RUNS... or --sweep ID")
     if sweep_ref is not None:
         ds = st.resolve(sweep_ref, "sweeps")
-        return pl.read_parquet(ds.path / "runs.parquet"), ds
+        return pl.read_parquet(ds.file("runs.parquet")), ds
     rows = [run_row(st, st.resolve(r, "runs"), tracker=o.tracker) for r in runs or []]
     return pl.DataFrame(rows), None
 

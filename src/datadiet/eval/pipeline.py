@@ -86,7 +86,7 @@ def eval_version(
         model_cfg = GPTConfig(**run.manifest.params["model"])
         device = select_device("auto")
         model = GPT(model_cfg).to(device)
-        model.load_state_dict(load_checkpoint(run.path / "checkpoint.pt", map_location=device)["model"])
+        model.load_state_dict(load_checkpoint(run.file("checkpoint.pt"), map_location=device)["model"])
         with tracker.task(f"Evaluating {run.ref}", total=None):
             metrics = evaluate(
                 model,
