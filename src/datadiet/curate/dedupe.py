@@ -655,10 +655,16 @@ def dedupe(
     parents = [source.ref] + ([other.ref] if other is not None else [])
     bands, rows = cfg.bands_rows() if cfg.method == "minhash" else (1, 1)
     if check_engine(engine) == "ray":
-        if other is not None:
-            raise UsageError("--against is not supported with --engine ray yet; use --engine local")
         return load_ray().dedupe(
-            store, source, cfg, name or source.name, params=params, parents=parents, address=address, tracker=tracker
+            store,
+            source,
+            cfg,
+            name or source.name,
+            params=params,
+            parents=parents,
+            other=other,
+            address=address,
+            tracker=tracker,
         )
 
     def find(timer: _Timer) -> Found:

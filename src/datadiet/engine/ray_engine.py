@@ -1,33 +1,47 @@
 """`--engine ray`: `curate dedupe` on a Ray cluster, with results identical to the local engine.
 
-    curate dedupe REF --engine ray [--address auto|HOST:PORT]
+    curate dedupe REF --engine ray [--address auto|HOST:PORT] [--verify] [--against OTHER]
 
 Stages (the local engine's, `datadiet.curate.dedupe`, distributed):
 
 1. sign (partition-local): a Ray Data `map_batches` over slices of the version's Parquet parts reads
    id and text, normalises, shingles, signs and computes band keys (`dedupe.sign_texts`); the
-   signed blocks stay in the cluster's object store.
+   signed blocks stay in the cluster's object store. With --verify each block also keeps its texts.
 2. exact: a hash-partitioned shuffle by text digest; in each partition every document is linked
    to the lowest position with its digest, and one representative per digest emits its band rows.
 3. candidates: Ray Data `groupby` on a hash of the band key, then `map_groups`: each partition
    runs `cluster.band_edges` per band, so pairs come from the same buckets as locally.
 4. filter: two hash joins of the edges with the signatures (on u, then on v), each edge kept if
    its estimated Jaccard is >= threshold. Edges are deduplicated in the first join.
-5. cluster: connected components by alternating large-star / small-star rounds (Kiveris et al.,
+5. verify (--verify): in the same two joins: the first carries u's text with the edge, the
+   second looks up v's and, for the edges the estimate kept, hashes both texts' shingles and keeps
+   the edge if their exact Jaccard is >= threshold. Texts never reach the driver.
+6. cluster: connected components by alternating large-star / small-star rounds (Kiveris et al.,
    "Connected Components in MapReduce and Beyond", 2014) over hash-partitioned edges, until a
    round changes nothing: then every component is a star around its lowest position, the local
-   engine's label. No node ever holds all edges.
-6. keepers: members are joined with their signatures and shuffled by component; each partition
-   picks keepers with the local policies (`first`, `longest`, `random`) and the estimate to them.
-7. write (driver): the members (the rows of clusters.parquet, not the edges) come back to the
-   driver, which streams the input parts minus the removed rows through `Store.commit`, so the
-   atomic publish rule holds; the version id is the local engine's (the engine is no parameter).
+   engine's label. No node ever holds all edges. Then members are joined with their signatures
+   (and texts) and shuffled by component; each partition picks keepers with the local policies
+   (`first`, `longest`, `random`), the estimate to them and, with --verify, the exact Jaccard.
+7. write: one Ray task per input part reads the part, drops its removed rows (only those
+   positions are sent to it) and stages the rest with `store.stage_parts` into the version's
+   temporary folder; the driver adopts the staged files in part order (`PartWriter.adopt`), so
+   the parts are byte-identical to the local engine's, which writes one frame per input part. The
+   driver writes clusters.parquet (the members, not the edges) and `Store.commit` publishes the
+   manifest last; the version id is the local engine's (the engine is no parameter).
+
+With --against OTHER, REF and OTHER are signed together (OTHER's positions follow REF's). Stage 2
+matches each REF document to the lowest OTHER document with its digest and emits band rows of
+every document; stage 3 runs `cluster.cross_edges`; the first join of stage 4 drops edges of
+exactly matched documents; and instead of stage 6 a shuffle by REF document picks its match
+(highest estimate, then lowest OTHER position, as `find_contaminated`) and one by OTHER document
+adds the matched id. The matched REF documents are removed; OTHER is not changed.
 
 Shuffles (2, 4-6) are Ray core tasks: a map task splits a block into P hash partitions
 (`num_returns=P`), a reduce task concatenates partition p of every block; each costs
 milliseconds to schedule, where a Ray Data all-to-all operator costs seconds on a small cluster.
-
-Not supported yet with --engine ray: `--verify` and `--against` (a one-line UsageError says so).
+The table by position that three joins read (signatures, and texts with --verify) is gathered into
+one object per partition, so Ray's locality-aware scheduling runs those joins where it lies.
+The store must be on a filesystem every worker can read (stages 1 and 7) and write (stage 7).
 
 Invoked by `datadiet.curate.dedupe.dedupe(..., engine="ray")` through `datadiet.engine.load_ray`.
 """
@@ -45,6 +59,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
 import ray
 import ray.data
 import ray.data.context
@@ -60,6 +75,8 @@ from datadiet.curate.dedupe import (
     KEEPER_ID,
     KEPT,
     POSITION,
+    _exact_for,
+    _hashes_of,
     _plan,
     _Timer,
     sign_texts,
@@ -67,13 +84,14 @@ from datadiet.curate.dedupe import (
 )
 from datadiet.curate.minhash import MinhashConfig, estimate_jaccard
 from datadiet.curate.normalize import fmix64
-from datadiet.errors import DatadietError, UsageError
+from datadiet.errors import DatadietError
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.schema import ID, TEXT
-from datadiet.store import Commit, Dataset, PartWriter, Store
+from datadiet.store import STAGE_PREFIX, Commit, Dataset, PartWriter, Store, stage_parts
 
 I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
+F64 = npt.NDArray[np.float64]
 
 # Hash partitions per CPU of the cluster: 2 keeps every core busy while one partition is slower.
 PARTS_PER_CPU = 2
@@ -85,7 +103,9 @@ MAX_ROUNDS = 100
 
 _POS, _LEN, _D0, _D1, _SIG, _KEYS = "pos", "length", "d0", "d1", "sig", "keys"
 _U, _V, _BAND, _KEY, _PART, _LABEL, _KEEPER = "u", "v", "band", "key", "part", "label", "keeper"
+_TEXT_U, _EST, _EXJ, _SAME = "text_u", "est", "exact", "same"
 _EDGES = pa.schema([(_U, pa.int64()), (_V, pa.int64())])
+_SCORED = pa.schema([(_U, pa.int64()), (_V, pa.int64()), (_EST, pa.float64()), (_EXJ, pa.float64())])
 
 
 # -- connecting ---------------------------------------------------------------------------------
@@ -120,6 +140,12 @@ def connect(address: str | None = None) -> int:
                 "start one with `ray start --head` or leave out --address"
             ) from exc
     ray.data.DataContext.get_current().enable_progress_bars = False
+    # Ray Data prints two INFO lines per dataset it runs, and warns "no available CPUs" while this
+    # engine's own shuffle tasks hold them; progress goes through the tracker instead, and the full
+    # log stays in the session's ray-data.log (its file handler is left alone).
+    for handler in logging.getLogger("ray.data").handlers:
+        if isinstance(handler, logging.StreamHandler):
+            handler.setLevel(logging.ERROR)
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
@@ -242,6 +268,21 @@ def _firsts(refs: Sequence[Any], k: int) -> list[Any]:
     return [r[k] for r in refs]
 
 
+def _whole(table: pa.Table) -> pa.Table:
+    return table
+
+
+def gather(pieces: Split) -> Split:
+    """The same partitions, each as one object (the pieces are freed once nothing else holds them).
+
+    A table read by several joins (the signatures by position: 3 joins, texts included with
+    --verify) is otherwise pulled piece by piece from every node by each join; as one object per
+    partition, Ray's locality-aware scheduling runs each later join on the node holding it, as
+    that object is the bulk of the task's arguments, so only the edges travel.
+    """
+    return [reduce([pieces], _whole)]
+
+
 # -- stage functions (run in Ray workers) -------------------------------------------------------
 
 
@@ -273,8 +314,28 @@ def _sign_batch(batch: pa.Table, cfg: MinhashConfig, bands: int, rows: int) -> p
             assert signed.sig is not None and signed.keys is not None
             cols[_SIG] = _fsl(signed.sig)
             cols[_KEYS] = _fsl(signed.keys)
+        if cfg.verify and minhash:  # exact dedupe has nothing to verify
+            # The text rides with the signature (~1 KB a story next to 0.5 KB of signature) so the
+            # joins that estimate an edge's Jaccard can also compute the exact one.
+            cols[TEXT] = frame[TEXT].to_arrow()
         out.append(pa.table(cols))
     return _concat(out)
+
+
+def _band_rows(signed: pa.Table, rows: npt.NDArray[np.bool_], bands: int, band_parts: int) -> pa.Table:
+    """One row (partition, position, band, key) per band of each selected document."""
+    if _KEYS not in signed.column_names:
+        return pa.table({_PART: pa.array([], pa.int64())})
+    pos = _col(signed, _POS, np.int64)[rows]
+    flat = _mat(signed, _KEYS, np.uint64, bands)[rows].reshape(-1)
+    return pa.table(
+        {
+            _PART: pa.array((flat % np.uint64(band_parts)).astype(np.int64)),
+            _POS: pa.array(np.repeat(pos, bands)),
+            _BAND: pa.array(np.tile(np.arange(bands, dtype=np.int64), pos.size)),
+            _KEY: pa.array(flat),
+        }
+    )
 
 
 def _exact(signed: pa.Table, bands: int, band_parts: int) -> tuple[pa.Table, pa.Table]:
@@ -283,22 +344,21 @@ def _exact(signed: pa.Table, bands: int, band_parts: int) -> tuple[pa.Table, pa.
     frame = pl.DataFrame({"i": pos, "a": _col(signed, _D0, np.uint64), "b": _col(signed, _D1, np.uint64)})
     root = frame.select(pl.col("i").min().over("a", "b")).to_series().to_numpy().astype(np.int64)
     dup = root != pos
-    edges = _edges(pos[dup], root[dup])
-    if _KEYS not in signed.column_names:
-        return edges, pa.table({_PART: pa.array([], pa.int64())})
-    rep = ~dup
-    keys = _mat(signed, _KEYS, np.uint64, bands)[rep]
-    n = int(rep.sum())
-    flat = keys.reshape(-1)
-    rows = pa.table(
-        {
-            _PART: pa.array((flat % np.uint64(band_parts)).astype(np.int64)),
-            _POS: pa.array(np.repeat(pos[rep], bands)),
-            _BAND: pa.array(np.tile(np.arange(bands, dtype=np.int64), n)),
-            _KEY: pa.array(flat),
-        }
-    )
-    return edges, rows
+    return _edges(pos[dup], root[dup]), _band_rows(signed, ~dup, bands, band_parts)
+
+
+def _exact_against(signed: pa.Table, n: int, bands: int, band_parts: int) -> tuple[pa.Table, pa.Table]:
+    """Digest partition, for --against -> (each REF document's lowest OTHER position with its digest, band rows).
+
+    Every document gives band rows, exact copies included: `cluster.cross_edges` decides between
+    all pairs and star edges by bucket size, and the local engine counts every document in it.
+    """
+    pos = _col(signed, _POS, np.int64)
+    frame = pl.DataFrame({"i": pos, "a": _col(signed, _D0, np.uint64), "b": _col(signed, _D1, np.uint64)})
+    theirs = frame.filter(pl.col("i") >= n).group_by("a", "b").agg(pl.col("i").min().alias("j"))
+    hits = frame.filter(pl.col("i") < n).join(theirs, on=["a", "b"], how="inner")
+    edges = _edges(hits["i"].to_numpy().astype(np.int64), hits["j"].to_numpy().astype(np.int64))
+    return edges, _band_rows(signed, np.ones(pos.size, dtype=bool), bands, band_parts)
 
 
 def _band_group(rows: pa.Table) -> pa.Table:
@@ -317,24 +377,90 @@ def _band_group(rows: pa.Table) -> pa.Table:
     return _edges(u, v)
 
 
-def _attach_u(edges: pa.Table, signed: pa.Table, num_perm: int) -> tuple[pa.Table, int]:
-    """Edges keyed by u -> distinct edges with u's signature, and their count."""
-    u, v = cluster.unique_edges(_col(edges, _U, np.int64), _col(edges, _V, np.int64))
-    sig = _mat(signed, _SIG, np.uint32, num_perm)[_lookup(u, signed)]
-    return pa.table({_U: u, _V: v, _SIG: _fsl(sig) if u.size else pa.array([], pa.list_(pa.uint32(), num_perm))}), int(
-        u.size
+def _cross_group(rows: pa.Table, n: int) -> pa.Table:
+    """One hash partition of band rows -> edges (REF document u, OTHER document v), as `cluster.cross_edges`."""
+    pos = _col(rows, _POS, np.int64)
+    band = _col(rows, _BAND, np.int64)
+    key = _col(rows, _KEY, np.uint64)
+    chunks = []
+    for b in np.unique(band):
+        m = band == b
+        u, v = cluster.cross_edges(pos[m], key[m], pos[m] >= n)
+        chunks.append(cluster.pack_edges(u, v))
+    if not chunks:
+        return _edges(np.zeros(0, np.int64), np.zeros(0, np.int64))
+    larger, smaller = cluster.unpack_edges(cluster.unique_packed(np.concatenate(chunks)))
+    return _edges(smaller, larger)  # u < n <= v
+
+
+def _texts(positions: I64, column: Any) -> dict[int, str]:
+    return dict(zip(positions.tolist(), column.to_pylist(), strict=True))
+
+
+def _exact_jaccards(u: I64, v: I64, texts: dict[int, str], cfg: MinhashConfig) -> F64:
+    """Exact shingle-set Jaccard of each edge, hashing the texts at hand as the local engine's lookup does."""
+
+    def lookup(positions: I64) -> dict[int, U64]:
+        return _hashes_of([texts[int(p)] for p in positions], positions, cfg)
+
+    return _exact_for(u, v, lookup)
+
+
+def _attach_u(
+    edges: pa.Table, signed: pa.Table, cfg: MinhashConfig, exclude: pa.Table | None = None
+) -> tuple[pa.Table, int]:
+    """Edges keyed by u -> distinct edges with u's signature (and text, for --verify), and their count.
+
+    With `exclude` (--against: the exact matches keyed by u), u is the REF document, the smaller
+    end, and an edge whose u already has an exact match is dropped, as `find_contaminated` does.
+    """
+    larger, smaller = cluster.unique_edges(_col(edges, _U, np.int64), _col(edges, _V, np.int64))
+    u, v = (larger, smaller) if exclude is None else (smaller, larger)
+    if exclude is not None and u.size:
+        new = ~np.isin(u, _col(exclude, _U, np.int64))
+        u, v = u[new], v[new]
+    rows = pa.array(_lookup(u, signed))
+    cols = {_U: pa.array(u, pa.int64()), _V: pa.array(v, pa.int64()), _SIG: signed.column(_SIG).take(rows)}
+    if cfg.verify:
+        cols[_TEXT_U] = signed.column(TEXT).take(rows)
+    return pa.table(cols), int(u.size)
+
+
+def _scored(u: I64, v: I64, est: F64, exact: F64) -> pa.Table:
+    return pa.table(
+        {_U: pa.array(u, pa.int64()), _V: pa.array(v, pa.int64()), _EST: pa.array(est), _EXJ: pa.array(exact)},
+        schema=_SCORED,
     )
 
 
-def _filter_v(edges: pa.Table, signed: pa.Table, num_perm: int, threshold: float) -> tuple[pa.Table, int]:
-    """Edges keyed by v -> those with estimated Jaccard >= threshold, and how many were rejected."""
+def _filter_v(edges: pa.Table, signed: pa.Table, cfg: MinhashConfig, scores: bool) -> tuple[pa.Table, int, int]:
+    """Edges keyed by v -> those whose Jaccard is >= threshold, and how many the estimate and --verify rejected.
+
+    The estimate comes from the signatures; with --verify an edge must also pass the exact Jaccard
+    of its shingle sets, hashed here from the two texts (only for the edges the estimate kept).
+    With `scores`, the kept edges carry both values (for --against's choice of match).
+    """
     u, v = _col(edges, _U, np.int64), _col(edges, _V, np.int64)
-    if not u.size:
-        return _edges(u, v), 0
-    su = _mat(edges, _SIG, np.uint32, num_perm)
-    sv = _mat(signed, _SIG, np.uint32, num_perm)[_lookup(v, signed)]
-    ok = estimate_jaccard(su, sv) >= threshold
-    return _edges(u[ok], v[ok]), int(ok.size - ok.sum())
+    est = np.ones(u.size)
+    rows = _lookup(v, signed)
+    if u.size:
+        su = _mat(edges, _SIG, np.uint32, cfg.num_perm)
+        sv = _mat(signed, _SIG, np.uint32, cfg.num_perm)[rows]
+        est = estimate_jaccard(su, sv)
+    ok = est >= cfg.threshold
+    by_estimate = int(ok.size - ok.sum())
+    exact = np.full(u.size, np.nan)
+    by_verify = 0
+    if cfg.verify:
+        idx = np.flatnonzero(ok)
+        texts = _texts(u[idx], edges.column(_TEXT_U).take(pa.array(idx)))
+        texts.update(_texts(v[idx], signed.column(TEXT).take(pa.array(rows[idx]))))
+        exact[idx] = _exact_jaccards(u[idx], v[idx], texts, cfg)
+        passed = ok & (exact >= cfg.threshold)
+        by_verify = int(ok.sum() - passed.sum())
+        ok = passed
+    out = _scored(u[ok], v[ok], est[ok], exact[ok]) if scores else _edges(u[ok], v[ok])
+    return out, by_estimate, by_verify
 
 
 def _large_star(edges: pa.Table) -> tuple[pa.Table, int]:
@@ -367,17 +493,17 @@ def _members(leaves: pa.Table, centres: pa.Table, signed: pa.Table) -> pa.Table:
     return rows.append_column(_POS, pa.array(pos)).append_column(_LABEL, pa.array(label))
 
 
-def _keepers(members: pa.Table, keep: str, seed: int, num_perm: int) -> pa.Table:
-    """Members keyed by label -> each member's keeper, kept flag and estimated Jaccard to the keeper."""
+def _keepers(members: pa.Table, cfg: MinhashConfig) -> pa.Table:
+    """Members keyed by label -> each member's keeper, kept flag, and estimated (and --verify exact) Jaccard to it."""
     pos = _col(members, _POS, np.int64)
     label = _col(members, _LABEL, np.int64)
     # The orders of `cluster.choose_keepers`: the first row of each component is its keeper.
-    if keep == "first":
+    if cfg.keep == "first":
         order = np.lexsort((pos, label))
-    elif keep == "longest":
+    elif cfg.keep == "longest":
         order = np.lexsort((pos, -_col(members, _LEN, np.int64), label))
     else:
-        mixed = np.uint64((seed * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF)
+        mixed = np.uint64((cfg.seed * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF)
         order = np.lexsort((pos, fmix64(pos.astype(np.uint64) ^ mixed), label))
     lab = label[order]
     first = np.ones(lab.size, dtype=bool)
@@ -389,10 +515,15 @@ def _keepers(members: pa.Table, keep: str, seed: int, num_perm: int) -> pa.Table
     d0, d1 = _col(members, _D0, np.uint64), _col(members, _D1, np.uint64)
     same = (d0 == d0[k]) & (d1 == d1[k])
     est = np.ones(pos.size)
+    exact = np.where(same, 1.0, np.nan)
     near = np.flatnonzero(~same)
     if near.size and _SIG in members.column_names:
-        sig = _mat(members, _SIG, np.uint32, num_perm)
+        sig = _mat(members, _SIG, np.uint32, cfg.num_perm)
         est[near] = estimate_jaccard(sig[near], sig[k[near]])
+    if near.size and cfg.verify:
+        need = np.unique(np.concatenate([near, k[near]]))
+        texts = _texts(pos[need], members.column(TEXT).take(pa.array(need)))
+        exact[near] = _exact_jaccards(pos[near], pos[k[near]], texts, cfg)
     ids = members.column(ID)
     return pa.table(
         {
@@ -401,13 +532,83 @@ def _keepers(members: pa.Table, keep: str, seed: int, num_perm: int) -> pa.Table
             CLUSTER_ID: pa.array(label),
             _KEEPER: pa.array(pos[k]),
             KEEPER_ID: ids.take(pa.array(k)),
-            "same": pa.array(same),
+            _SAME: pa.array(same),
             JACCARD_ESTIMATE: pa.array(est),
+            JACCARD_EXACT: pa.array(exact),
         }
     )
 
 
+def _pick(scored: pa.Table, exact: pa.Table, signed: pa.Table) -> pa.Table:
+    """Kept edges and exact matches keyed by the REF document -> its one match in OTHER, and its id.
+
+    An exact match wins (such documents have no other edges); otherwise the highest estimate,
+    then the lowest OTHER position, as `find_contaminated` picks.
+    """
+    u, v = _col(scored, _U, np.int64), _col(scored, _V, np.int64)
+    est, ex = _col(scored, _EST, np.float64), _col(scored, _EXJ, np.float64)
+    order = np.lexsort((v, -est, u))
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = u[order][1:] != u[order][:-1]
+    pick = order[first]
+    eu, ev = _col(exact, _U, np.int64), _col(exact, _V, np.int64)
+    u = np.concatenate([eu, u[pick]])
+    return pa.table(
+        {
+            ID: signed.column(ID).take(pa.array(_lookup(u, signed))),
+            _U: pa.array(u, pa.int64()),
+            _V: pa.array(np.concatenate([ev, v[pick]]), pa.int64()),
+            _EST: pa.array(np.concatenate([np.ones(eu.size), est[pick]])),
+            _EXJ: pa.array(np.concatenate([np.ones(eu.size), ex[pick]])),
+            _SAME: pa.array(np.concatenate([np.ones(eu.size, dtype=bool), np.zeros(pick.size, dtype=bool)])),
+        }
+    )
+
+
+def _keeper_ids(picked: pa.Table, signed: pa.Table) -> pa.Table:
+    """Matches keyed by the OTHER document -> with its id."""
+    v = _col(picked, _V, np.int64)
+    return picked.append_column(KEEPER_ID, signed.column(ID).take(pa.array(_lookup(v, signed))))
+
+
+def _write_part(path: Path, drop: I64, directory: Path, stem: str) -> list[tuple[Path, int]]:
+    """One input part minus its removed rows (`drop`: rows within the part), staged in `directory`.
+
+    The local engine passes the same frame to one `PartWriter.write`, which stages it the same way,
+    so the adopted files are byte-identical to the local engine's.
+    """
+    frame = pl.read_parquet(path)
+    keep = np.ones(frame.height, dtype=bool)
+    keep[drop] = False
+    return stage_parts(frame.filter(pl.Series(keep)), directory, stem)
+
+
+_write_part_task = ray.remote(_write_part)
+
+
 # -- the pipeline -------------------------------------------------------------------------------
+
+
+def _partitions(n: int, cpus: int, bands: int) -> int:
+    return max(2, PARTS_PER_CPU * cpus, math.ceil(n * bands / ROWS_PER_PART))
+
+
+def _sign(
+    datasets: Sequence[Dataset], cfg: MinhashConfig, bands: int, rows: int, cpus: int, tracker: Tracker
+) -> list[Any]:
+    """Stage 1: signed blocks (positions over `datasets` concatenated) as object refs."""
+    n = sum(ds.rows for ds in datasets)
+    with tracker.task("Signing (ray)", total=n) as task:
+        items = [
+            {"path": s.path, "offset": s.offset, "length": s.length, "start": s.start}
+            for s in _plan(datasets, 2 * cpus)
+        ]
+        signed_ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+            lambda batch: _sign_batch(batch, cfg, bands, rows), batch_size=1, batch_format="pyarrow"
+        )
+        refs: list[Any] = signed_ds.to_arrow_refs()
+        task.advance(n)
+    return refs
 
 
 def find_members(
@@ -424,23 +625,17 @@ def find_members(
 
     Returns:
         A frame with id, position, cluster_id, keeper (position), keeper_id, same (normalised
-        text equal to the keeper's) and jaccard_estimate; and the stats of `dedupe.find_duplicates`.
+        text equal to the keeper's), jaccard_estimate and jaccard_exact (1.0 where same, the
+        exact Jaccard to the keeper with `cfg.verify`, else NaN); and the stats of
+        `dedupe.find_duplicates`.
     """
     n = sum(ds.rows for ds in datasets)
     minhash = cfg.method == "minhash"
-    parts = max(2, PARTS_PER_CPU * cpus, math.ceil(n * (bands if minhash else 1) / ROWS_PER_PART))
+    parts = _partitions(n, cpus, bands if minhash else 1)
     stats: dict[str, Any] = {"candidate_pairs": 0, "rejected_by_estimate": 0, "rejected_by_verification": 0}
-    with timer.stage("sign"), tracker.task("Signing (ray)", total=n) as task:
-        items = [
-            {"path": s.path, "offset": s.offset, "length": s.length, "start": s.start}
-            for s in _plan(datasets, 2 * cpus)
-        ]
-        signed_ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            lambda batch: _sign_batch(batch, cfg, bands, rows), batch_size=1, batch_format="pyarrow"
-        )
-        signed = signed_ds.to_arrow_refs()
-        by_pos = split(signed, _POS, parts, columns=(_POS, ID, _LEN, _D0, _D1, _SIG))
-        task.advance(n)
+    with timer.stage("sign"):
+        signed = _sign(datasets, cfg, bands, rows, cpus, tracker)
+        by_pos = gather(split(signed, _POS, parts, columns=(_POS, ID, _LEN, _D0, _D1, _SIG, TEXT)))
     with timer.stage("exact"):
         exact_out = reduce(
             [split(signed, _D0, parts, columns=(_POS, _D0, _D1, _KEYS))],
@@ -454,18 +649,17 @@ def find_members(
             with _sort_shuffle():
                 grouped = ray.data.from_arrow_refs(band_rows).groupby(_PART, num_partitions=parts)
                 candidates = grouped.map_groups(_band_group, batch_format="pyarrow").to_arrow_refs()
-            with_u = reduce(
-                [split(candidates, _U, parts), by_pos], lambda e, s: _attach_u(e, s, cfg.num_perm), num_returns=2
-            )
+            with_u = reduce([split(candidates, _U, parts), by_pos], lambda e, s: _attach_u(e, s, cfg), num_returns=2)
             stats["candidate_pairs"] = sum(ray.get(_firsts(with_u, 1)))
         with timer.stage("filter"):
             kept = reduce(
                 [split(_firsts(with_u, 0), _V, parts), by_pos],
-                lambda e, s: _filter_v(e, s, cfg.num_perm, cfg.threshold),
-                num_returns=2,
+                lambda e, s: _filter_v(e, s, cfg, scores=False),
+                num_returns=3,
             )
             near = _firsts(kept, 0)
             stats["rejected_by_estimate"] = sum(ray.get(_firsts(kept, 1)))
+            stats["rejected_by_verification"] = sum(ray.get(_firsts(kept, 2)))
     with timer.stage("cluster"), tracker.task("Components (ray)", total=None):
         edges = exact_edges + near
         for _ in range(MAX_ROUNDS):
@@ -477,11 +671,77 @@ def find_members(
         else:
             raise DatadietError(f"connected components did not converge in {MAX_ROUNDS} rounds; report this as a bug")
         members = reduce([split(edges, _U, parts), split(edges, _V, parts), by_pos], _members)
-        keepers = reduce([split(members, _LABEL, parts)], lambda m: _keepers(m, cfg.keep, cfg.seed, cfg.num_perm))
+        keepers = reduce([split(members, _LABEL, parts)], lambda m: _keepers(m, cfg))
         frame = pl.from_arrow(_concat(ray.get(keepers)))
     assert isinstance(frame, pl.DataFrame)
     sizes = frame.group_by(CLUSTER_ID).len()
     stats.update(clusters=sizes.height, largest_cluster=int(sizes["len"].max()) if sizes.height else min(n, 1))  # type: ignore[arg-type]
+    return frame, stats
+
+
+def find_matches(
+    source: Dataset,
+    other: Dataset,
+    cfg: MinhashConfig,
+    bands: int,
+    rows: int,
+    *,
+    cpus: int,
+    timer: _Timer,
+    tracker: Tracker = NULL_TRACKER,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """`--against`: the documents of `source` that duplicate a document of `other`, on the cluster.
+
+    Positions of `other` follow those of `source` (N .. N + M - 1), as in `dedupe.find_contaminated`.
+
+    Returns:
+        One row per removed document: id, u (its position), v (the matched position of OTHER),
+        keeper_id, est, exact (NaN unless `cfg.verify` or an exact match) and same; and the
+        stats of `dedupe.find_contaminated`.
+    """
+    n, m = source.rows, other.rows
+    minhash = cfg.method == "minhash"
+    parts = _partitions(n + m, cpus, bands if minhash else 1)
+    stats: dict[str, Any] = {"candidate_pairs": 0, "rejected_by_estimate": 0, "rejected_by_verification": 0}
+    with timer.stage("sign"):
+        signed = _sign([source, other], cfg, bands, rows, cpus, tracker)
+        by_pos = gather(split(signed, _POS, parts, columns=(_POS, ID, _SIG, TEXT)))
+    with timer.stage("exact"):
+        exact_out = reduce(
+            [split(signed, _D0, parts, columns=(_POS, _D0, _D1, _KEYS))],
+            lambda t: _exact_against(t, n, bands, parts),
+            num_returns=2,
+        )
+        exact = split(_firsts(exact_out, 0), _U, parts)
+        band_rows = _firsts(exact_out, 1)
+    scored = [ray.put(_scored(*(np.zeros(0, np.int64),) * 2, *(np.zeros(0),) * 2))]
+    if minhash and m:
+        with timer.stage("candidates"):
+            with _sort_shuffle():
+                grouped = ray.data.from_arrow_refs(band_rows).groupby(_PART, num_partitions=parts)
+                candidates = grouped.map_groups(lambda r: _cross_group(r, n), batch_format="pyarrow").to_arrow_refs()
+            with_u = reduce(
+                [split(candidates, _U, parts), exact, by_pos],
+                lambda e, x, s: _attach_u(e, s, cfg, exclude=x),
+                num_returns=2,
+            )
+            stats["candidate_pairs"] = sum(ray.get(_firsts(with_u, 1)))
+        with timer.stage("filter"):
+            kept = reduce(
+                [split(_firsts(with_u, 0), _V, parts), by_pos],
+                lambda e, s: _filter_v(e, s, cfg, scores=True),
+                num_returns=3,
+            )
+            scored = _firsts(kept, 0)
+            stats["rejected_by_estimate"] = sum(ray.get(_firsts(kept, 1)))
+            stats["rejected_by_verification"] = sum(ray.get(_firsts(kept, 2)))
+    with timer.stage("match"):
+        picked = reduce([split(scored, _U, parts), exact, by_pos], _pick)
+        named = reduce([split(picked, _V, parts), by_pos], _keeper_ids)
+        frame = pl.from_arrow(_concat(ray.get(named)))
+    assert isinstance(frame, pl.DataFrame)
+    counts = frame.group_by(_V).len()
+    stats.update(clusters=counts.height, largest_cluster=int(counts["len"].max()) + 1 if counts.height else 0)  # type: ignore[arg-type]
     return frame, stats
 
 
@@ -494,12 +754,55 @@ def _clusters_frame(members: pl.DataFrame) -> pl.DataFrame:
             pl.col(CLUSTER_ID).cast(pl.Int64),
             (pl.col(_KEEPER) == pl.col(POSITION)).alias(KEPT),
             pl.col(KEEPER_ID).cast(pl.String),
-            pl.col(JACCARD_ESTIMATE).cast(pl.Float64),
-            pl.when(pl.col("same")).then(1.0).otherwise(None).cast(pl.Float64).alias(JACCARD_EXACT),
+            pl.col(JACCARD_ESTIMATE).cast(pl.Float64).fill_nan(None),
+            pl.col(JACCARD_EXACT).cast(pl.Float64).fill_nan(None),
         )
         .select(list(CLUSTERS_SCHEMA))
         .sort(CLUSTER_ID, POSITION)
     )
+
+
+def _against_frame(matches: pl.DataFrame, n: int) -> pl.DataFrame:
+    """clusters.parquet of an --against version: one row per removed document, its cluster the OTHER position."""
+    return matches.select(
+        pl.col(ID).cast(pl.String),
+        pl.col(_U).cast(pl.Int64).alias(POSITION),
+        (pl.col(_V) - n).cast(pl.Int64).alias(CLUSTER_ID),
+        pl.lit(False).alias(KEPT),
+        pl.col(KEEPER_ID).cast(pl.String),
+        pl.col(_EST).cast(pl.Float64).fill_nan(None).alias(JACCARD_ESTIMATE),
+        pl.col(_EXJ).cast(pl.Float64).fill_nan(None).alias(JACCARD_EXACT),
+    ).sort(CLUSTER_ID, POSITION)
+
+
+def write_parts(
+    writer: PartWriter, source: Dataset, removed: I64, *, remote: bool = True, tracker: Tracker = NULL_TRACKER
+) -> None:
+    """Stage 7: every input part minus its removed rows, one Ray task per part, adopted in part order.
+
+    Each task gets only its part's removed rows; its staged files land in `writer.dir` (which the
+    workers must be able to reach) and the driver adopts them, so no row passes through the driver.
+
+    Args:
+        writer: The new version's writer.
+        source: The deduplicated version.
+        removed: Sorted positions (over all of `source`) of the rows to drop.
+        remote: False writes in this process (for an empty input, where no cluster is started).
+        tracker: Progress.
+    """
+    counts = [pq.ParquetFile(p).metadata.num_rows for p in source.parts]
+    bounds = np.cumsum([0, *counts])
+    jobs: list[tuple[Path, I64, Path, str]] = []
+    for k, path in enumerate(source.parts):
+        lo, hi = np.searchsorted(removed, [bounds[k], bounds[k + 1]])
+        jobs.append((path, removed[lo:hi] - bounds[k], Path(writer.dir), f"{STAGE_PREFIX}-{k:05d}"))
+    refs = [_write_part_task.remote(*job) for job in jobs] if remote else []
+    with tracker.task("Writing", total=len(jobs)) as task:
+        for k, job in enumerate(jobs):
+            staged = ray.get(refs[k]) if remote else _write_part(*job)
+            for path, rows in staged:
+                writer.adopt(path, rows)
+            task.advance()
 
 
 def dedupe(
@@ -510,53 +813,49 @@ def dedupe(
     *,
     params: dict[str, Any],
     parents: list[str],
+    other: Dataset | None = None,
     address: str | None = None,
     tracker: Tracker = NULL_TRACKER,
 ) -> Commit:
     """`dedupe.dedupe` on a Ray cluster; same version id, rows, clusters.parquet and stats (timings aside).
 
     Args:
-        store: The store holding `source` (on a filesystem every Ray worker can read).
+        store: The store holding `source` (on a filesystem every Ray worker can read and write).
         source: The version to deduplicate.
-        cfg: The parameters (`verify` is not supported here).
+        cfg: The parameters.
         name: Name of the new version.
         params: The version's parameters, as the local engine computes them.
         parents: The version's parents.
+        other: With --against: remove the documents of `source` that duplicate one of `other`.
         address: The Ray cluster (see `connect`).
         tracker: Progress.
 
     Returns:
         The new version (`up_to_date` when it already exists; Ray is then never started).
     """
-    if cfg.verify:
-        raise UsageError("--verify is not supported with --engine ray yet; drop --verify or use --engine local")
     bands, rows = cfg.bands_rows() if cfg.method == "minhash" else (1, 1)
 
     def build(writer: PartWriter) -> dict[str, Any]:
         timer = _Timer()
         n = source.rows
+        found: dict[str, Any] = {"candidate_pairs": 0, "rejected_by_estimate": 0, "rejected_by_verification": 0}
+        found.update(clusters=0, largest_cluster=0)
+        clusters = pl.DataFrame(schema=CLUSTERS_SCHEMA)
+        exact = 0
         if n:
             cpus = connect(address)
-            members, found = find_members([source], cfg, bands, rows, cpus=cpus, timer=timer, tracker=tracker)
-        else:
-            members = pl.DataFrame(schema={**CLUSTERS_SCHEMA, _KEEPER: pl.Int64(), "same": pl.Boolean()})
-            found = {"candidate_pairs": 0, "rejected_by_estimate": 0, "rejected_by_verification": 0}
-            found.update(clusters=0, largest_cluster=0)
+            if other is None:
+                members, found = find_members([source], cfg, bands, rows, cpus=cpus, timer=timer, tracker=tracker)
+                clusters = _clusters_frame(members)
+                exact = members.filter(pl.col(_SAME) & (pl.col(_KEEPER) != pl.col(POSITION))).height
+            else:
+                matches, found = find_matches(source, other, cfg, bands, rows, cpus=cpus, timer=timer, tracker=tracker)
+                clusters = _against_frame(matches, n)
+                exact = int(matches[_SAME].sum())
         with timer.stage("write"):
-            clusters = _clusters_frame(members)
             clusters.write_parquet(writer.dir / CLUSTERS_FILE, compression="zstd")
-            gone = clusters.filter(~pl.col(KEPT))
-            removed_pos = np.sort(gone[POSITION].to_numpy().astype(np.int64))
-            offset = 0
-            with tracker.task("Writing", total=len(source.parts)) as task:
-                for frame in source.iter_frames():
-                    lo, hi = np.searchsorted(removed_pos, [offset, offset + frame.height])
-                    keep = np.ones(frame.height, dtype=bool)
-                    keep[removed_pos[lo:hi] - offset] = False
-                    offset += frame.height
-                    writer.write(frame.filter(pl.Series(keep)))
-                    task.advance()
-        exact = int(gone["jaccard_exact"].is_not_null().sum())
-        return summary_stats(cfg, n, int(removed_pos.size), exact, found, timer.seconds)
+            removed = np.sort(clusters.filter(~pl.col(KEPT))[POSITION].to_numpy().astype(np.int64))
+            write_parts(writer, source, removed, remote=bool(n), tracker=tracker)
+        return summary_stats(cfg, n, int(removed.size), exact, found, timer.seconds)
 
     return store.commit(name, operation="dedupe", params=params, parents=parents, build=build)
