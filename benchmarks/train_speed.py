@@ -49,6 +49,37 @@ def matmul_rate(dtype: torch.dtype, device: torch.device, n: int = 2048, reps: i
     return best
 
 
+def shape_rate(model_cfg: GPTConfig, tokens_per_step: int, dtype: torch.dtype, device: torch.device) -> float:
+    """FLOP/s of the model's own weight matmuls (forward, grad-input, grad-weight), best of 3 passes.
+
+    The square-matmul rate is what MFU divides by; this is the rate the model's shapes can reach
+    (M = tokens per step, K x N = each Linear), so rate / peak is the MFU ceiling of a step that
+    spent no time at all outside its weight matmuls.
+    """
+    d, L, M = model_cfg.n_embd, model_cfg.n_layer, tokens_per_step
+    shapes = [(d, 3 * d)] * L + [(d, d)] * L + [(d, 4 * d)] * L + [(4 * d, d)] * L + [(d, model_cfg.padded_vocab_size)]
+    mats = [
+        (
+            torch.randn(M, k, device=device).to(dtype),
+            torch.randn(n, k, device=device).to(dtype),
+            torch.randn(M, n, device=device).to(dtype),
+        )
+        for k, n in shapes
+    ]
+    flops = sum(6 * M * k * n for k, n in shapes)
+    best = 0.0
+    for _ in range(3):
+        t = time.perf_counter()
+        for x, w, g in mats:
+            x @ w.T  # forward
+            g @ w  # grad of the input
+            g.T @ x  # grad of the weight
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = max(best, flops / (time.perf_counter() - t))
+    return best
+
+
 def baseline_times(
     model_cfg: GPTConfig, train_cfg: TrainConfig, tokens: torch.Tensor, steps: int, device: torch.device
 ) -> list[float]:
@@ -120,6 +151,10 @@ def main() -> None:
         model_cfg, fp32_cfg = resolve_config(preset, VOCAB, {**common, "dtype": "'float32'"})
         _, bf16_cfg = resolve_config(preset, VOCAB, {**common, "dtype": "'bfloat16'"})
         flops = GPT(model_cfg).flops_per_token()
+        ceiling = {
+            prec: shape_rate(model_cfg, fp32_cfg.tokens_per_step, getattr(torch, prec), device) / peak[prec]
+            for prec in peak
+        }
         runs: dict[str, list[float]] = {
             "baseline (eager fp32 loop)": [],
             "trainer float32": [],
@@ -134,6 +169,11 @@ def main() -> None:
         print(
             f"\n{preset}: {GPT(model_cfg).num_params() / 1e6:.2f}M params, {flops / 1e6:.1f} MFLOP/token, "
             f"batch {fp32_cfg.batch_size} x {fp32_cfg.block_size}, median of {len(runs['trainer float32'])} steps"
+        )
+        print(
+            "  the model's weight-matmul shapes alone reach "
+            + ", ".join(f"{c:.2f} of the {prec} rate" for prec, c in ceiling.items())
+            + " (the MFU ceiling of a step with no other work)"
         )
         for name, rate in tps.items():
             prec = "bfloat16" if "bfloat16" in name else "float32"

@@ -238,3 +238,16 @@ def test_cli_dedupe_engine_ray(ray_cluster: None, texts: list[str], store_path: 
     remote = cli(runner, "dedupe", ref, *args, "--engine", "ray", "--name", "viaray")
     local = cli(runner, "dedupe", ref, *args, "--name", "vialocal")
     assert remote["ref"].split("@")[1] == local["ref"].split("@")[1]
+
+
+def test_unreachable_address_fails_fast() -> None:
+    """`ray.init` retries a dead address for minutes; the pre-check answers in one line at once."""
+    pytest.importorskip("ray", reason="the ray engine needs the ray extra: pip install 'datadiet[ray]'")
+    from datadiet.engine.ray_engine import _check_reachable
+    from datadiet.errors import DatadietError
+
+    with pytest.raises(DatadietError, match=r"cannot join the Ray cluster at 127\.0\.0\.1:1: .*ray start --head"):
+        _check_reachable("127.0.0.1:1", timeout_s=2)
+    for bad in ("nonsense", "host:", ":6379", "ray://host"):
+        with pytest.raises(UsageError, match="--address must be auto or HOST:PORT"):
+            _check_reachable(bad)

@@ -818,7 +818,7 @@ def explain_clusters(
         raise UsageError(
             f"{dataset.ref} was not written by `curate dedupe` (no {CLUSTERS_FILE}); run `curate dedupe` first"
         )
-    store = store or Store(dataset.path.parents[2])
+    store = store or dataset.store or Store(dataset.folder.parents[2])
     parents = dataset.manifest.parents
     against = dataset.manifest.params.get("against")
     try:

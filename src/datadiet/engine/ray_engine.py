@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import logging
 import math
+import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -84,7 +85,7 @@ from datadiet.curate.dedupe import (
 )
 from datadiet.curate.minhash import MinhashConfig, estimate_jaccard
 from datadiet.curate.normalize import fmix64
-from datadiet.errors import DatadietError
+from datadiet.errors import DatadietError, UsageError
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.schema import ID, TEXT
 from datadiet.store import STAGE_PREFIX, Commit, Dataset, PartWriter, Store, stage_parts
@@ -123,6 +124,8 @@ def connect(address: str | None = None) -> int:
         DatadietError: the cluster cannot be reached.
     """
     if not ray.is_initialized():
+        if address not in (None, "auto"):
+            _check_reachable(address)
         try:
             if address is None:
                 ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
@@ -147,6 +150,25 @@ def connect(address: str | None = None) -> int:
         if isinstance(handler, logging.StreamHandler):
             handler.setLevel(logging.ERROR)
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+    """Fail in seconds on an address nothing listens at: `ray.init` would retry it for minutes.
+
+    Raises:
+        UsageError: ADDRESS is not HOST:PORT (optionally ray://HOST:PORT).
+        DatadietError: nothing accepts a connection there within TIMEOUT_S.
+    """
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise UsageError(f"--address must be auto or HOST:PORT (e.g. 10.0.0.5:6379), not {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise DatadietError(
+            f"cannot join the Ray cluster at {address}: {exc.strerror or exc}; "
+            "start one with `ray start --head` or leave out --address"
+        ) from exc
 
 
 @contextmanager
