@@ -1,6 +1,6 @@
 """`curate dedupe` on the local engine against the Ray engine (2 workers), on the same input.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/dedupe_ray.py [N] [--cpus 2] [--workdir DIR]
+    PYTHONPATH=src .venv/bin/python benchmarks/dedupe_ray.py [N] [--cpus 2] [--verify] [--workdir DIR]
 
 Builds N documents (default 200,000) once in --workdir (default /tmp/datadiet-bench-ray): real
 TinyStories stories from ../shared/data, each with 0-20% of its words replaced by words of other
@@ -72,6 +72,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("n", nargs="?", type=int, default=200_000)
     ap.add_argument("--cpus", type=int, default=2)
+    ap.add_argument("--verify", action="store_true", help="dedupe --verify (exact Jaccard check of every pair)")
     ap.add_argument("--workdir", default="/tmp/datadiet-bench-ray")
     args = ap.parse_args()
     work = Path(args.workdir)
@@ -82,7 +83,7 @@ def main() -> None:
     ref = build(local, args.n)
     assert build(remote, args.n) == ref
     print(f"input {ref}: {args.n:,} docs, built in {time.perf_counter() - t0:.1f} s", flush=True)
-    cfg = MinhashConfig()
+    cfg = MinhashConfig(verify=args.verify)
     bands, _ = cfg.bands_rows()
 
     import ray
@@ -104,7 +105,8 @@ def main() -> None:
     same = (
         a.ref == b.ref
         and a.read().equals(b.read())
-        and pl.read_parquet(a.path / CLUSTERS_FILE).equals(pl.read_parquet(b.path / CLUSTERS_FILE))
+        and a.manifest.files == b.manifest.files
+        and pl.read_parquet(a.file(CLUSTERS_FILE)).equals(pl.read_parquet(b.file(CLUSTERS_FILE)))
     )
     s = a.manifest.stats
     print(

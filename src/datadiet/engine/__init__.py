@@ -1,11 +1,12 @@
 """Execution engines for the curation operations: `local` (this machine) and `ray` (a Ray cluster).
 
-The local engine is the code in `datadiet.curate`; `ray_engine` runs the same operations on a Ray
-cluster and gives identical versions (the engine is never part of a version's parameters).
-`load_ray()` imports it, turning a missing `ray` install into a one-line UsageError.
+The local engine is the code in `datadiet.curate` and `datadiet.eval.stats`; the Ray engine runs
+the same operations on a Ray cluster and gives identical versions (the engine is never part of a
+version's parameters): `ray_engine` (dedupe), `ray_degrade` (duplicate, subset), `ray_ingest`
+(ingest) and `ray_stats` (stats). `load_ray(module)` imports one, turning a missing `ray` install
+into a one-line UsageError.
 
-Invoked by `datadiet.curate.dedupe.dedupe(..., engine="ray")` and by the CLI's `--engine` options
-(`duplicate` and `subset` accept only `local` for now).
+Invoked by the library functions' `engine=` argument, which the CLI's `--engine` options set.
 """
 
 from __future__ import annotations
