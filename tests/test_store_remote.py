@@ -23,7 +23,6 @@ from datadiet.store import (
     UPLOAD_DIR,
     PartWriter,
     Store,
-    check_workers_can_stage,
     is_uri,
     lineage,
     remote_debris,
@@ -130,7 +129,7 @@ def mock() -> pafs.FileSystem:
 
 def test_uri_detection() -> None:
     assert [is_uri(u) for u in ("s3://b/p", "gs://b", "hdfs://h/p", "file:///x", "abfs://c/p")] == [True] * 5
-    assert [is_uri(u) for u in ("C://x", "/abs/dir", "rel/dir", "file:rel", Path("s3://b"))] == [False] * 5  # type: ignore[arg-type]
+    assert [is_uri(u) for u in ("C://x", "/abs/dir", "rel/dir", "file:rel", Path("s3://b"))] == [False] * 5
 
 
 def test_commit_publishes_files_then_manifest_last(mock: pafs.FileSystem, tmp_path: Path) -> None:
@@ -309,11 +308,6 @@ def test_store_options_errors_are_one_line(tmp_path: Path) -> None:
     (tmp_path / "f").write_text("x")
     with pytest.raises(DatadietError, match=f"store file://{tmp_path}/f is a file"):
         Store(f"file://{tmp_path}/f", cache=tmp_path / "c")
-    remote = Store(f"file://{tmp_path}/s", cache=tmp_path / "c")
-    check_workers_can_stage(remote, 1)
-    check_workers_can_stage(Store(tmp_path / "local"), 3)
-    with pytest.raises(UsageError, match="--engine ray on 2 machines cannot write to store file://"):
-        check_workers_can_stage(remote, 2)
 
 
 def test_cache_location_defaults_under_datadiet_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -23,6 +23,11 @@ data files first and the manifest last (one small PUT, atomic on object stores; 
 and a move elsewhere), so the rule above holds remotely too: a folder without a manifest is never
 a version.
 
+Cluster workers (`--engine ray`) neither download nor go through this machine: they read parts
+through `Dataset.part_sources()` (a path, or the object store itself) and stage their output
+through `PartWriter.stage_target()` (the temporary folder, or the version's still manifest-less
+folder on the remote, where the driver renames the files into place before the manifest).
+
 Used by every operation::
 
     store = Store(root)                       # a folder, or a URI such as "s3://bucket/datadiet"
@@ -36,10 +41,12 @@ import errno
 import fcntl
 import functools
 import hashlib
+import io
 import json
 import os
 import re
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -47,7 +54,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import polars as pl
 
@@ -56,7 +63,9 @@ from datadiet.errors import DatadietError, RefError, UsageError
 from datadiet.schema import FORMAT_VERSION, MANIFEST_FILE, MAX_PART_BYTES, MAX_PART_ROWS, PART_PATTERN, conform
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     import pyarrow.fs
+    import pyarrow.parquet as pq
 
 STORE_ENV = "DATADIET_STORE"
 DEFAULT_STORE = "datadiet-store"
@@ -206,6 +215,27 @@ class Dataset:
             return [self.folder / n for n in names]
         return sorted(self.folder.glob("part-*.parquet"))
 
+    def part_sources(self) -> list[PartSource]:
+        """The Parquet parts as small picklable handles a cluster worker reads wherever the store lives.
+
+        Unlike `parts`, nothing is downloaded here: a local store's handles are paths; a remote
+        store's read straight from the object store on whichever machine calls `read`. Each
+        handle knows its row count (from the part's footer; remote footers are read concurrently).
+        """
+        remote = self.store.remote if self.store is not None else None
+        if remote is None:
+            sources = [PartSource(p.name, str(p)) for p in self.parts]
+        else:
+            key = (self.kind, self.name, self.version)
+            sources = [
+                PartSource(n, remote.path(*key, n), self.manifest.files[n], remote, key) for n in self._part_names()
+            ]
+        footers = part_metadata(sources)
+        return [
+            PartSource(s.name, s.path, s.sha256, s.remote, s.key, m.num_rows)
+            for s, m in zip(sources, footers, strict=True)
+        ]
+
     @property
     def rows(self) -> int:
         return self.manifest.rows
@@ -264,14 +294,214 @@ def stage_parts(frame: pl.DataFrame, directory: Path, stem: str, kind: str = "da
     return staged
 
 
-class PartWriter:
-    """Writes the files of a version being built, inside its temporary folder."""
+@dataclass(frozen=True)
+class PartSource:
+    """One Parquet part of a version, for a cluster worker to read (from `Dataset.part_sources`).
 
-    def __init__(self, directory: Path, kind: str) -> None:
+    It pickles small (a path, or a path and the store's pyarrow filesystem), so it can be sent
+    to any machine: a local (or shared-filesystem) store's part is read from its path, a remote
+    store's straight from the object store, its bytes checked against the manifest's sha256.
+    """
+
+    name: str  # part-XXXXX.parquet
+    path: str  # the local path, or the path on the remote store's filesystem
+    sha256: str | None = None  # (remote) the manifest's hash, checked on every read
+    remote: _Remote | None = field(default=None, repr=False)
+    key: tuple[str, str, str] | None = None  # (remote) kind, name, version
+    rows: int = -1  # from the footer; -1 until read
+
+    @property
+    def location(self) -> str:
+        """Where the part is, for messages: its path, or its URI on a remote store."""
+        if self.remote is not None and self.key is not None:
+            return self.remote.url(*self.key, self.name)
+        return self.path
+
+    def read_bytes(self) -> bytes:
+        """The file's bytes; on a remote store checked against the manifest's sha256.
+
+        Raises:
+            DatadietError: the remote file is missing, unreadable or differs from its manifest.
+        """
+        if self.remote is None or self.key is None:
+            return Path(self.path).read_bytes()
+        parts = (*self.key, self.name)
+        try:
+            data = self.remote.read_bytes(*parts)
+        except FileNotFoundError as exc:
+            raise DatadietError(
+                f"{self.location} is missing although the manifest lists it; run `curate verify {parts[1]}@{parts[2]}`"
+            ) from exc
+        if hashlib.sha256(data).hexdigest() != self.sha256:
+            raise DatadietError(
+                f"{self.location} differs from its manifest (sha256 mismatch), so it was not used; "
+                f"run `curate verify {parts[1]}@{parts[2]}`"
+            )
+        return data
+
+    def read(self, columns: Sequence[str] | None = None, offset: int = 0, length: int | None = None) -> pl.DataFrame:
+        """Rows [offset, offset + length) of the part (all by default), only COLUMNS if given.
+
+        A remote part is fetched whole into memory (parts are at most MAX_PART_BYTES, 256 MiB) and
+        hashed there; nothing is written to the local disk.
+        """
+        cols = list(columns) if columns is not None else None
+        if self.remote is None:
+            if offset == 0 and length is None:
+                return pl.read_parquet(self.path, columns=cols)
+            lazy = pl.scan_parquet(self.path)
+            return (lazy.select(cols) if cols is not None else lazy).slice(offset, length).collect()
+        frame = pl.read_parquet(io.BytesIO(self.read_bytes()), columns=cols)
+        return frame if offset == 0 and length is None else frame.slice(offset, length)
+
+    def metadata(self) -> pq.FileMetaData:
+        """The part's Parquet footer (a few small reads on a remote store)."""
+        import pyarrow.parquet as pq
+
+        if self.remote is None or self.key is None:
+            return pq.read_metadata(self.path)
+        parts = (*self.key, self.name)
+        with self.remote.errors("read", *parts), self.remote.fs.open_input_file(self.path) as f:
+            return pq.ParquetFile(f).metadata
+
+    def schema(self) -> pa.Schema:
+        """The part's Arrow schema, from its footer."""
+        return self.metadata().schema.to_arrow_schema()
+
+
+def part_metadata(sources: Sequence[PartSource]) -> list[pq.FileMetaData]:
+    """The footers of SOURCES, in order (read concurrently: on a remote store each is a round trip)."""
+    found: list[Any] = [None] * len(sources)
+
+    def read(i: int) -> None:
+        found[i] = sources[i].metadata()
+
+    if any(s.remote is not None for s in sources):
+        _transfer([functools.partial(read, i) for i in range(len(sources))])
+    else:
+        for i in range(len(sources)):
+            read(i)
+    return found
+
+
+class Staged(NamedTuple):
+    """A file a worker staged (`StageTarget.stage`) for the driver to adopt (`PartWriter.adopt_staged`)."""
+
+    name: str  # its name in the staging folder
+    rows: int
+    sha256: str | None = None  # (remote store) hashed on the worker, so the driver never reads it
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class StageTarget:
+    """Where cluster workers stage a version's parts (from `PartWriter.stage_target`); pickles small.
+
+    For a local (or shared-filesystem) store it is the version's temporary folder, and `stage` is
+    `stage_parts` there. For a remote store it is the version's own (still manifest-less, so
+    invisible) folder on the remote: each file is written to a local temporary file on the worker,
+    hashed, uploaded under a name unique to this writer, and deleted locally.
+    """
+
+    directory: str  # the local temporary folder, or the version's folder on the remote filesystem
+    kind: str
+    remote: _Remote | None = field(default=None, repr=False)
+    key: tuple[str, str, str] | None = None  # (remote) kind, name, version
+    token: str = ""  # (remote) in every staged name: writers of the same version never share a file
+
+    def stage(self, frame: pl.DataFrame, stem: str) -> list[Staged]:
+        """`stage_parts(frame, ..., stem)` into this target; the files, in order, for `PartWriter.adopt_staged`."""
+        if self.remote is None or self.key is None:
+            return [Staged(p.name, rows) for p, rows in stage_parts(frame, Path(self.directory), stem, self.kind)]
+        out = []
+        with tempfile.TemporaryDirectory(prefix="datadiet-stage-") as tmp:
+            for path, rows in stage_parts(frame, Path(tmp), stem, self.kind):
+                name = f"{STAGE_PREFIX}-{self.token}{path.name[len(STAGE_PREFIX) :]}"
+                digest, size = file_sha256(path), path.stat().st_size
+                self.remote.upload(path, (*self.key, name))
+                path.unlink()  # one local file at a time, whatever the frame's size
+                out.append(Staged(name, rows, digest, size))
+        return out
+
+
+class PartWriter:
+    """Writes the files of a version being built, inside its temporary folder.
+
+    On a remote store, parts staged by workers (`stage_target`) stay on the remote: adopting one
+    records its final name, hash and size, and `Store.commit` renames it there before the manifest.
+    """
+
+    def __init__(
+        self,
+        directory: Path,
+        kind: str,
+        *,
+        remote: _Remote | None = None,
+        key: tuple[str, str, str] | None = None,
+        marker: Path | None = None,
+    ) -> None:
         self.dir = directory
         self.kind = kind
         self.rows = 0
         self._parts = 0
+        self._remote = remote
+        self._key = key
+        self._marker = marker  # `.uploads/` marker: made before a worker writes to the remote
+        self._token = uuid.uuid4().hex[:8]
+        self._staging = False  # whether workers may have written to the remote
+        self.remote_parts: dict[str, Staged] = {}  # final name -> the staged remote file it is renamed from
+        self.remote_dropped: list[str] = []  # staged remote files adopted as nothing (empty frames)
+
+    def stage_target(self) -> StageTarget:
+        """Where cluster workers stage parts: every worker can reach it, wherever the store lives."""
+        if self._remote is None or self._key is None:
+            return StageTarget(str(self.dir), self.kind)
+        self._staging = True
+        if self._marker is not None:
+            # Before any worker uploads: if this process dies, this machine's `gc` knows the debris is its own.
+            self._marker.parent.mkdir(parents=True, exist_ok=True)
+            self._marker.touch()
+        return StageTarget(self._remote.path(*self._key), self.kind, self._remote, self._key, self._token)
+
+    def adopt_staged(self, staged: Staged) -> None:
+        """Take a file a worker staged through `stage_target()` as the next part (see `adopt`)."""
+        if staged.sha256 is None:
+            self.adopt(self.dir / staged.name, staged.rows)
+            return
+        if staged.rows == 0 and self._parts > 0:
+            self.remote_dropped.append(staged.name)
+            return
+        self.remote_parts[PART_PATTERN.format(self._parts)] = staged
+        self._parts += 1
+        self.rows += staged.rows
+
+    def scan(self) -> pl.LazyFrame:
+        """The parts written so far, in order: local files, and parts staged on a remote store read there.
+
+        For checks over the written rows (e.g. unique ids) that must not assume the parts are local;
+        on a remote store only the selected columns are fetched.
+        """
+        frames = [(p.name, pl.scan_parquet(p)) for p in self.dir.glob("part-*.parquet")]
+        if self.remote_parts and self._remote is not None and self._key is not None:
+            import pyarrow.dataset as pads
+
+            for rel, staged in self.remote_parts.items():
+                path = self._remote.path(*self._key, staged.name)
+                data = pads.dataset(path, format="parquet", filesystem=self._remote.fs)
+                frames.append((rel, pl.scan_pyarrow_dataset(data)))
+        if not frames:
+            raise DatadietError("internal error: no parts were written; nothing was published")
+        return pl.concat([f for _, f in sorted(frames, key=lambda rf: rf[0])])
+
+    def _discard_remote(self) -> None:
+        """Delete the files this writer's workers staged on the remote (best effort; `gc` gets the rest)."""
+        if self._remote is None or self._key is None or not self._staging:
+            return
+        with contextlib.suppress(DatadietError, OSError):
+            mine = f"{STAGE_PREFIX}-{self._token}-"
+            for rel in self._remote.files(*self._key):
+                if rel.startswith(mine):
+                    self._remote.delete((*self._key, rel), folder=False)
 
     def write(self, frame: pl.DataFrame) -> None:
         """Append rows as one or more Parquet parts (datasets are conformed to the declared schema)."""
@@ -485,6 +715,21 @@ class _Remote:
             with open(src, "rb") as fin, self.fs.open_output_stream(dst) as fout:
                 while block := fin.read(_CHUNK):
                     fout.write(block)
+
+    def rename(self, src: Sequence[str], dst: Sequence[str]) -> None:
+        """Move a file within the store: a rename where the filesystem has one, a server-side copy on S3/GCS.
+
+        Raises:
+            FileNotFoundError: SRC is gone (the caller decides what that means).
+        """
+        import pyarrow as pa
+
+        with self.errors("publish", *dst):
+            try:
+                self.fs.move(self.path(*src), self.path(*dst))
+            except pa.ArrowNotImplementedError:  # e.g. Azure without a hierarchical namespace
+                self.fs.copy_file(self.path(*src), self.path(*dst))
+                self.fs.delete_file(self.path(*src))
 
     def put_atomic(self, data: bytes, parts: Sequence[str]) -> None:
         """Write one small object so that readers see all of it or nothing."""
@@ -788,17 +1033,21 @@ class Store:
             if existing is not None:
                 return Commit(existing, up_to_date=True)
             tmp = self._make_tmp(f"{kind}-{name}-{version}")
+            key = (kind, name, version)
+            marker = self.root / UPLOAD_DIR / "-".join(key)
+            writer = PartWriter(tmp, kind, remote=self.remote, key=key, marker=marker)
             try:
-                writer = PartWriter(tmp, kind)
                 stats = dict(build(writer) or {})
                 writer.finish_empty()
                 manifest = self._manifest(tmp, name, version, kind, operation, canon, parents, writer, stats)
-                self._publish(tmp, manifest)
+                self._publish(tmp, manifest, writer)
             except OSError as exc:
                 shutil.rmtree(tmp, ignore_errors=True)
+                writer._discard_remote()
                 raise self._disk_error(exc) from exc
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
+                writer._discard_remote()
                 raise
         published = self._load(kind, name, version)
         assert published is not None
@@ -834,6 +1083,11 @@ class Store:
                 raise DatadietError(f"internal error: staged part {rel} was never adopted; nothing was published")
             files[rel] = file_sha256(path)
             total += path.stat().st_size
+        for rel, staged in writer.remote_parts.items():  # hashed by the workers that wrote them
+            assert staged.sha256 is not None and staged.size is not None
+            files[rel] = staged.sha256
+            total += staged.size
+        files = dict(sorted(files.items()))
         seed = params.get("seed")
         return Manifest(
             name=name,
@@ -851,9 +1105,9 @@ class Store:
             stats=json.loads(canonical_json(stats)),
         )
 
-    def _publish(self, tmp: Path, manifest: Manifest) -> None:
+    def _publish(self, tmp: Path, manifest: Manifest, writer: PartWriter) -> None:
         if self.remote is not None:
-            self._publish_remote(tmp, manifest)
+            self._publish_remote(tmp, manifest, writer)
             return
         # Data files are made durable before the manifest exists, and the manifest before the
         # rename, so a crash at any point leaves either nothing or a complete version.
@@ -877,12 +1131,14 @@ class Store:
         os.rename(tmp, final)
         _fsync_dir(final.parent)
 
-    def _publish_remote(self, tmp: Path, manifest: Manifest) -> None:
+    def _publish_remote(self, tmp: Path, manifest: Manifest, writer: PartWriter) -> None:
         """Upload the data files, then the manifest, last; then keep the files as this machine's cached copy.
 
-        Until the manifest lands the version does not exist for any reader, so an upload that fails
-        or is killed leaves only manifest-less debris, which `curate gc` removes (the marker in
-        `.uploads/` tells it the debris is this machine's and its writer is gone).
+        Parts that cluster workers staged on the remote (`PartWriter.stage_target`) are renamed
+        there to their final names instead of uploaded. Until the manifest lands the version does
+        not exist for any reader, so an upload that fails or is killed leaves only manifest-less
+        debris, which `curate gc` removes (the marker in `.uploads/` tells it the debris is this
+        machine's and its writer is gone).
         """
         remote = self.remote
         assert remote is not None
@@ -892,32 +1148,51 @@ class Store:
         marker.touch()
         there = remote.files(*key)
         if MANIFEST_FILE in there:
-            # Published by another machine while we built (same id, so the same content): theirs stands.
-            marker.unlink(missing_ok=True)
-            shutil.rmtree(tmp, ignore_errors=True)
+            self._published_elsewhere(tmp, marker, writer)
             return
-        for rel in sorted(set(there) - set(manifest.files)):
-            remote.delete((*key, *rel.split("/")), folder=False)  # debris of an earlier interrupted upload
-        _transfer(
-            [
-                functools.partial(remote.upload, tmp / rel, (*key, *rel.split("/")))
-                for rel in sorted(manifest.files, key=lambda r: -(tmp / r).stat().st_size)  # largest first
-            ]
-        )
+        moves = writer.remote_parts
+        try:
+            _transfer(
+                [
+                    functools.partial(remote.rename, (*key, staged.name), (*key, rel))
+                    for rel, staged in sorted(moves.items())
+                ]
+            )
+        except FileNotFoundError:
+            if _is_file(remote.info(*key, MANIFEST_FILE)):
+                self._published_elsewhere(tmp, marker, writer)
+                return
+            raise DatadietError(
+                f"a staged part of {remote.url(*key)} vanished before it was published (another machine writing "
+                "the same version?); rerun the command"
+            ) from None
+        renamed = {staged.name for staged in moves.values()}
+        for rel in sorted(set(there) - set(manifest.files) - renamed):
+            # Debris of an earlier interrupted upload, and staged files adopted as nothing.
+            remote.delete((*key, *rel.split("/")), folder=False)
+        local = sorted((r for r in manifest.files if r not in moves), key=lambda r: -(tmp / r).stat().st_size)
+        # Largest first: the longest transfers start before the short ones.
+        _transfer([functools.partial(remote.upload, tmp / rel, (*key, *rel.split("/"))) for rel in local])
         data = _manifest_bytes(manifest)
         remote.put_atomic(data, (*key, MANIFEST_FILE))
         marker.unlink(missing_ok=True)
-        self._keep_in_cache(tmp, manifest, data)
+        self._keep_in_cache(tmp, manifest, data, local)
         shutil.rmtree(tmp, ignore_errors=True)
 
-    def _keep_in_cache(self, tmp: Path, manifest: Manifest, data: bytes) -> None:
-        """Move a just-published version's files into the cache, so this machine never downloads them."""
+    def _published_elsewhere(self, tmp: Path, marker: Path, writer: PartWriter) -> None:
+        """Another machine published this version while we built it (same id, so the same content): theirs stands."""
+        writer._discard_remote()
+        marker.unlink(missing_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def _keep_in_cache(self, tmp: Path, manifest: Manifest, data: bytes, rels: Sequence[str]) -> None:
+        """Move a just-published version's files RELS (those built here) into the cache: never downloaded here."""
         assert self.remote is not None
         folder = self._kind_dir(manifest.kind) / manifest.name / manifest.version
         with contextlib.suppress(OSError, DatadietError):  # the version is published; caching is optional
             info = self.remote.info(manifest.kind, manifest.name, manifest.version, MANIFEST_FILE)
             self._cache_manifest(folder, data, manifest, info.mtime_ns)
-            for rel in manifest.files:
+            for rel in rels:
                 src, dest = tmp / rel, folder / rel
                 with open(src, "rb+") as f:
                     os.fsync(f.fileno())  # cached files are trusted without rehashing
@@ -1125,22 +1400,6 @@ def unreferenced(store: Store) -> list[Dataset]:
     referenced = {p for d in everything for p in d.manifest.parents}
     newest = {(d.kind, d.name): d.ref for d in everything}  # list() is oldest first, so the last wins
     return [d for d in everything if d.ref not in referenced and newest[(d.kind, d.name)] != d.ref]
-
-
-def check_workers_can_stage(store: Store, machines: int) -> None:
-    """Refuse a cluster run whose workers could not reach the folder they stage parts into.
-
-    Workers write into the version's temporary folder (`PartWriter.dir`), which for a store on
-    object storage is in this machine's cache: fine for workers on this machine only.
-
-    Raises:
-        UsageError: the store is remote and the cluster spans more than one machine.
-    """
-    if store.remote is not None and machines > 1:
-        raise UsageError(
-            f"--engine ray on {machines} machines cannot write to store {store.location}: workers stage parts in "
-            f"this machine's cache ({store.root}); run Ray on this machine only, or use a shared-filesystem --store"
-        )
 
 
 def remote_debris(store: Store, older_than_s: float = REMOTE_DEBRIS_GRACE_S) -> tuple[list[str], list[str]]:

@@ -527,12 +527,7 @@ def finish(writer: PartWriter, cfg: IngestConfig, files: Sequence[Path], counts:
         )
     if cfg.id_field:
         # Uniqueness is checked over the written parts, so it costs one column scan, not a set in RAM.
-        dup = (
-            pl.scan_parquet(str(writer.dir / "part-*.parquet"))
-            .select(pl.len() - pl.col(ID).n_unique())
-            .collect()
-            .item()
-        )
+        dup = writer.scan().select(pl.len() - pl.col(ID).n_unique()).collect().item()
         if dup:
             raise InputError(
                 f"--id-field {cfg.id_field!r} is not unique ({dup} repeated ids); drop --id-field to use generated ids"

@@ -24,18 +24,19 @@ duplicate:
    sends each copy row to the task of the part it lands in.
 4. write: output task t builds input part t's output chunk (`inject.chunk_bounds`): it reads
    the part, places the copies landing there (exact copies from the pool rows routed to it,
-   near copies from the edit tasks), and stages the chunk with `store.stage_parts` in the
-   version's temporary folder. The driver adopts the files in part order, so the Parquet files
-   are byte-identical to the local engine's, which writes the same chunks. Each output task
-   also hash-partitions its distinct `source_id`s, and small tasks count them per partition
-   for the `unique_documents` stat.
+   near copies from the edit tasks), and stages the chunk through `PartWriter.stage_target()`
+   (the version's temporary folder, or its folder on an object store). The driver adopts the
+   files in part order, so the Parquet files are byte-identical to the local engine's, which
+   writes the same chunks. Each output task also hash-partitions its distinct `source_id`s, and
+   small tasks count them per partition for the `unique_documents` stat.
 
 subset: the driver draws the seeded permutation and the subset size (for `--tokens` from the
 parts' character counts, a first pass); output task t filters part t by its slice of the keep
 mask and stages the kept rows.
 
-The version id is the local engine's (the engine is no parameter). The store must be on a
-filesystem every Ray worker can read and write.
+The version id is the local engine's (the engine is no parameter). Workers read the parts where
+the store keeps them (`Dataset.part_sources`: a shared folder, or the object store itself), so no
+row passes through the driver's machine.
 
 Invoked by `datadiet.curate.inject.duplicate(..., engine="ray")` and
 `datadiet.curate.subset.subset(..., engine="ray")` through `datadiet.engine.load_ray("ray_degrade")`.
@@ -46,12 +47,10 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow.parquet as pq
 import ray
 
 from datadiet.curate import inject
@@ -61,7 +60,7 @@ from datadiet.curate.subset import SubsetConfig
 from datadiet.engine.ray_engine import connect
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.schema import COPY_INDEX, ID, SOURCE_ID, TEXT, conform
-from datadiet.store import STAGE_PREFIX, Commit, Dataset, PartWriter, Store, stage_parts
+from datadiet.store import STAGE_PREFIX, Commit, Dataset, PartSource, PartWriter, Staged, StageTarget, Store
 
 # Edit tasks per CPU of the cluster: 2 keeps every core busy while one task is slower.
 TASKS_PER_CPU = 2
@@ -82,9 +81,9 @@ Refs = list[Any]  # Ray object refs
 
 
 @ray.remote
-def _meta(path: str, doc: str | None) -> tuple[int, np.ndarray | None, tuple[int, int] | None]:
+def _meta(source: PartSource, doc: str | None) -> tuple[int, np.ndarray | None, tuple[int, int] | None]:
     """A part's rows, its originals' positions (None when every row is one) and the first row with id DOC."""
-    frame = pl.read_parquet(path, columns=[COPY_INDEX] if doc is None else [ID, COPY_INDEX])
+    frame = source.read([COPY_INDEX] if doc is None else [ID, COPY_INDEX])
     original = frame.get_column(COPY_INDEX).to_numpy() == 0
     originals = None if original.all() else np.flatnonzero(original).astype(np.int64)
     hit = None
@@ -98,10 +97,15 @@ def _meta(path: str, doc: str | None) -> tuple[int, np.ndarray | None, tuple[int
 
 @ray.remote(num_returns=3)
 def _extract(
-    path: str, pool_local: np.ndarray, pool_idx: np.ndarray, sample_local: np.ndarray, with_jaccard: bool, near: bool
+    source: PartSource,
+    pool_local: np.ndarray,
+    pool_idx: np.ndarray,
+    sample_local: np.ndarray,
+    with_jaccard: bool,
+    near: bool,
 ) -> tuple[pl.DataFrame, tuple[np.ndarray, pl.Series, np.ndarray], pl.Series | None]:
     """A part's pool rows (sorted by pool index), their ids and word counts, and its share of the vocabulary."""
-    frame = conform(pl.read_parquet(path))
+    frame = conform(source.read())
     if with_jaccard:
         frame = inject.with_jaccard_column(frame)
     rows = frame[pool_local].with_columns(pl.Series(_POOL, pool_idx, dtype=pl.Int64)).sort(_POOL)
@@ -111,9 +115,9 @@ def _extract(
 
 
 @ray.remote
-def _base(path: str, pool_ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+def _base(source: PartSource, pool_ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     """(pool index, highest copy_index of rows copied from it) for the pool documents with rows in a part."""
-    frame = pl.read_parquet(path, columns=[SOURCE_ID, COPY_INDEX])
+    frame = source.read([SOURCE_ID, COPY_INDEX])
     found = (
         frame.filter(pl.col(SOURCE_ID).is_in(pool_ids.implode()))
         .group_by(SOURCE_ID)
@@ -179,8 +183,8 @@ def _edit(
 
 @ray.remote
 def _write_duplicate(
-    path: str,
-    folder: str,
+    source: PartSource,
+    target: StageTarget,
     stem: str,
     cfg: DuplicateConfig,
     with_jaccard: bool,
@@ -190,11 +194,11 @@ def _write_duplicate(
     buckets: int,
     *pieces: pl.DataFrame,
 ) -> Any:
-    """Input part -> its output chunk, staged in FOLDER; also its copy rows and distinct source ids by bucket.
+    """Input part -> its output chunk, staged in TARGET; also its copy rows and distinct source ids by bucket.
 
     Args:
-        path: The input part.
-        folder: The version's temporary folder.
+        source: The input part.
+        target: Where the version's parts are staged (`PartWriter.stage_target`).
         stem: Name stem of the staged files.
         cfg: The duplication.
         with_jaccard: Whether the output has the `jaccard_to_source` column.
@@ -204,7 +208,7 @@ def _write_duplicate(
         buckets: Hash partitions of the distinct source ids.
         pieces: Exact copies: the pool rows they copy; near copies: the edited copy rows.
     """
-    frame = conform(pl.read_parquet(path))
+    frame = conform(source.read())
     if with_jaccard:
         frame = inject.with_jaccard_column(frame)
     copies = frame.clear()
@@ -219,7 +223,7 @@ def _write_duplicate(
             edit, jac = np.zeros(k.size, dtype=np.float32), np.ones(k.size, dtype=np.float32)
         copies = inject.label_copies(copies, k, edit, jac, with_jaccard)
     out = inject.place(frame, copies, positions, cfg.append)
-    staged = stage_parts(out, Path(folder), stem)
+    staged = target.stage(out, stem)
     copy_rows = int((out.get_column(COPY_INDEX) > 0).sum())
     return (staged, copy_rows, *_hash_split(out.get_column(SOURCE_ID).unique(), buckets))
 
@@ -240,16 +244,18 @@ def _count_distinct(*pieces: pl.Series) -> int:
 
 
 @ray.remote
-def _chars(path: str) -> np.ndarray:
-    return subset_mod.text_chars(pl.read_parquet(path, columns=[TEXT]))
+def _chars(source: PartSource) -> np.ndarray:
+    return subset_mod.text_chars(source.read([TEXT]))
 
 
 @ray.remote
-def _write_subset(path: str, folder: str, stem: str, keep: np.ndarray) -> tuple[list[tuple[Path, int]], int, int]:
-    """Input part -> its kept rows, staged in FOLDER; and its characters in all and in the kept rows."""
-    frame = conform(pl.read_parquet(path))
+def _write_subset(
+    source: PartSource, target: StageTarget, stem: str, keep: np.ndarray
+) -> tuple[list[Staged], int, int]:
+    """Input part -> its kept rows, staged in TARGET; and its characters in all and in the kept rows."""
+    frame = conform(source.read())
     chars = subset_mod.text_chars(frame)
-    staged = stage_parts(frame.filter(pl.Series(keep)), Path(folder), stem)
+    staged = target.stage(frame.filter(pl.Series(keep)), stem)
     return staged, int(chars.sum()), int(chars[keep].sum())
 
 
@@ -309,10 +315,10 @@ def _stem(t: int) -> str:
     return f"{STAGE_PREFIX}-ray-{t:05d}"
 
 
-def _adopt(writer: PartWriter, staged: Sequence[Sequence[tuple[Path, int]]]) -> None:
+def _adopt(writer: PartWriter, staged: Sequence[Sequence[Staged]]) -> None:
     for files in staged:
-        for path, rows in files:
-            writer.adopt(Path(path), rows)
+        for item in files:
+            writer.adopt_staged(item)
 
 
 # -- duplicate ----------------------------------------------------------------------------------
@@ -331,7 +337,7 @@ def duplicate(
     """`inject.duplicate` on a Ray cluster: the same version id, rows, Parquet files, pool.parquet and stats.
 
     Args:
-        store: The store holding `source` (on a filesystem every Ray worker can read and write).
+        store: The store holding `source` (a folder every Ray worker mounts, or an object store).
         source: The version to duplicate into.
         cfg: The duplication.
         name: Name of the new version.
@@ -358,11 +364,11 @@ def duplicate(
 def _duplicate(
     writer: PartWriter, source: Dataset, cfg: DuplicateConfig, cpus: int, tracker: Tracker
 ) -> dict[str, Any]:
-    paths = [str(p) for p in source.parts]
+    parts = source.part_sources()  # read by the workers where the store keeps them
     near = cfg.near > 0
 
     # 1. meta, and the plan on the driver.
-    metas = _get([_meta.remote(p, cfg.doc) for p in paths], tracker, "Planning (ray)")
+    metas = _get([_meta.remote(p, cfg.doc) for p in parts], tracker, "Planning (ray)")
     part_rows = [m[0] for m in metas]
     starts = np.concatenate([[0], np.cumsum(part_rows)]).astype(np.int64)
     n = int(starts[-1])
@@ -377,7 +383,7 @@ def _duplicate(
     plan = inject.plan_positions(n, originals, cfg, doc)
     del originals
     p, n_copies = plan.pool_pos.size, plan.copy_pool.size
-    with_jaccard = near or JACCARD_TO_SOURCE in pq.read_schema(paths[0]).names
+    with_jaccard = near or JACCARD_TO_SOURCE in parts[0].schema().names
 
     # 2. pool rows, ids, word counts and vocabulary shares, in the parts that hold them.
     home = np.searchsorted(starts, plan.pool_pos, side="right") - 1
@@ -389,7 +395,7 @@ def _duplicate(
     for t in np.unique(np.concatenate([home, sample_home])).tolist():
         mine = np.flatnonzero(home == t)
         local_sample = sample[sample_home == t] - starts[t]
-        refs: Any = _extract.remote(paths[t], plan.pool_pos[mine] - starts[t], mine, local_sample, with_jaccard, near)
+        refs: Any = _extract.remote(parts[t], plan.pool_pos[mine] - starts[t], mine, local_sample, with_jaccard, near)
         rows[t], infos[t] = refs[0], refs[1]
         shares.append(refs[2])
     pool_ids_parts: list[pl.Series] = []
@@ -404,7 +410,7 @@ def _duplicate(
     base = np.zeros(p, dtype=np.int64)
     if has_copies:
         ids_ref = ray.put(pool_ids)
-        for idx, top in _get([_base.remote(path, ids_ref) for path in paths], tracker, "Copy numbers (ray)"):
+        for idx, top in _get([_base.remote(part, ids_ref) for part in parts], tracker, "Copy numbers (ray)"):
             np.maximum.at(base, idx, top)
     k = inject.copy_numbers(base, plan.copy_pool, p)
 
@@ -412,7 +418,7 @@ def _duplicate(
     bounds = inject.chunk_bounds(part_rows, plan, cfg.append)
     dest = np.searchsorted(bounds, plan.copy_pos, side="right") - 1
     by_dest = np.argsort(dest, kind="stable")  # copy order within each output task
-    cuts = np.searchsorted(dest[by_dest], np.arange(len(paths) + 1))
+    cuts = np.searchsorted(dest[by_dest], np.arange(len(parts) + 1))
 
     # 3. the copies' rows: pool rows routed to the output tasks, or edited in edit tasks and sent there.
     edit = np.zeros(n_copies, dtype=np.float32)
@@ -425,13 +431,14 @@ def _duplicate(
         incoming = {}
 
     # 4. write: one output task per input part; the driver adopts their files in order.
-    count_parts = max(1, min(len(paths), COUNT_PARTS_PER_CPU * cpus))
+    count_parts = max(1, min(len(parts), COUNT_PARTS_PER_CPU * cpus))
     written, distinct = [], []
-    for t, path in enumerate(paths):
+    target = writer.stage_target()
+    for t, part in enumerate(parts):
         js = by_dest[cuts[t] : cuts[t + 1]]
         outs = _write_duplicate.options(num_returns=2 + count_parts).remote(
-            path,
-            str(writer.dir),
+            part,
+            target,
             _stem(t),
             cfg,
             with_jaccard,
@@ -536,7 +543,7 @@ def subset(
     """`subset.subset` on a Ray cluster: the same version id, rows, Parquet files and stats.
 
     Args:
-        store: The store holding `source` (on a filesystem every Ray worker can read and write).
+        store: The store holding `source` (a folder every Ray worker mounts, or an object store).
         source: The version to take a subset of.
         cfg: The size of the subset and the seed.
         name: Name of the new version.
@@ -555,20 +562,21 @@ def subset(
         n = source.rows
         if n == 0:
             raise subset_mod.empty_error()
-        paths = [str(p) for p in source.parts]
-        part_rows = [pq.read_metadata(p).num_rows for p in paths]
+        parts = source.part_sources()  # read by the workers where the store keeps them
+        part_rows = [p.rows for p in parts]
         starts = np.concatenate([[0], np.cumsum(part_rows)]).astype(np.int64)
         connect(address)
         order = subset_mod.permutation(n, cfg.seed)
         chars = None
         if cfg.tokens is not None:
-            chars = np.concatenate(_get([_chars.remote(p) for p in paths], tracker, "Counting characters (ray)"))
+            chars = np.concatenate(_get([_chars.remote(p) for p in parts], tracker, "Counting characters (ray)"))
         k = subset_mod.subset_size(n, cfg, order, chars)
         keep = subset_mod.keep_mask(order, k)
         del order
+        target = writer.stage_target()
         refs = [
-            _write_subset.remote(path, str(writer.dir), _stem(t), keep[starts[t] : starts[t + 1]])
-            for t, path in enumerate(paths)
+            _write_subset.remote(part, target, _stem(t), keep[starts[t] : starts[t + 1]])
+            for t, part in enumerate(parts)
         ]
         results = _get(refs, tracker, "Writing (ray)")
         _adopt(writer, [r[0] for r in results])

@@ -23,11 +23,12 @@ Stages (the local engine's, `datadiet.curate.dedupe`, distributed):
    (and texts) and shuffled by component; each partition picks keepers with the local policies
    (`first`, `longest`, `random`), the estimate to them and, with --verify, the exact Jaccard.
 7. write: one Ray task per input part reads the part, drops its removed rows (only those
-   positions are sent to it) and stages the rest with `store.stage_parts` into the version's
-   temporary folder; the driver adopts the staged files in part order (`PartWriter.adopt`), so
-   the parts are byte-identical to the local engine's, which writes one frame per input part. The
-   driver writes clusters.parquet (the members, not the edges) and `Store.commit` publishes the
-   manifest last; the version id is the local engine's (the engine is no parameter).
+   positions are sent to it) and stages the rest through `PartWriter.stage_target()` (the
+   version's temporary folder, or its folder on an object store); the driver adopts the staged
+   files in part order (`PartWriter.adopt_staged`), so the parts are byte-identical to the local
+   engine's, which writes one frame per input part. The driver writes clusters.parquet (the
+   members, not the edges) and `Store.commit` publishes the manifest last; the version id is the
+   local engine's (the engine is no parameter).
 
 With --against OTHER, REF and OTHER are signed together (OTHER's positions follow REF's). Stage 2
 matches each REF document to the lowest OTHER document with its digest and emits band rows of
@@ -41,7 +42,10 @@ Shuffles (2, 4-6) are Ray core tasks: a map task splits a block into P hash part
 milliseconds to schedule, where a Ray Data all-to-all operator costs seconds on a small cluster.
 The table by position that three joins read (signatures, and texts with --verify) is gathered into
 one object per partition, so Ray's locality-aware scheduling runs those joins where it lies.
-The store must be on a filesystem every worker can read (stages 1 and 7) and write (stage 7).
+Workers read the parts where the store keeps them (`Dataset.part_sources`: a path on a local or
+shared filesystem, else straight from the object store) and stage their output through
+`PartWriter.stage_target()` (the version's temporary folder, or its manifest-less folder on the
+object store), so with a remote store no row passes through the driver's machine either way.
 
 Invoked by `datadiet.curate.dedupe.dedupe(..., engine="ray")` through `datadiet.engine.load_ray`.
 """
@@ -53,6 +57,7 @@ import math
 import socket
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +65,6 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 import ray
 import ray.data
 import ray.data.context
@@ -78,7 +82,6 @@ from datadiet.curate.dedupe import (
     POSITION,
     _exact_for,
     _hashes_of,
-    _plan,
     _Timer,
     sign_texts,
     summary_stats,
@@ -88,7 +91,7 @@ from datadiet.curate.normalize import fmix64
 from datadiet.errors import DatadietError, UsageError
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.schema import ID, TEXT
-from datadiet.store import STAGE_PREFIX, Commit, Dataset, PartWriter, Store, stage_parts
+from datadiet.store import STAGE_PREFIX, Commit, Dataset, PartSource, PartWriter, Staged, StageTarget, Store
 
 I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
@@ -308,21 +311,18 @@ def gather(pieces: Split) -> Split:
 # -- stage functions (run in Ray workers) -------------------------------------------------------
 
 
-def _sign_batch(batch: pa.Table, cfg: MinhashConfig, bands: int, rows: int) -> pa.Table:
+def _sign_batch(batch: pa.Table, sources: Sequence[PartSource], cfg: MinhashConfig, bands: int, rows: int) -> pa.Table:
     out = []
     minhash = cfg.method == "minhash"
-    for path, offset, length, start in zip(
-        batch.column("path").to_pylist(),
+    for k, offset, length, start in zip(
+        batch.column("source").to_pylist(),
         batch.column("offset").to_pylist(),
         batch.column("length").to_pylist(),
         batch.column("start").to_pylist(),
         strict=True,
     ):
         frame = (
-            pl.scan_parquet(path)
-            .select(pl.col(ID).cast(pl.String), pl.col(TEXT).fill_null(""))
-            .slice(offset, length)
-            .collect()
+            sources[k].read([ID, TEXT], offset, length).select(pl.col(ID).cast(pl.String), pl.col(TEXT).fill_null(""))
         )
         signed = sign_texts(frame[TEXT].to_list(), cfg, bands, rows)
         cols: dict[str, Any] = {
@@ -593,22 +593,53 @@ def _keeper_ids(picked: pa.Table, signed: pa.Table) -> pa.Table:
     return picked.append_column(KEEPER_ID, signed.column(ID).take(pa.array(_lookup(v, signed))))
 
 
-def _write_part(path: Path, drop: I64, directory: Path, stem: str) -> list[tuple[Path, int]]:
-    """One input part minus its removed rows (`drop`: rows within the part), staged in `directory`.
+def _write_part(source: PartSource, drop: I64, target: StageTarget, stem: str) -> list[Staged]:
+    """One input part minus its removed rows (`drop`: rows within the part), staged in `target`.
 
     The local engine passes the same frame to one `PartWriter.write`, which stages it the same way,
     so the adopted files are byte-identical to the local engine's.
     """
-    frame = pl.read_parquet(path)
+    frame = source.read()
     keep = np.ones(frame.height, dtype=bool)
     keep[drop] = False
-    return stage_parts(frame.filter(pl.Series(keep)), directory, stem)
+    return target.stage(frame.filter(pl.Series(keep)), stem)
 
 
 _write_part_task = ray.remote(_write_part)
 
 
 # -- the pipeline -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Rows [offset, offset + length) of one part, at global positions start, start + 1, ..."""
+
+    source: PartSource
+    offset: int
+    length: int
+    start: int
+
+
+def plan_slices(sources: Sequence[PartSource], workers: int) -> list[Slice]:
+    """The slices of `dedupe._plan` (the same cuts) over parts (`Dataset.part_sources`, concatenated).
+
+    Row counts come from the parts' footers: nothing is downloaded to this machine.
+    """
+    total = sum(s.rows for s in sources)
+    # At least two slices per worker so one slow slice does not leave a core idle for long; a
+    # part is one row group, so each slice re-decodes its part (~0.3 s per 200k stories).
+    target = max(10_000, math.ceil(total / (2 * max(workers, 1))))
+    out: list[Slice] = []
+    start = 0
+    for source in sources:
+        n = source.rows
+        pieces = max(1, math.ceil(n / target))
+        size = math.ceil(n / pieces) if n else 0
+        for off in range(0, n, max(size, 1)):
+            out.append(Slice(source, off, min(size, n - off), start + off))
+        start += n
+    return out
 
 
 def _partitions(n: int, cpus: int, bands: int) -> int:
@@ -621,12 +652,12 @@ def _sign(
     """Stage 1: signed blocks (positions over `datasets` concatenated) as object refs."""
     n = sum(ds.rows for ds in datasets)
     with tracker.task("Signing (ray)", total=n) as task:
-        items = [
-            {"path": s.path, "offset": s.offset, "length": s.length, "start": s.start}
-            for s in _plan(datasets, 2 * cpus)
-        ]
+        slices = plan_slices([s for ds in datasets for s in ds.part_sources()], 2 * cpus)
+        sources = list(dict.fromkeys(s.source for s in slices))  # shipped once, with the function
+        index = {s: k for k, s in enumerate(sources)}
+        items = [{"source": index[s.source], "offset": s.offset, "length": s.length, "start": s.start} for s in slices]
         signed_ds = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-            lambda batch: _sign_batch(batch, cfg, bands, rows), batch_size=1, batch_format="pyarrow"
+            lambda batch: _sign_batch(batch, sources, cfg, bands, rows), batch_size=1, batch_format="pyarrow"
         )
         refs: list[Any] = signed_ds.to_arrow_refs()
         task.advance(n)
@@ -802,8 +833,10 @@ def write_parts(
 ) -> None:
     """Stage 7: every input part minus its removed rows, one Ray task per part, adopted in part order.
 
-    Each task gets only its part's removed rows; its staged files land in `writer.dir` (which the
-    workers must be able to reach) and the driver adopts them, so no row passes through the driver.
+    Each task reads its part where the store keeps it (`Dataset.part_sources`) and gets only the
+    part's removed rows; it stages its files through `writer.stage_target()` (the temporary folder,
+    or the version's folder on an object store) and the driver adopts them, so no row passes
+    through the driver.
 
     Args:
         writer: The new version's writer.
@@ -812,18 +845,18 @@ def write_parts(
         remote: False writes in this process (for an empty input, where no cluster is started).
         tracker: Progress.
     """
-    counts = [pq.ParquetFile(p).metadata.num_rows for p in source.parts]
-    bounds = np.cumsum([0, *counts])
-    jobs: list[tuple[Path, I64, Path, str]] = []
-    for k, path in enumerate(source.parts):
+    sources = source.part_sources()
+    bounds = np.cumsum([0, *(s.rows for s in sources)])
+    target = writer.stage_target()
+    jobs: list[tuple[PartSource, I64, StageTarget, str]] = []
+    for k, part in enumerate(sources):
         lo, hi = np.searchsorted(removed, [bounds[k], bounds[k + 1]])
-        jobs.append((path, removed[lo:hi] - bounds[k], Path(writer.dir), f"{STAGE_PREFIX}-{k:05d}"))
+        jobs.append((part, removed[lo:hi] - bounds[k], target, f"{STAGE_PREFIX}-{k:05d}"))
     refs = [_write_part_task.remote(*job) for job in jobs] if remote else []
     with tracker.task("Writing", total=len(jobs)) as task:
         for k, job in enumerate(jobs):
-            staged = ray.get(refs[k]) if remote else _write_part(*job)
-            for path, rows in staged:
-                writer.adopt(path, rows)
+            for staged in ray.get(refs[k]) if remote else _write_part(*job):
+                writer.adopt_staged(staged)
             task.advance()
 
 
@@ -842,7 +875,7 @@ def dedupe(
     """`dedupe.dedupe` on a Ray cluster; same version id, rows, clusters.parquet and stats (timings aside).
 
     Args:
-        store: The store holding `source` (on a filesystem every Ray worker can read and write).
+        store: The store holding `source` (a folder every Ray worker mounts, or an object store).
         source: The version to deduplicate.
         cfg: The parameters.
         name: Name of the new version.

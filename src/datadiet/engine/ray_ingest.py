@@ -8,8 +8,9 @@ groups of whole files of about 64 MiB on disk, larger files alone, large Parquet
 runs of row groups. Then, for each group in order:
 
 - a group that starts at the first document of its files is one task: it reads, validates and
-  normalises exactly as the local engine (`ingest.write_group`, the same code) and writes its
-  parts with `store.stage_parts` into the version's temporary folder;
+  normalises exactly as the local engine (`ingest.write_group`, the same code) and stages its
+  parts through `PartWriter.stage_target()`: the version's temporary folder, or, for a store on
+  object storage, the version's (still manifest-less) folder there;
 - a run of row groups that continues a split Parquet file needs its ids' starting index, the
   documents of the file's earlier runs: a read task returns its documents to the object store, and
   a write task, which Ray starts once the earlier runs' counts exist, numbers and stages them.
@@ -21,7 +22,8 @@ through the object store for a continuation run). A bad input fails its task wit
 engine's one-line error; the driver raises the error of the first failing group in input order,
 which is the one the local engine meets first, after cancelling the tasks still running.
 
-Both the inputs and the store must be on a filesystem every worker can reach.
+The inputs must be on a filesystem every worker can reach (a shared mount; hashing them for the
+version id needs them on the driver too); the store may be that or an object store.
 
 Invoked by `datadiet.curate.ingest.ingest(..., engine="ray")` through `datadiet.engine.load_ray`.
 """
@@ -41,7 +43,7 @@ from datadiet.curate.ingest import Batcher, Counts, IngestConfig, Piece, documen
 from datadiet.engine.ray_engine import connect
 from datadiet.errors import DatadietError
 from datadiet.progress import NULL_TRACKER, Tracker
-from datadiet.store import STAGE_PREFIX, PartWriter, file_sha256, stage_parts
+from datadiet.store import STAGE_PREFIX, PartWriter, Staged, StageTarget, file_sha256
 
 # Groups submitted ahead of the oldest one not yet adopted, per CPU of the cluster: enough to keep
 # every CPU busy behind one slow group, while a continuation run's documents wait in the object
@@ -54,7 +56,7 @@ class _Result:
     """What a task tells the driver: documents per file, the staged files in order, or its error."""
 
     counts: Counts = field(default_factory=Counts)
-    staged: list[tuple[str, int]] = field(default_factory=list)
+    staged: list[Staged] = field(default_factory=list)
     error: BaseException | None = None
 
 
@@ -69,30 +71,30 @@ def _worker_error(exc: BaseException, piece: Piece | None) -> BaseException:
 
 
 class _Stager:
-    """`stage_parts` for each frame a Batcher emits, named so that plan order is file-name order."""
+    """`StageTarget.stage` for each frame a Batcher emits, named so that plan order is file-name order."""
 
-    def __init__(self, directory: str, group: int) -> None:
-        self.directory = Path(directory)
+    def __init__(self, target: StageTarget, group: int) -> None:
+        self.target = target
         self.group = group
-        self.staged: list[tuple[str, int]] = []
+        self.staged: list[Staged] = []
         self.frames = 0
 
     def __call__(self, frame: Any) -> None:
         stem = f"{STAGE_PREFIX}-ingest-{self.group:06d}-{self.frames:05d}"
         self.frames += 1
         try:
-            files = stage_parts(frame, self.directory, stem)
+            files = self.target.stage(frame, stem)
         except OSError as exc:
             raise DatadietError(
-                f"cannot write parts into {self.directory} on a Ray worker ({exc.strerror or exc}); "
+                f"cannot write parts into {self.target.directory} on a Ray worker ({exc.strerror or exc}); "
                 "the store must be on a filesystem every worker can reach"
             ) from exc
-        self.staged.extend((str(p), rows) for p, rows in files)
+        self.staged.extend(files)
 
 
 @ray.remote
-def _group_task(group: list[Piece], cfg: IngestConfig, batch_bytes: int, directory: str, index: int) -> _Result:
-    stager = _Stager(directory, index)
+def _group_task(group: list[Piece], cfg: IngestConfig, batch_bytes: int, target: StageTarget, index: int) -> _Result:
+    stager = _Stager(target, index)
     counts = Counts()
     reading: list[Piece] = []
 
@@ -130,7 +132,7 @@ def _write_task(
     table: pa.Table | None,
     piece: Piece,
     batch_bytes: int,
-    directory: str,
+    target: StageTarget,
     index: int,
     *earlier: _Result,
 ) -> _Result:
@@ -139,7 +141,7 @@ def _write_task(
             return _Result(error=done.error)
     assert table is not None
     start = sum(done.counts.documents.get(piece.file, 0) for done in earlier)
-    stager = _Stager(directory, index)
+    stager = _Stager(target, index)
     batcher = Batcher(stager, batch_bytes)
     try:
         ids = document_ids(piece, table.column("id").to_pylist(), start)
@@ -200,7 +202,7 @@ def write_groups(
     window = max(2, WINDOW_PER_CPU * cpus)
     # The driver's settings travel with every task, so no worker's configuration can move a part end.
     batch_bytes = local.BATCH_BYTES
-    directory = str(writer.dir)
+    target = writer.stage_target()  # the temporary folder, or the version's folder on an object store
     # group -> ref of its _Result, from the task that writes its parts (read tasks write nothing, so
     # only these are cancelled on an error; the driver holds no ref to a read task's documents,
     # which the object store frees once their write task has run)
@@ -210,7 +212,7 @@ def write_groups(
     def submit(k: int) -> None:
         group = list(groups[k])
         if not group[0].continues:
-            ref = _group_task.remote(group, cfg, batch_bytes, directory, k)
+            ref = _group_task.remote(group, cfg, batch_bytes, target, k)
             results[k] = ref
             for piece in group:
                 if piece.row_groups is not None:
@@ -220,7 +222,7 @@ def write_groups(
         refs: Any = _read_task.remote(piece, cfg)
         read, table = refs
         before = list(earlier.get(piece.file, []))
-        results[k] = _write_task.remote(read, table, piece, batch_bytes, directory, k, *before)
+        results[k] = _write_task.remote(read, table, piece, batch_bytes, target, k, *before)
         earlier.setdefault(piece.file, []).append(read)
 
     counts = Counts()
@@ -234,8 +236,8 @@ def write_groups(
                 result: _Result = ray.get(results.pop(k))
                 if result.error is not None:
                     raise result.error
-                for path, rows in result.staged:
-                    writer.adopt(Path(path), rows)
+                for staged in result.staged:
+                    writer.adopt_staged(staged)
                 counts.add(result.counts)
                 task.advance(sum(p.bytes for p in group))
         except BaseException:

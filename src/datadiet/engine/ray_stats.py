@@ -5,7 +5,8 @@
 The statistics are those of `datadiet.eval.stats.dataset_stats`, from the same per-block code
 (`stats._block_summary`), in four steps:
 
-1. map: one task per slice of a part (`dedupe._plan`) reads its texts and returns a small summary
+1. map: one task per slice of a part (`ray_engine.plan_slices`) reads its texts (where the store
+   keeps them: a shared folder, or the object store itself) and returns a small summary
    (documents, bytes, characters, words and n-gram occurrences, the type-token sum, histograms
    of characters and words per document) plus P hash partitions: the slice's distinct words
    with their counts, its distinct 2- and 4-gram hashes, and (normalised-text hash, position) of
@@ -41,12 +42,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-import pyarrow.parquet as pq
 import ray
 
-from datadiet.curate.dedupe import CLUSTER_ID, _plan, _Timer
+from datadiet.curate.dedupe import CLUSTER_ID, _Timer
 from datadiet.curate.normalize import fmix64
-from datadiet.engine.ray_engine import connect, find_members
+from datadiet.engine.ray_engine import connect, find_members, plan_slices
 from datadiet.eval import stats as local
 from datadiet.eval.stats import (
     BLOCK_DOCS,
@@ -81,7 +81,7 @@ from datadiet.eval.stats import (
 )
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.schema import TEXT
-from datadiet.store import Dataset
+from datadiet.store import Dataset, PartSource, part_metadata
 
 I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
@@ -101,8 +101,8 @@ def _gram(n: int) -> str:
     return f"g{n}"
 
 
-def _texts(path: str, offset: int, length: int) -> pl.Series:
-    frame = pl.scan_parquet(path).select(pl.col(TEXT)).slice(offset, length).collect()
+def _texts(source: PartSource, offset: int, length: int) -> pl.Series:
+    frame = source.read([TEXT], offset, length)
     texts = frame[TEXT]
     if texts.dtype != pl.String:
         texts = texts.cast(pl.String)
@@ -141,9 +141,9 @@ class _Summary:
     word_hist: tuple[I64, I64]
 
 
-def _map(path: str, offset: int, length: int, start: int, parts: int) -> list[Any]:
+def _map(source: PartSource, offset: int, length: int, start: int, parts: int) -> list[Any]:
     """One slice -> [summary, partition 0, ..., partition P-1] (a Ray task with P + 1 returns)."""
-    texts = _texts(path, offset, length)
+    texts = _texts(source, offset, length)
     n = texts.len()
     word_counts, distinct_words, doc_keys, unigrams = [], [], [], []
     grams: dict[int, list[U64]] = {size: [] for size in NGRAM_SIZES[1:]}
@@ -235,9 +235,9 @@ def _reduce(total_words: int, *pieces: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _sample(path: str, offset: int, length: int, start: int, step: int) -> tuple[int, str]:
+def _sample(source: PartSource, offset: int, length: int, start: int, step: int) -> tuple[int, str]:
     """The slice's documents at global positions divisible by `step`, joined by newlines, and how many."""
-    texts = _texts(path, offset, length)
+    texts = _texts(source, offset, length)
     first = (-start) % step
     if first >= texts.len():
         return 0, ""
@@ -272,24 +272,28 @@ def _median(hist: Sequence[tuple[I64, I64]], n: int) -> float:
     return (at(n // 2 - 1) + at(n // 2)) / 2
 
 
-def _preview(datasets: Sequence[Dataset], positions: Sequence[int]) -> dict[int, str]:
-    """The first PREVIEW_CHARS characters of the documents at these global positions."""
-    out: dict[int, str] = {}
+def _head(source: PartSource, offset: int) -> str:
+    """The first PREVIEW_CHARS characters of one document."""
+    text: str = _texts(source, offset, 1)[0]
+    return text[:PREVIEW_CHARS]
+
+
+def _preview(sources: Sequence[PartSource], positions: Sequence[int]) -> dict[int, str]:
+    """The first PREVIEW_CHARS characters of the documents at these global positions, read by Ray tasks."""
+    refs: dict[int, Any] = {}
     offset = 0
-    for path in (p for ds in datasets for p in ds.parts):
-        rows = pq.ParquetFile(path).metadata.num_rows
+    for source in sources:
         for pos in positions:
-            if offset <= pos < offset + rows:
-                out[pos] = _texts(str(path), pos - offset, 1)[0][:PREVIEW_CHARS]
-        offset += rows
-    return out
+            if offset <= pos < offset + source.rows:
+                refs[pos] = _head_task.remote(source, pos - offset)
+        offset += source.rows
+    return dict(zip(refs, ray.get(list(refs.values())), strict=True))
 
 
-def _text_bytes(ds: Dataset) -> int:
+def _text_bytes(sources: Sequence[PartSource]) -> int:
     """Uncompressed bytes of the text column in the parts' footers (sizes the partitions)."""
     total = 0
-    for path in ds.parts:
-        meta = pq.ParquetFile(path).metadata
+    for meta in part_metadata(sources):
         for g in range(meta.num_row_groups):
             rg = meta.row_group(g)
             total += sum(
@@ -304,6 +308,7 @@ _map_task = ray.remote(_map)
 _reduce_task = ray.remote(_reduce)
 _sample_task = ray.remote(_sample)
 _compress_task = ray.remote(_compress)
+_head_task = ray.remote(_head)
 
 
 def dataset_stats(
@@ -319,7 +324,7 @@ def dataset_stats(
     """`stats.dataset_stats(ds.read(), ...)` computed on a Ray cluster (see the module docstring).
 
     Args:
-        ds: The dataset version (its parts on a filesystem every worker can reach).
+        ds: The dataset version (in a folder every worker mounts, or on an object store).
         tokens: Token count under the run's tokenizer, when known; stored as given.
         near_dup: Also count MinHash near duplicates (`ray_engine.find_members`).
         minhash_threshold: Jaccard threshold of the near-duplicate detection, in (0, 1).
@@ -338,13 +343,14 @@ def dataset_stats(
         )
     cfg = _config(minhash_threshold, seed)
     cpus = connect(address)
-    parts = max(PARTS_PER_CPU * cpus, math.ceil(_text_bytes(ds) / TEXT_BYTES_PER_PART))
-    slices = _plan([ds], 2 * cpus)
+    sources = ds.part_sources()  # handles read where the store keeps the parts: nothing is downloaded here
+    slices = plan_slices(sources, 2 * cpus)
+    parts = max(PARTS_PER_CPU * cpus, math.ceil(_text_bytes(sources) / TEXT_BYTES_PER_PART))
     summaries: list[Any] = []
     partitions: list[list[Any]] = []
     with tracker.task("Statistics (ray)", total=n) as task:
         for s in slices:
-            refs: Any = _map_task.options(num_returns=parts + 1).remote(s.path, s.offset, s.length, s.start, parts)
+            refs: Any = _map_task.options(num_returns=parts + 1).remote(s.source, s.offset, s.length, s.start, parts)
             partitions.append(list(refs[1:]))
             summaries.append(refs[0])
         done: list[_Summary] = []
@@ -367,7 +373,7 @@ def dataset_stats(
             sample_bytes = local.COMPRESSION_SAMPLE_BYTES  # the driver's, so a worker's settings cannot change it
             step = 1 if total_bytes <= sample_bytes else math.ceil(total_bytes / sample_bytes)
             compression = _compress_task.remote(
-                *(_sample_task.remote(s.path, s.offset, s.length, s.start, step) for s in slices)
+                *(_sample_task.remote(s.source, s.offset, s.length, s.start, step) for s in slices)
             )
         merged = ray.get(reduced)
         compression_ratio = ray.get(compression) if compression is not None else None
@@ -394,7 +400,7 @@ def dataset_stats(
     texts = sum(r["texts"] for r in merged)
     out[EXACT_DUPLICATE_SHARE] = float((n - texts) / n)
     top = sorted((pair for r in merged for pair in r["top"]), key=lambda cf: (-cf[0], cf[1]))[:TOP_N]
-    previews = _preview([ds], [first for _, first in top])
+    previews = _preview(sources, [first for _, first in top])
     out[TOP_REPEATED] = [{"preview": previews[first], "count": int(count)} for count, first in top]
 
     if members is not None:
