@@ -21,8 +21,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 import pytest
+from typer.testing import CliRunner
 
 import datadiet.curate.ingest as ingest_mod
+from datadiet.cli import app
 from datadiet.curate.dedupe import dedupe
 from datadiet.curate.ingest import ingest
 from datadiet.curate.inject import DuplicateConfig, duplicate
@@ -187,6 +189,28 @@ def test_worker_read_of_a_corrupted_part_fails_and_publishes_nothing(
     with pytest.raises(DatadietError, match=r"part-00001\.parquet differs from its manifest"):
         subset(remote, ref, cfg, engine="ray", name="half")
     assert remote.versions("half") == []
+    # From the command line the worker's error is one line, not Ray's wrapper with its traceback.
+    out = CliRunner().invoke(
+        app,
+        [
+            "subset",
+            ref,
+            "--fraction",
+            "0.5",
+            "--seed",
+            "1",
+            "--engine",
+            "ray",
+            "-n",
+            "half",
+            "--store",
+            remote.location,
+        ],
+        env={"DATADIET_CACHE": str(tmp_path / "cli-cache")},
+    )
+    assert out.exit_code == 1
+    assert out.output.count("\n") == 1 and out.output.startswith("error: ")
+    assert "part-00001.parquet differs from its manifest" in out.output and "Traceback" not in out.output
     stale, recent = remote_debris(remote)
     assert recent == [] and all(u.startswith(f"file://{tmp_path}/bucket/store/datasets/half/") for u in stale)
     remove(remote, stale)

@@ -39,6 +39,22 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
+def _task_cause(exc: BaseException) -> BaseException | None:
+    """The error a Ray task raised, when EXC is Ray's wrapper of it; else None.
+
+    Ray re-raises a worker's exception as a `RayTaskError` whose message is the worker's whole
+    traceback; the user should see the worker's own one-line message, as the local engine gives.
+    Matched by class name so that the CLI never imports ray.
+    """
+    seen = exc
+    while any(c.__name__ == "RayTaskError" for c in type(seen).__mro__):
+        cause = getattr(seen, "cause", None)
+        if not isinstance(cause, BaseException):
+            break
+        seen = cause
+    return None if seen is exc else seen
+
+
 class CurateGroup(TyperGroup):
     """Runs click in non-standalone mode so every error is rendered here, on one line."""
 
@@ -56,9 +72,15 @@ class CurateGroup(TyperGroup):
         argv = list(args) if args is not None else sys.argv[1:]
         debug = "--debug" in argv
         try:
-            rv = super().main(
-                args=argv, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra
-            )
+            try:
+                rv = super().main(
+                    args=argv, prog_name=prog_name, complete_var=complete_var, standalone_mode=False, **extra
+                )
+            except Exception as exc:
+                cause = _task_cause(exc)
+                if cause is None:
+                    raise
+                raise cause from exc
         except click_exc.NoArgsIsHelpError as exc:
             typer.echo(exc.ctx.get_help() if exc.ctx else "")
             sys.exit(2)

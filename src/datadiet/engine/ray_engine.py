@@ -126,9 +126,9 @@ def connect(address: str | None = None) -> int:
     Raises:
         DatadietError: the cluster cannot be reached.
     """
+    if address not in (None, "auto"):
+        _check_reachable(address, connect=not ray.is_initialized())
     if not ray.is_initialized():
-        if address not in (None, "auto"):
-            _check_reachable(address)
         try:
             if address is None:
                 ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
@@ -155,8 +155,11 @@ def connect(address: str | None = None) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
 
 
-def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
+def _check_reachable(address: str, timeout_s: float = 10.0, *, connect: bool = True) -> None:
     """Fail in seconds on an address nothing listens at: `ray.init` would retry it for minutes.
+
+    The form is always checked; with CONNECT false (this process already joined a cluster) nothing
+    is dialled.
 
     Raises:
         UsageError: ADDRESS is not HOST:PORT (optionally ray://HOST:PORT).
@@ -165,6 +168,8 @@ def _check_reachable(address: str, timeout_s: float = 10.0) -> None:
     host, sep, port = address.removeprefix("ray://").rpartition(":")
     if not sep or not host or not port.isdigit():
         raise UsageError(f"--address must be auto or HOST:PORT (e.g. 10.0.0.5:6379), not {address!r}")
+    if not connect:
+        return
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
     except OSError as exc:

@@ -207,7 +207,9 @@ def _reduce(total_words: int, *pieces: dict[str, Any]) -> dict[str, Any]:
         arrays = [piece[key] for piece in pieces]
         return np.concatenate(arrays) if arrays else np.zeros(0, dtype=dtype)
 
-    counts = (
+    # Sorted, because polars' group_by returns groups in a thread-dependent order and a float sum
+    # in another order differs in its last bit: the stored entropy must be the same on every run.
+    counts = np.sort(
         pl.DataFrame({"w": cat(_W, np.uint64), "c": cat(_C, np.int64)})
         .group_by("w")
         .agg(pl.col("c").sum())["c"]
