@@ -31,8 +31,13 @@ def _age(created: str) -> str:
 @command()
 def ingest(
     paths: Annotated[
-        list[Path],
-        typer.Argument(help="Files, folders or globs (.txt, .jsonl, .parquet; .gz/.zst allowed).", show_default=False),
+        # Strings, not Paths: a Path would fold "s3://bucket" into "s3:/bucket".
+        list[str],
+        typer.Argument(
+            help="Files, folders or globs (.txt, .jsonl, .parquet; .gz/.zst allowed), local or URIs pyarrow opens: "
+            "s3://BUCKET/corpus/*.jsonl.gz, gs://BUCKET/dir/, file:///ABS/DIR/ (wildcards in the path part).",
+            show_default=False,
+        ),
     ],
     name: Annotated[str, typer.Option("--name", "-n", help="Dataset name to write a new version of.")],
     fmt: Annotated[str, typer.Option("--format", help="auto (by extension), text, jsonl or parquet.")] = "auto",
@@ -52,7 +57,7 @@ def ingest(
     *,
     o: Out,
 ) -> None:
-    """Read corpus files into a new immutable dataset version (streamed; same files = up to date)."""
+    """Read corpus files, local or URIs (s3://, gs://, file://), into a new immutable dataset version (streamed; same files = up to date)."""
     from datadiet.curate.ingest import IngestConfig
     from datadiet.curate.ingest import ingest as do_ingest
 
@@ -64,9 +69,7 @@ def ingest(
         errors=errors,
         max_doc_bytes=max_doc_bytes,
     )
-    commit = do_ingest(
-        o.store(), [str(p) for p in paths], name, cfg, tracker=o.tracker, engine=engine, address=address
-    )
+    commit = do_ingest(o.store(), paths, name, cfg, tracker=o.tracker, engine=engine, address=address)
     dropped = commit.dataset.manifest.stats.get("dropped_empty", 0)
     report_commit(o, commit, f"{dropped} empty dropped")
 

@@ -5,6 +5,10 @@ by a line equal to the separator, `<|endoftext|>` by default), JSON Lines (`.jso
 `.json`), Parquet (`.parquet`); any of the text formats may be `.gz` or `.zst` compressed. Folders
 are searched recursively and globs are expanded.
 
+Inputs may also be URIs that pyarrow opens (`s3://bucket/corpus/*.jsonl.gz`, `gs://bucket/dir/`,
+`file:///abs/dir/`): folders and globs work as locally, and every object is streamed through
+`pyarrow.fs` (hashed, decompressed and parsed as it arrives, in 8 MiB reads), never copied first.
+
 Everything streams: documents are collected into bounded batches and written as Parquet parts as
 they come, so memory stays near one batch (~64 MiB of text) whatever the input size. The version
 id is derived from the sha256 of every input file, so re-ingesting unchanged files is "up to date".
@@ -17,14 +21,17 @@ row groups. A part never spans two groups, so each group can be one task of a cl
 
 from __future__ import annotations
 
+import contextlib
+import fnmatch
 import glob
 import gzip
+import hashlib
 import io
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import IO, Any, cast
 
 import polars as pl
@@ -33,7 +40,7 @@ from datadiet.engine import check_engine, load_ray
 from datadiet.errors import InputError, UsageError
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.schema import EOT, ID, TEXT
-from datadiet.store import Commit, PartWriter, Store, check_name, file_sha256
+from datadiet.store import Commit, PartWriter, Store, check_name, file_sha256, is_uri
 
 FORMATS = ("auto", "text", "jsonl", "parquet")
 _EXT_FORMAT = {
@@ -56,6 +63,9 @@ GROUP_BYTES = 64 * 1024 * 1024
 HASH_LOCAL_BYTES = 1 << 30
 _SURROGATE = re.compile("[\ud800-\udfff]")
 DEFAULT_MAX_DOC_BYTES = 16 * 1024 * 1024
+# Remote objects are read 8 MiB at a time: an object store serves each read as one ranged GET, and
+# at ~50 ms per request 8 MiB keeps a 1 Gbit/s link busy; memory stays 8 MiB per open file.
+READ_BUFFER = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -80,7 +90,7 @@ class IngestConfig:
             raise UsageError(f"--max-doc-bytes must be >= 1, not {self.max_doc_bytes}")
 
 
-def _base_suffix(path: Path) -> tuple[str, str]:
+def _base_suffix(path: PurePath) -> tuple[str, str]:
     """(format extension, compression extension) of a path such as `a.jsonl.gz`."""
     suffixes = [s.lower() for s in path.suffixes]
     comp = suffixes[-1] if suffixes and suffixes[-1] in _COMPRESSION else ""
@@ -88,46 +98,279 @@ def _base_suffix(path: Path) -> tuple[str, str]:
     return (rest[-1] if rest else ""), comp
 
 
-def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
-    """Expand folders (recursively, known extensions only) and globs into a sorted file list."""
-    files: list[Path] = []
-    for raw in paths:
-        text = str(raw)
-        if any(ch in text for ch in "*?["):
-            matched = sorted(Path(p) for p in glob.glob(text, recursive=True))
-            if not matched:
-                raise InputError(f"no files match {text!r}; check the pattern")
-            candidates = matched
+def _known(name: str) -> bool:
+    return _base_suffix(PurePosixPath(name))[0] in _EXT_FORMAT
+
+
+# -- inputs: local files and objects on pyarrow filesystems ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input file: a local file, or an object on a pyarrow filesystem (`s3://`, `gs://`, `file://`, ...).
+
+    Attributes:
+        name: How messages name it: the path as the user gave it, or its URI (the query dropped).
+        location: What is opened: the file's absolute path, or its path inside `filesystem`.
+        record: How the version id and stats record it: the path as given for a local file (as
+            before URIs were accepted), the local path for a `file://` URI (so that a URI and the
+            absolute path of the same file are the same version), else `name`.
+        size: Bytes on disk (grouping and progress).
+        filesystem: The pyarrow filesystem it is on; None for a local file. Picklable for the
+            filesystems pyarrow implements, so a Ray worker reads the object itself.
+    """
+
+    name: str
+    location: str
+    record: str
+    size: int
+    filesystem: Any = field(default=None, compare=False)
+
+    @classmethod
+    def local(cls, path: Path) -> Source:
+        return cls(str(path), str(path.absolute()), str(path), path.stat().st_size)
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    # pyarrow's messages can run to dozens of lines (every credential provider it tried), and a cloud
+    # client's first line to 1,000 characters of retry metadata; errors are one readable line.
+    lines = str(exc).strip().splitlines()
+    line = lines[0] if lines else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _remote_error(name: str, exc: BaseException) -> InputError:
+    return InputError(f"{name}: cannot read ({_first_line(exc)}); check the URI, your credentials and the network")
+
+
+def _glob_match(parts: Sequence[str], pattern: Sequence[str]) -> bool:
+    """`glob.glob(..., recursive=True)` semantics on path components: `**` spans folders, wildcards skip dot names."""
+    if not pattern:
+        return not parts
+    head = pattern[0]
+    if head == "**":
+        if _glob_match(parts, pattern[1:]):
+            return True
+        return bool(parts) and not parts[0].startswith(".") and _glob_match(parts[1:], pattern)
+    if not parts or (parts[0].startswith(".") and not head.startswith(".")):
+        return False
+    return fnmatch.fnmatchcase(parts[0], head) and _glob_match(parts[1:], pattern[1:])
+
+
+def _path_key(rel: str) -> tuple[str, ...]:
+    # Sorted by components, as pathlib sorts the local files ("a/x" before "a-b/y").
+    return tuple(rel.split("/"))
+
+
+class _Remote:
+    """The inputs below one URI or one filesystem path: its filesystem, its location there and its name."""
+
+    def __init__(self, raw: str, filesystem: Any) -> None:
+        import pyarrow as pa
+        import pyarrow.fs as pafs
+
+        self.raw = raw
+        query = head = ""
+        path = raw
+        if filesystem is None:
+            # The query (s3://b/p?region=x) configures the client and is no part of the place, so "?"
+            # is never a wildcard in a URI.
+            path, _, query = raw.partition("?")
+            scheme, _, rest = path.partition("://")
+            netloc, _, path = rest.partition("/")
+            if any(ch in netloc for ch in "*?["):
+                raise InputError(f"{raw}: wildcards go in the path, not in the bucket or host; name the bucket")
+            head = f"{scheme}://{netloc}"
+        comps = [c for c in path.split("/") if c]
+        magic = next((i for i, c in enumerate(comps) if any(ch in c for ch in "*?[")), len(comps))
+        #: Wildcard components after the fixed part (empty: RAW names one file or folder).
+        self.pattern = comps[magic:]
+        fixed = "/".join(comps[:magic])
+        if filesystem is None:
+            # `uri` + "/" + a path relative to `base` names a file: "file://" + "/abs/a.txt", "s3://b" + "/k".
+            self.uri = f"{head}/{fixed}" if fixed else head
+            try:
+                self.fs, base = pafs.FileSystem.from_uri(f"{head}/{fixed}" + (f"?{query}" if query else ""))
+            except (OSError, ValueError, pa.ArrowException) as exc:
+                raise InputError(
+                    f"{raw}: cannot open ({_first_line(exc)}); check the URI "
+                    "(s3://BUCKET/PATH, gs://BUCKET/PATH, file:///ABS/PATH) and your credentials"
+                ) from exc
         else:
-            p = Path(text)
-            if not p.exists():
-                raise InputError(f"{text}: no such file or folder")
-            candidates = [p]
-        for p in candidates:
-            if p.is_dir():
-                found = sorted(f for f in p.rglob("*") if f.is_file() and _base_suffix(f)[0] in _EXT_FORMAT)
-                if not found:
-                    raise InputError(f"{p}: folder holds no .txt, .jsonl or .parquet files (optionally .gz/.zst)")
-                files.extend(found)
-            elif p.is_file():
-                files.append(p)
-    seen: set[Path] = set()
+            self.fs = filesystem
+            base = ("/" if path.startswith("/") else "") + fixed
+            self.uri = f"{filesystem.type_name.rpartition(':')[2]}://{fixed}"  # "py::name" for Python filesystems
+        self.base: str = base.rstrip("/") or base
+        self.local = isinstance(self.fs, pafs.LocalFileSystem)
+
+    def source(self, location: str, size: int) -> Source:
+        rel = self._rel(self.base, location)
+        name = f"{self.uri}/{rel}" if rel else self.uri
+        return Source(name, location, location if self.local else name, size, self.fs)
+
+    def _list(self, base: str, recursive: bool) -> list[Any]:
+        import pyarrow as pa
+        import pyarrow.fs as pafs
+
+        try:
+            return list(self.fs.get_file_info(pafs.FileSelector(base, recursive=recursive, allow_not_found=True)))
+        except (OSError, pa.ArrowException) as exc:
+            raise _remote_error(self.raw, exc) from exc
+
+    def _rel(self, base: str, path: str) -> str:
+        return path[len(base) :].lstrip("/") if path.startswith(base) else path
+
+    def folder(self, location: str) -> list[Source]:
+        """Every file of a known type under a folder, sorted as the local engine sorts a folder's files."""
+        import pyarrow.fs as pafs
+
+        found = [i for i in self._list(location, True) if i.type == pafs.FileType.File and _known(i.base_name)]
+        if not found:
+            name = self.source(location, 0).name
+            raise InputError(f"{name}: folder holds no .txt, .jsonl or .parquet files (optionally .gz/.zst)")
+        found.sort(key=lambda i: _path_key(self._rel(location, i.path)))
+        return [self.source(i.path, i.size) for i in found]
+
+    def _info(self) -> Any:
+        import pyarrow as pa
+
+        try:
+            return self.fs.get_file_info(self.base)
+        except (OSError, pa.ArrowException) as exc:
+            raise _remote_error(self.raw, exc) from exc
+
+    def expand(self) -> list[Source]:
+        import pyarrow.fs as pafs
+
+        if not self.pattern:
+            info = self._info()
+            if info.type == pafs.FileType.NotFound:
+                raise InputError(f"{self.raw}: no such file or folder")
+            if info.type == pafs.FileType.Directory:
+                return self.folder(self.base)
+            return [self.source(self.base, info.size)]
+        recursive = len(self.pattern) > 1 or "**" in self.pattern
+        # "dir/**" matches dir itself too, as glob's does: the whole folder, before what else matches.
+        itself = _glob_match([], self.pattern) and self._info().type == pafs.FileType.Directory
+        matched = [
+            i
+            for i in self._list(self.base, recursive)
+            if _glob_match(self._rel(self.base, i.path).split("/"), self.pattern)
+        ]
+        if not matched and not itself:
+            raise InputError(f"no files match {self.raw!r}; check the pattern")
+        matched.sort(key=lambda i: _path_key(self._rel(self.base, i.path)))
+        out = self.folder(self.base) if itself else []
+        for i in matched:
+            if i.type == pafs.FileType.Directory:
+                out.extend(self.folder(i.path))
+            elif i.type == pafs.FileType.File:
+                out.append(self.source(i.path, i.size))
+        return out
+
+
+def _expand_local(text: str) -> list[Path]:
+    if any(ch in text for ch in "*?["):
+        matched = sorted(Path(p) for p in glob.glob(text, recursive=True))
+        if not matched:
+            raise InputError(f"no files match {text!r}; check the pattern")
+        candidates = matched
+    else:
+        p = Path(text)
+        if not p.exists():
+            raise InputError(f"{text}: no such file or folder")
+        candidates = [p]
+    files: list[Path] = []
+    for p in candidates:
+        if p.is_dir():
+            found = sorted(f for f in p.rglob("*") if f.is_file() and _known(f.name))
+            if not found:
+                raise InputError(f"{p}: folder holds no .txt, .jsonl or .parquet files (optionally .gz/.zst)")
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+    return files
+
+
+def expand_inputs(paths: Sequence[str | Path], filesystem: Any = None) -> list[Source]:
+    """Expand files, folders (recursively, known extensions only) and globs into the input files, in order.
+
+    A string with a scheme (`s3://bucket/corpus/*.jsonl.gz`, `gs://...`, `file:///abs/dir/`) is read
+    through `pyarrow.fs`; with `filesystem`, every path is a path inside that filesystem. Folders
+    and wildcards behave as for local paths (`**` spans folders). A file named twice is read once.
+    """
+    sources: list[Source] = []
+    for raw in paths:
+        if filesystem is not None or is_uri(raw):
+            sources.extend(_Remote(str(raw), filesystem).expand())
+        else:
+            sources.extend(Source.local(p) for p in _expand_local(str(raw)))
+    seen: set[Any] = set()
     unique = []
-    for f in files:
-        key = f.resolve()
+    for src in sources:
+        local = src.filesystem is None or _is_local_fs(src.filesystem)
+        key = Path(src.location).resolve() if local else (src.filesystem.type_name, src.location)
         if key not in seen:
             seen.add(key)
-            unique.append(f)
+            unique.append(src)
     return unique
 
 
-def detect_format(path: Path, forced: str) -> str:
+def _is_local_fs(filesystem: Any) -> bool:
+    import pyarrow.fs as pafs
+
+    return isinstance(filesystem, pafs.LocalFileSystem)
+
+
+def expand_paths(paths: Sequence[str | Path]) -> list[Path]:
+    """Expand local folders (recursively, known extensions only) and globs into a sorted file list.
+
+    Local paths only; `expand_inputs` takes URIs too.
+    """
+    uris = [str(p) for p in paths if is_uri(p)]
+    if uris:
+        raise UsageError(f"{uris[0]} is a URI; expand_paths takes local paths, expand_inputs takes URIs")
+    return [Path(src.name) for src in expand_inputs(paths)]
+
+
+def detect_format(path: str | PurePath | Source, forced: str) -> str:
     if forced != "auto":
         return forced
-    ext, _ = _base_suffix(path)
+    name = path.name if isinstance(path, Source) else str(path)
+    ext, _ = _base_suffix(PurePosixPath(name.partition("?")[0]) if is_uri(name) else PurePath(name))
     if ext not in _EXT_FORMAT:
-        raise InputError(f"{path}: unknown file type {ext or '(none)'!r}; use --format text|jsonl|parquet")
+        raise InputError(f"{name}: unknown file type {ext or '(none)'!r}; use --format text|jsonl|parquet")
     return _EXT_FORMAT[ext]
+
+
+def source_sha256(src: Source) -> str:
+    """Hex sha256 of an input file's bytes as stored (compressed files are not decompressed)."""
+    if src.filesystem is None:
+        return file_sha256(Path(src.location))
+    h = hashlib.sha256()
+    with _open_raw(src.name, src.location, src.filesystem) as f:
+        try:
+            while block := f.read(READ_BUFFER):
+                h.update(block)
+        except OSError as exc:
+            raise _remote_error(src.name, exc) from exc
+    return h.hexdigest()
+
+
+def _open_raw(name: str, location: str, filesystem: Any) -> IO[bytes]:
+    """A local file, or a buffered stream of a remote object's raw bytes (never decompressed by pyarrow)."""
+    if filesystem is None:
+        return open(location, "rb")
+    import pyarrow as pa
+
+    try:
+        # compression=None: pyarrow would otherwise gunzip .gz itself, and the hash is of the stored bytes.
+        stream = filesystem.open_input_stream(location, compression=None)
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file or folder") from None
+    except (OSError, pa.ArrowException) as exc:
+        raise _remote_error(name, exc) from exc
+    return io.BufferedReader(stream, READ_BUFFER)
 
 
 class _ZstdReader(io.RawIOBase):
@@ -141,13 +384,13 @@ class _ZstdReader(io.RawIOBase):
     # stays below ~512 MiB even on adversarial input, and near 64 KiB on text.
     CHUNK = 16 * 1024
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, src: IO[bytes]) -> None:
         import zstandard
 
         self._zstd = zstandard
         self._dctx = zstandard.ZstdDecompressor()
         self._obj = self._dctx.decompressobj()
-        self._src = open(path, "rb")  # noqa: SIM115
+        self._src = src
         self._in_frame = False
         self._out = b""
         self._pos = 0  # next unread byte of _out
@@ -182,22 +425,28 @@ class _ZstdReader(io.RawIOBase):
         super().close()
 
 
-def _open_binary(path: Path) -> IO[bytes]:
-    _, comp = _base_suffix(path)
-    if comp == ".gz":
-        return cast(IO[bytes], gzip.open(path, "rb"))
-    if comp == ".zst":
-        return io.BufferedReader(_ZstdReader(path))
-    return open(path, "rb")
+@contextlib.contextmanager
+def _open_binary(name: str, location: str, filesystem: Any = None) -> Iterator[IO[bytes]]:
+    """The file's decompressed bytes (by its extension); the stored stream is closed on exit."""
+    _, comp = _base_suffix(PurePosixPath(location))
+    with _open_raw(name, location, filesystem) as raw:
+        if comp == ".gz":
+            with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+                yield cast(IO[bytes], unzipped)
+        elif comp == ".zst":
+            with io.BufferedReader(_ZstdReader(raw)) as unzstd:
+                yield unzstd
+        else:
+            yield raw
 
 
-def _lines(path: Path, cfg: IngestConfig, location: Path | None = None) -> Iterator[tuple[int, str]]:
+def _lines(path: str, cfg: IngestConfig, location: str, filesystem: Any = None) -> Iterator[tuple[int, str]]:
     """Yield (line number, decoded line) reading bounded chunks, checking UTF-8 and binary content.
 
-    `location` is where the file is opened (default `path`); messages name `path`.
+    `location` (on `filesystem`, None: the local disk) is where the file is opened; messages name `path`.
     """
     offset = 0
-    with _open_binary(location or path) as raw:
+    with _open_binary(path, location, filesystem) as raw:
         stream = raw
         lineno = 0
         while True:
@@ -227,12 +476,12 @@ def _lines(path: Path, cfg: IngestConfig, location: Path | None = None) -> Itera
 
 
 def _read_text(
-    path: Path, cfg: IngestConfig, dropped: list[int], location: Path | None = None
+    path: str, cfg: IngestConfig, dropped: list[int], location: str, filesystem: Any = None
 ) -> Iterator[tuple[str | None, str]]:
     buf: list[str] = []
     size = 0
     sep = cfg.separator
-    for lineno, line in _lines(path, cfg, location):
+    for lineno, line in _lines(path, cfg, location, filesystem):
         stripped = line.rstrip("\r\n")
         if stripped == sep:
             doc = "".join(buf).strip()
@@ -256,7 +505,7 @@ def _read_text(
         dropped[0] += 1
 
 
-def _field(record: dict[str, Any], name: str, path: Path, where: str, required: bool) -> Any:
+def _field(record: dict[str, Any], name: str, path: str, where: str, required: bool) -> Any:
     if name not in record:
         if required:
             raise InputError(f"{path}: {where} has no field {name!r}; choose the field with --text-field/--id-field")
@@ -265,9 +514,9 @@ def _field(record: dict[str, Any], name: str, path: Path, where: str, required: 
 
 
 def _read_jsonl(
-    path: Path, cfg: IngestConfig, dropped: list[int], location: Path | None = None
+    path: str, cfg: IngestConfig, dropped: list[int], location: str, filesystem: Any = None
 ) -> Iterator[tuple[str | None, str]]:
-    for lineno, line in _lines(path, cfg, location):
+    for lineno, line in _lines(path, cfg, location, filesystem):
         if lineno == 1:
             # Some editors and exporters start UTF-8 files with a byte-order mark; it is not content.
             line = line.removeprefix("\ufeff")
@@ -307,18 +556,41 @@ def _read_jsonl(
             dropped[0] += 1
 
 
+def _open_input_file(name: str, location: str, filesystem: Any) -> Any:
+    """A remote object opened for random access (a Parquet footer and its column chunks)."""
+    import pyarrow as pa
+
+    try:
+        return filesystem.open_input_file(location)
+    except FileNotFoundError:
+        raise InputError(f"{name}: no such file or folder") from None
+    except (OSError, pa.ArrowException) as exc:
+        raise _remote_error(name, exc) from exc
+
+
 def _read_parquet(
-    path: Path,
+    path: str,
     cfg: IngestConfig,
     dropped: list[int],
-    location: Path | None = None,
+    location: str,
+    filesystem: Any = None,
     row_groups: tuple[int, int] | None = None,
+) -> Iterator[tuple[str | None, str]]:
+    with contextlib.ExitStack() as stack:
+        source: Any = location
+        if filesystem is not None:
+            source = stack.enter_context(_open_input_file(path, location, filesystem))
+        yield from _parquet_rows(path, cfg, dropped, source, row_groups)
+
+
+def _parquet_rows(
+    path: str, cfg: IngestConfig, dropped: list[int], source: Any, row_groups: tuple[int, int] | None
 ) -> Iterator[tuple[str | None, str]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        pf = pq.ParquetFile(location or path)
+        pf = pq.ParquetFile(source)
     except (pa.ArrowInvalid, OSError) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from exc
     names = pf.schema_arrow.names
@@ -347,9 +619,12 @@ def _read_parquet(
 _READERS = {"text": _read_text, "jsonl": _read_jsonl}
 
 
-def _doc_prefixes(files: Sequence[Path], hashes: Sequence[str]) -> list[str]:
-    """Readable, stable id prefixes: the file stem, made unique with the content hash if stems clash."""
-    stems = [f.name.split(".")[0] for f in files]
+def _doc_prefixes(files: Sequence[Source], hashes: Sequence[str]) -> list[str]:
+    """Readable, stable id prefixes: the file stem, made unique with the content hash if stems clash.
+
+    A URI's file gets the stem of its last path component, so its ids are those of the same file on disk.
+    """
+    stems = [PurePosixPath(f.location).name.split(".")[0] for f in files]
     return [s if stems.count(s) == 1 else f"{s}-{h[:8]}" for s, h in zip(stems, hashes, strict=True)]
 
 
@@ -362,13 +637,15 @@ class Piece:
 
     Attributes:
         file: Position of the file among the inputs.
-        path: The file as the user named it (messages and the version's stats use it).
+        path: The file as the user named it, or its URI (messages use it).
         location: Its absolute path, which is what gets opened (a cluster worker's working folder
-            is not the driver's).
+            is not the driver's), or its path on `filesystem`.
         format: text, jsonl or parquet.
         prefix: Id prefix of its documents (`<prefix>:<index within the file>`).
         row_groups: [start, stop) row groups of a split Parquet file; None for the whole file.
         bytes: Its share of the file's bytes on disk (grouping and progress).
+        filesystem: The pyarrow filesystem of a URI's file (pickled into a cluster task, so the
+            worker reads the object itself); None for a local file.
     """
 
     file: int
@@ -378,6 +655,7 @@ class Piece:
     prefix: str
     row_groups: tuple[int, int] | None = None
     bytes: int = 0
+    filesystem: Any = field(default=None, compare=False)
 
     @property
     def continues(self) -> bool:
@@ -387,10 +665,9 @@ class Piece:
 
 def read_piece(piece: Piece, cfg: IngestConfig, dropped: list[int]) -> Iterator[tuple[str | None, str]]:
     """The (source id or None, normalised text) of a piece's documents; empty ones count in `dropped[0]`."""
-    path, location = Path(piece.path), Path(piece.location)
     if piece.format == "parquet":
-        return _read_parquet(path, cfg, dropped, location, piece.row_groups)
-    return _READERS[piece.format](path, cfg, dropped, location)
+        return _read_parquet(piece.path, cfg, dropped, piece.location, piece.filesystem, piece.row_groups)
+    return _READERS[piece.format](piece.path, cfg, dropped, piece.location, piece.filesystem)
 
 
 def document_ids(piece: Piece, ids: Sequence[str | None], start: int) -> list[str]:
@@ -398,12 +675,16 @@ def document_ids(piece: Piece, ids: Sequence[str | None], start: int) -> list[st
     return [doc_id if doc_id is not None else f"{piece.prefix}:{index}" for index, doc_id in enumerate(ids, start)]
 
 
-def _row_group_runs(location: Path, group_bytes: int) -> list[tuple[tuple[int, int], int]] | None:
+def _row_group_runs(src: Source, group_bytes: int) -> list[tuple[tuple[int, int], int]] | None:
     """Consecutive row groups of a Parquet file in runs of >= group_bytes on disk, or None to read it whole."""
     import pyarrow.parquet as pq
 
     try:
-        meta = pq.read_metadata(location)
+        if src.filesystem is None:
+            meta = pq.read_metadata(src.location)
+        else:
+            with src.filesystem.open_input_file(src.location) as f:
+                meta = pq.read_metadata(f)
     except Exception:  # an unreadable file is read whole, so its reader reports it in its turn
         return None
     runs: list[tuple[tuple[int, int], int]] = []
@@ -420,7 +701,7 @@ def _row_group_runs(location: Path, group_bytes: int) -> list[tuple[tuple[int, i
 
 
 def plan(
-    files: Sequence[Path], formats: Sequence[str], prefixes: Sequence[str], group_bytes: int | None = None
+    files: Sequence[Path | Source], formats: Sequence[str], prefixes: Sequence[str], group_bytes: int | None = None
 ) -> list[list[Piece]]:
     """The inputs as groups of pieces, in input order: what one cluster task reads, and where a part ends.
 
@@ -432,17 +713,18 @@ def plan(
     group_bytes = GROUP_BYTES if group_bytes is None else group_bytes
     pieces: list[Piece] = []
     for i, (f, fmt, prefix) in enumerate(zip(files, formats, prefixes, strict=True)):
-        size = f.stat().st_size
-        location = str(f.absolute())
-        runs = _row_group_runs(f.absolute(), group_bytes) if fmt == "parquet" and size > group_bytes else None
+        src = Source.local(f) if isinstance(f, Path) else f
+        size = src.size
+        runs = _row_group_runs(src, group_bytes) if fmt == "parquet" and size > group_bytes else None
         if runs is None:
-            pieces.append(Piece(i, str(f), location, fmt, prefix, None, size))
+            pieces.append(Piece(i, src.name, src.location, fmt, prefix, None, size, src.filesystem))
             continue
         # Progress counts the footer too: the last run takes whatever the runs' sizes leave of the file.
         shares = [s for _, s in runs[:-1]]
         shares.append(max(0, size - sum(shares)))
         pieces.extend(
-            Piece(i, str(f), location, fmt, prefix, rgs, s) for (rgs, _), s in zip(runs, shares, strict=True)
+            Piece(i, src.name, src.location, fmt, prefix, rgs, s, src.filesystem)
+            for (rgs, _), s in zip(runs, shares, strict=True)
         )
     groups: list[list[Piece]] = []
     current: list[Piece] = []
@@ -518,12 +800,12 @@ def write_group(group: Iterable[Piece], cfg: IngestConfig, batcher: Batcher, cou
     batcher.flush()
 
 
-def finish(writer: PartWriter, cfg: IngestConfig, files: Sequence[Path], counts: Counts) -> dict[str, Any]:
+def finish(writer: PartWriter, cfg: IngestConfig, files: Sequence[Source], counts: Counts) -> dict[str, Any]:
     """Check the written version (documents found, unique source ids) and return its stats."""
     total_docs = sum(counts.documents.values())
     if total_docs == 0:
         raise InputError(
-            f"no documents found in {', '.join(str(f) for f in files)}; is the file empty or the separator wrong?"
+            f"no documents found in {', '.join(f.name for f in files)}; is the file empty or the separator wrong?"
         )
     if cfg.id_field:
         # Uniqueness is checked over the written parts, so it costs one column scan, not a set in RAM.
@@ -533,7 +815,7 @@ def finish(writer: PartWriter, cfg: IngestConfig, files: Sequence[Path], counts:
                 f"--id-field {cfg.id_field!r} is not unique ({dup} repeated ids); drop --id-field to use generated ids"
             )
     per_file = [
-        {"path": str(f), "documents": counts.documents.get(i, 0), "dropped_empty": counts.dropped.get(i, 0)}
+        {"path": f.record, "documents": counts.documents.get(i, 0), "dropped_empty": counts.dropped.get(i, 0)}
         for i, f in enumerate(files)
     ]
     return {"documents": total_docs, "dropped_empty": sum(counts.dropped.values()), "files": per_file}
@@ -551,36 +833,44 @@ def ingest(
     *,
     engine: str = "local",
     address: str | None = None,
+    filesystem: Any = None,
 ) -> Commit:
     """Read corpus files into a new version of dataset NAME (see the module docstring).
 
     Ids are the source's own (`id_field`, must be unique) or `<file stem>:<index>`, which is stable
     for an unchanged file. Raises InputError for unreadable input; nothing is published then.
 
+    The version id is made of the options, each file's sha256 and format, and how it was named:
+    the path as given for a local file, the local path for a `file://` URI (so `file:///abs/a.txt`
+    and `/abs/a.txt` are one version), the URI without its query otherwise.
+
     Args:
         store: Where to write.
-        paths: Files, folders or globs.
+        paths: Files, folders or globs: local paths, or URIs pyarrow opens (`s3://`, `gs://`,
+            `hdfs://`, `file:///ABS/PATH`), streamed through `pyarrow.fs`.
         name: Dataset name.
         cfg: How to read the files.
         tracker: Progress.
         engine: "local" or "ray" (`datadiet.engine.ray_ingest`: one cluster task per group of
             pieces); the version, rows and part files are the same.
         address: The Ray cluster for engine "ray" (None: start a local one; "auto"; "HOST:PORT").
+        filesystem: A pyarrow filesystem that every path is a path in (for example an in-memory
+            one); None: local paths and URIs.
     """
     cfg = cfg or IngestConfig()
     check_name(name)
     ray_ingest = load_ray("ray_ingest") if check_engine(engine) == "ray" else None
-    files = expand_paths(paths)
+    files = expand_inputs(paths, filesystem)
     if not files:
         raise InputError("no input files given")
     formats = [detect_format(f, cfg.format) for f in files]
     if cfg.id_field and "text" in formats:
-        text_files = [str(f) for f, fmt in zip(files, formats, strict=True) if fmt == "text"]
+        text_files = [f.name for f, fmt in zip(files, formats, strict=True) if fmt == "text"]
         raise InputError(
             f"--id-field applies to JSONL and Parquet only, but {text_files[0]} is plain text "
             "(its documents get ids <file>:<index>); drop --id-field for text files"
         )
-    sizes = [f.stat().st_size for f in files]
+    sizes = [f.size for f in files]
     total_bytes = sum(sizes)
     if ray_ingest is not None and total_bytes >= HASH_LOCAL_BYTES:
         hashes = ray_ingest.hash_files(files, address=address, tracker=tracker)
@@ -588,11 +878,11 @@ def ingest(
         with tracker.task("Hashing inputs", total=total_bytes) as task:
             hashes = []
             for f, size in zip(files, sizes, strict=True):
-                hashes.append(file_sha256(f))
+                hashes.append(source_sha256(f))
                 task.advance(size)
     params = {k: v for k, v in asdict(cfg).items() if k != "max_doc_bytes"}
     params["sources"] = [
-        {"path": str(f), "sha256": h, "format": fmt} for f, h, fmt in zip(files, hashes, formats, strict=True)
+        {"path": f.record, "sha256": h, "format": fmt} for f, h, fmt in zip(files, hashes, formats, strict=True)
     ]
     parents = [f"file:sha256:{h}" for h in hashes]
     prefixes = _doc_prefixes(files, hashes)

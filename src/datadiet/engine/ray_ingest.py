@@ -22,8 +22,13 @@ through the object store for a continuation run). A bad input fails its task wit
 engine's one-line error; the driver raises the error of the first failing group in input order,
 which is the one the local engine meets first, after cancelling the tasks still running.
 
-The inputs must be on a filesystem every worker can reach (a shared mount; hashing them for the
-version id needs them on the driver too); the store may be that or an object store.
+The inputs must be on a filesystem every worker can reach: a shared mount (hashing them for the
+version id needs them on the driver too), or URIs pyarrow opens (`s3://`, `gs://`, `file://`...).
+A URI's pyarrow filesystem travels pickled inside each task's pieces and the worker opens the
+object itself: credentials named in the URI's query travel with it, otherwise each worker uses its
+own (environment, instance role; pyarrow pickles no resolved keys). The driver lists the objects
+(and reads big Parquet files' footers) but none of their bytes, nor hashes them from 1 GiB on.
+The store may be a shared folder or an object store.
 
 Invoked by `datadiet.curate.ingest.ingest(..., engine="ray")` through `datadiet.engine.load_ray`.
 """
@@ -32,18 +37,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import ray
 
 from datadiet.curate import ingest as local
-from datadiet.curate.ingest import Batcher, Counts, IngestConfig, Piece, document_ids, read_piece, write_group
+from datadiet.curate.ingest import (
+    Batcher,
+    Counts,
+    IngestConfig,
+    Piece,
+    Source,
+    document_ids,
+    read_piece,
+    source_sha256,
+    write_group,
+)
 from datadiet.engine.ray_engine import connect
 from datadiet.errors import DatadietError
 from datadiet.progress import NULL_TRACKER, Tracker
-from datadiet.store import STAGE_PREFIX, PartWriter, Staged, StageTarget, file_sha256
+from datadiet.store import STAGE_PREFIX, PartWriter, Staged, StageTarget
 
 # Groups submitted ahead of the oldest one not yet adopted, per CPU of the cluster: enough to keep
 # every CPU busy behind one slow group, while a continuation run's documents wait in the object
@@ -154,21 +168,23 @@ def _write_task(
 
 
 @ray.remote
-def _hash_task(location: str, path: str) -> tuple[str | None, BaseException | None]:
+def _hash_task(source: Source) -> tuple[str | None, BaseException | None]:
     try:
-        return file_sha256(Path(location)), None
+        return source_sha256(source), None
     except OSError as exc:
         return None, DatadietError(
-            f"{path}: cannot be read on a Ray worker ({exc.strerror or exc}); "
+            f"{source.name}: cannot be read on a Ray worker ({exc.strerror or exc}); "
             "put the inputs on a filesystem every worker can reach"
         )
+    except Exception as exc:  # a URI's one-line InputError (missing object, no credentials) as is
+        return None, exc
 
 
-def hash_files(files: Sequence[Path], *, address: str | None = None, tracker: Tracker = NULL_TRACKER) -> list[str]:
-    """sha256 of every input file, one Ray task each (the inputs' bytes never reach the driver)."""
+def hash_files(files: Sequence[Source], *, address: str | None = None, tracker: Tracker = NULL_TRACKER) -> list[str]:
+    """sha256 of every input file (local or a URI's object), one Ray task each (no input bytes reach the driver)."""
     connect(address)
-    sizes = [f.stat().st_size for f in files]
-    refs = [_hash_task.remote(str(f.absolute()), str(f)) for f in files]
+    sizes = [f.size for f in files]
+    refs = [_hash_task.remote(f) for f in files]
     hashes: list[str] = []
     with tracker.task("Hashing inputs (ray)", total=sum(sizes)) as task:
         for ref, size in zip(refs, sizes, strict=True):
