@@ -122,6 +122,10 @@ CATALOGUE: list[tuple[list[str], int, str]] = [
     # ingest: every kind of bad file
     (["ingest", "{in}/missing.txt", "-n", "x"], 2, "no such file or folder"),
     (["ingest", "{in}/*.nothing", "-n", "x"], 2, "no files match"),
+    (["ingest", "file://{in}/missing.jsonl", "-n", "x"], 2, "missing.jsonl: no such file or folder"),
+    (["ingest", "file://{in}/*.nothing", "-n", "x"], 2, "no files match 'file://"),
+    (["ingest", "zz://x/y", "-n", "x"], 2, "zz://x/y: cannot open (Unrecognized filesystem type"),
+    (["ingest", "s3://buck*/a.txt", "-n", "x"], 2, "wildcards go in the path, not in the bucket or host"),
     (["ingest", "{in}/emptydir", "-n", "x"], 2, "folder holds no .txt, .jsonl or .parquet files"),
     (["ingest", "{in}/nodata", "-n", "x"], 2, "folder holds no .txt, .jsonl or .parquet files"),
     (["ingest", "{in}/empty.txt", "-n", "x"], 2, "no documents found"),
