@@ -669,6 +669,20 @@ def _sign(
     return refs
 
 
+def _filter(
+    with_u: list[Any], by_pos: Split, parts: int, cfg: MinhashConfig, stats: dict[str, Any], *, scores: bool
+) -> list[Any]:
+    """Stage 4 (and 5 under --verify): the candidate edges that pass, counting the rejected into STATS."""
+    kept = reduce(
+        [split(_firsts(with_u, 0), _V, parts), by_pos],
+        lambda e, s: _filter_v(e, s, cfg, scores=scores),
+        num_returns=3,
+    )
+    stats["rejected_by_estimate"] = sum(ray.get(_firsts(kept, 1)))
+    stats["rejected_by_verification"] = sum(ray.get(_firsts(kept, 2)))
+    return _firsts(kept, 0)
+
+
 def find_members(
     datasets: Sequence[Dataset],
     cfg: MinhashConfig,
@@ -710,14 +724,7 @@ def find_members(
             with_u = reduce([split(candidates, _U, parts), by_pos], lambda e, s: _attach_u(e, s, cfg), num_returns=2)
             stats["candidate_pairs"] = sum(ray.get(_firsts(with_u, 1)))
         with timer.stage("filter"):
-            kept = reduce(
-                [split(_firsts(with_u, 0), _V, parts), by_pos],
-                lambda e, s: _filter_v(e, s, cfg, scores=False),
-                num_returns=3,
-            )
-            near = _firsts(kept, 0)
-            stats["rejected_by_estimate"] = sum(ray.get(_firsts(kept, 1)))
-            stats["rejected_by_verification"] = sum(ray.get(_firsts(kept, 2)))
+            near = _filter(with_u, by_pos, parts, cfg, stats, scores=False)
     with timer.stage("cluster"), tracker.task("Components (ray)", total=None):
         edges = exact_edges + near
         for _ in range(MAX_ROUNDS):
@@ -785,14 +792,7 @@ def find_matches(
             )
             stats["candidate_pairs"] = sum(ray.get(_firsts(with_u, 1)))
         with timer.stage("filter"):
-            kept = reduce(
-                [split(_firsts(with_u, 0), _V, parts), by_pos],
-                lambda e, s: _filter_v(e, s, cfg, scores=True),
-                num_returns=3,
-            )
-            scored = _firsts(kept, 0)
-            stats["rejected_by_estimate"] = sum(ray.get(_firsts(kept, 1)))
-            stats["rejected_by_verification"] = sum(ray.get(_firsts(kept, 2)))
+            scored = _filter(with_u, by_pos, parts, cfg, stats, scores=True)
     with timer.stage("match"):
         picked = reduce([split(scored, _U, parts), exact, by_pos], _pick)
         named = reduce([split(picked, _V, parts), by_pos], _keeper_ids)
