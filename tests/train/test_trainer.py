@@ -207,3 +207,34 @@ def test_lr_schedule() -> None:
     assert lr_at(100, cfg) == pytest.approx(1e-3)
     assert lr_at(550, cfg) == pytest.approx((1e-3 + 1e-4) / 2)
     assert lr_at(1000, cfg) == pytest.approx(1e-4)
+
+
+def test_keep_freed_memory_switches_glibc_mmap_off_for_cpu_training_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from datadiet.train import trainer
+
+    calls: list[tuple[Any, int]] = []
+
+    class FakeLibc:
+        def mallopt(self, param: int, value: int) -> int:
+            calls.append((param, value))
+            return 1
+
+        def malloc_trim(self, pad: int) -> int:
+            calls.append(("trim", pad))
+            return 1
+
+    monkeypatch.setattr(trainer, "_glibc", lambda: FakeLibc())
+    for key in [k for k in os.environ if k.startswith("MALLOC_")]:
+        monkeypatch.delenv(key)
+    with trainer.keep_freed_memory(torch.device("cpu")):
+        assert calls == [(-4, 0), (-1, 2**31 - 1)]  # no mmap; never trim the heap while training
+    assert calls[2:] == [(-4, 65536), (-3, 32 << 20), (-1, 64 << 20), ("trim", 0)]
+    calls.clear()
+    with trainer.keep_freed_memory(torch.device("cuda")):
+        pass
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "2")  # the user tunes malloc: leave it alone
+    with trainer.keep_freed_memory(torch.device("cpu")):
+        pass
+    assert calls == []
