@@ -207,21 +207,28 @@ class _Slice:
     start: int  # global position of its first row
 
 
-def _plan(datasets: Sequence[Dataset], workers: int) -> list[_Slice]:
-    counts = [(str(p), pq.ParquetFile(p).metadata.num_rows) for ds in datasets for p in ds.parts]
-    total = sum(n for _, n in counts)
+def cut_slices(rows: Sequence[int], workers: int) -> list[tuple[int, int, int, int]]:
+    """Cut parts of ROWS rows each into slices for WORKERS: (part index, offset, length, global start).
+
+    One function for the local engine and the Ray engines, so both sign the same slices.
+    """
     # At least two slices per worker so one slow slice does not leave a core idle for long; a
     # part is one row group, so each slice re-decodes its part (~0.3 s per 200k stories).
-    target = max(10_000, math.ceil(total / (2 * max(workers, 1))))
-    out: list[_Slice] = []
+    target = max(10_000, math.ceil(sum(rows) / (2 * max(workers, 1))))
+    out: list[tuple[int, int, int, int]] = []
     start = 0
-    for path, n in counts:
+    for i, n in enumerate(rows):
         pieces = max(1, math.ceil(n / target))
         size = math.ceil(n / pieces) if n else 0
-        for off in range(0, n, max(size, 1)):
-            out.append(_Slice(path, off, min(size, n - off), start + off))
+        out.extend((i, off, min(size, n - off), start + off) for off in range(0, n, max(size, 1)))
         start += n
     return out
+
+
+def _plan(datasets: Sequence[Dataset], workers: int) -> list[_Slice]:
+    paths = [str(p) for ds in datasets for p in ds.parts]
+    rows = [pq.ParquetFile(p).metadata.num_rows for p in paths]
+    return [_Slice(paths[i], off, n, start) for i, off, n, start in cut_slices(rows, workers)]
 
 
 def default_workers() -> int:

@@ -83,6 +83,7 @@ from datadiet.curate.dedupe import (
     _exact_for,
     _hashes_of,
     _Timer,
+    cut_slices,
     sign_texts,
     summary_stats,
 )
@@ -627,24 +628,11 @@ class Slice:
 
 
 def plan_slices(sources: Sequence[PartSource], workers: int) -> list[Slice]:
-    """The slices of `dedupe._plan` (the same cuts) over parts (`Dataset.part_sources`, concatenated).
+    """The slices of `dedupe.cut_slices` (the local engine's cuts) over parts (`Dataset.part_sources`, concatenated).
 
     Row counts come from the parts' footers: nothing is downloaded to this machine.
     """
-    total = sum(s.rows for s in sources)
-    # At least two slices per worker so one slow slice does not leave a core idle for long; a
-    # part is one row group, so each slice re-decodes its part (~0.3 s per 200k stories).
-    target = max(10_000, math.ceil(total / (2 * max(workers, 1))))
-    out: list[Slice] = []
-    start = 0
-    for source in sources:
-        n = source.rows
-        pieces = max(1, math.ceil(n / target))
-        size = math.ceil(n / pieces) if n else 0
-        for off in range(0, n, max(size, 1)):
-            out.append(Slice(source, off, min(size, n - off), start + off))
-        start += n
-    return out
+    return [Slice(sources[i], off, n, start) for i, off, n, start in cut_slices([s.rows for s in sources], workers)]
 
 
 def _partitions(n: int, cpus: int, bands: int) -> int:
