@@ -220,8 +220,13 @@ class Dataset:
 
         Unlike `parts`, nothing is downloaded here: a local store's handles are paths; a remote
         store's read straight from the object store on whichever machine calls `read`. Each
-        handle knows its row count (from the part's footer; remote footers are read concurrently).
+        handle knows its row count (from the part's footer; remote footers are read concurrently,
+        once per `Dataset`: a version never changes, and a Ray dedupe or stats asks twice).
         """
+        return list(self._part_sources)
+
+    @functools.cached_property
+    def _part_sources(self) -> tuple[PartSource, ...]:
         remote = self.store.remote if self.store is not None else None
         if remote is None:
             sources = [PartSource(p.name, str(p)) for p in self.parts]
@@ -231,10 +236,10 @@ class Dataset:
                 PartSource(n, remote.path(*key, n), self.manifest.files[n], remote, key) for n in self._part_names()
             ]
         footers = part_metadata(sources)
-        return [
+        return tuple(
             PartSource(s.name, s.path, s.sha256, s.remote, s.key, m.num_rows)
             for s, m in zip(sources, footers, strict=True)
-        ]
+        )
 
     @property
     def rows(self) -> int:
