@@ -32,24 +32,13 @@ from datadiet.curate.dedupe import CLUSTERS_FILE, dedupe  # noqa: E402
 from datadiet.curate.minhash import MinhashConfig  # noqa: E402
 from datadiet.schema import ID, MAX_PART_ROWS, TEXT  # noqa: E402
 from datadiet.store import PartWriter, Store  # noqa: E402
+from shared_stories import read_stories  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data"
 FILES = ("tinystories-train-1.txt", "tinystories-train-2.txt", "tinystories-valid-1.txt")
 
 
-def stories() -> list[str]:
-    out: list[str] = []
-    for name in FILES:
-        path = SHARED / name
-        if path.is_file():
-            out.extend(path.read_text(encoding="utf-8").split("\n<|endoftext|>\n")[:-1])
-    if not out:
-        sys.exit(f"no stories found in {SHARED}; this benchmark needs ../shared/data")
-    return out
-
-
 def build(store: Store, n: int) -> str:
-    real = stories()
+    real = read_stories(FILES)
     vocab = sorted({w for s in real[:1000] for w in s.split()})
     rng = random.Random(n)
 

@@ -39,8 +39,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from datadiet.curate.corpus import generate_stories  # noqa: E402
 from datadiet.schema import ID, MAX_PART_ROWS, TEXT  # noqa: E402
 from datadiet.store import PartWriter, Store  # noqa: E402
+from shared_stories import read_stories  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data"
 REAL_FILES = (
     "tinystories-train-1.txt",
     "tinystories-train-2.txt",
@@ -48,15 +48,6 @@ REAL_FILES = (
     "tinystories-valid-1.txt",
 )
 REAL_SHARE = 0.10
-
-
-def real_stories() -> list[str]:
-    out: list[str] = []
-    for name in REAL_FILES:
-        path = SHARED / name
-        if path.is_file():
-            out.extend(path.read_text(encoding="utf-8").split("\n<|endoftext|>\n")[:-1])
-    return out
 
 
 def edited(rng: random.Random, text: str, vocab: list[str]) -> str:
@@ -71,7 +62,7 @@ def build_dataset(store: Store, n: int) -> str:
     existing = store.versions(name)
     if existing:
         return existing[-1].ref
-    real = real_stories()
+    real = read_stories(REAL_FILES, required=False)
     vocab = sorted({w for s in real[:500] for w in s.split()})
     rng = random.Random(n)
 

@@ -52,22 +52,11 @@ sys.path.insert(0, str(ROOT / "src"))
 from datadiet.curate.minhash import MinhashConfig  # noqa: E402
 from datadiet.curate.normalize import normalize  # noqa: E402
 from datadiet.eval.stats import COMPRESSION_SAMPLE_BYTES, dataset_stats  # noqa: E402
+from shared_stories import read_stories  # noqa: E402
 
-SHARED = ROOT.parent / "shared" / "data"
 FILES = ("tinystories-train-1.txt", "tinystories-train-2.txt", "tinystories-train-3.txt", "tinystories-valid-1.txt")
 TARGET_DOCS = 2_100_000
 TARGET_SECONDS = 120.0
-
-
-def real_stories() -> list[str]:
-    out: list[str] = []
-    for name in FILES:
-        path = SHARED / name
-        if path.is_file():
-            out.extend(path.read_text(encoding="utf-8").split("\n<|endoftext|>\n")[:-1])
-    if not out:
-        raise SystemExit(f"no stories found in {SHARED}")
-    return out
 
 
 def build(n: int, seed: int = 0) -> pl.DataFrame:
@@ -75,7 +64,7 @@ def build(n: int, seed: int = 0) -> pl.DataFrame:
     if cache.is_file():
         return pl.read_parquet(cache)
     rng = random.Random(seed)
-    stories = [s.split(" ") for s in real_stories()]
+    stories = [s.split(" ") for s in read_stories(FILES)]
     vocab = sorted({w for s in stories[:500] for w in s})
     texts = []
     for _ in range(n):
