@@ -173,21 +173,10 @@ def test_sweep_config_file_and_validation(tmp_path: Path, corpus: tuple[Store, s
 
 @pytest.mark.slow
 def test_demo_command_path(runner: CliRunner, tmp_path: Path) -> None:
-    store = tmp_path / "store"
-    args = [
-        "demo",
-        "--stories",
-        "200",
-        "--steps",
-        "8",
-        "--set",
-        "threads=1",
-        "--store",
-        str(store),
-        "--out",
-        str(tmp_path / "report"),
-    ]
-    result = runner.invoke(app, [*args, "--json"])
+    demo = ["demo", "--stories", "200", "--steps", "8", "--set", "threads=1"]
+    result = runner.invoke(
+        app, [*demo, "--store", str(tmp_path / "store"), "--out", str(tmp_path / "report"), "--json"]
+    )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert len(payload["runs"]) == 12 and payload["verdict"]
@@ -195,21 +184,7 @@ def test_demo_command_path(runner: CliRunner, tmp_path: Path) -> None:
     html = (tmp_path / "report" / "report.html").read_text()
     assert "<img" in html and 'src="data:image/png;base64,' in html
     # Deterministic: a second demo in a fresh store gives the same numbers.
-    again = runner.invoke(
-        app,
-        [
-            "demo",
-            "--stories",
-            "200",
-            "--steps",
-            "8",
-            "--set",
-            "threads=1",
-            "--store",
-            str(tmp_path / "store2"),
-            "--json",
-        ],
-    )
+    again = runner.invoke(app, [*demo, "--store", str(tmp_path / "store2"), "--json"])
     assert [r["val_loss"] for r in json.loads(again.stdout)["runs"]] == [r["val_loss"] for r in payload["runs"]]
 
 
