@@ -473,12 +473,23 @@ class PartWriter:
         if staged.sha256 is None:
             self.adopt(self.dir / staged.name, staged.rows)
             return
-        if staged.rows == 0 and self._parts > 0:
+        name = self._next_part(staged.rows)
+        if name is None:
             self.remote_dropped.append(staged.name)
-            return
-        self.remote_parts[PART_PATTERN.format(self._parts)] = staged
+        else:
+            self.remote_parts[name] = staged
+
+    def _next_part(self, rows: int) -> str | None:
+        """The name of the next part, counted in; None for an empty file after the first part.
+
+        Such a file is dropped, as `write` drops empty frames: one rule for local and remote parts.
+        """
+        if rows == 0 and self._parts > 0:
+            return None
+        name = PART_PATTERN.format(self._parts)
         self._parts += 1
-        self.rows += staged.rows
+        self.rows += rows
+        return name
 
     def scan(self) -> pl.LazyFrame:
         """The parts written so far, in order: local files, and parts staged on a remote store read there.
@@ -520,12 +531,11 @@ class PartWriter:
 
         An empty file after the first part is dropped, as `write` drops empty frames.
         """
-        if rows == 0 and self._parts > 0:
+        name = self._next_part(rows)
+        if name is None:
             path.unlink()
-            return
-        os.replace(path, self.dir / PART_PATTERN.format(self._parts))
-        self._parts += 1
-        self.rows += rows
+        else:
+            os.replace(path, self.dir / name)
 
     def write_file(self, name: str, data: bytes) -> None:
         path = self.dir / name
