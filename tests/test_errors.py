@@ -278,6 +278,12 @@ CATALOGUE: list[tuple[list[str], int, str]] = [
     (["train", "c-train", "--val", "c-val", "--tokenizer", "{in}/ok.txt"], 2, "is not a Hugging Face tokenizer.json"),
     (["train", "c-train", "--val", "c-val", "--tokenizer", "{in}/missing.json"], 2, "does not exist"),
     (["train", "dd", "--val", "c-val"], 2, "no tokenizer named 'dd'"),
+    # generate
+    (["generate", "nothing"], 2, "no run named 'nothing'"),
+    (["generate", "c-train", "--temperature", "-1"], 2, "--temperature must be between 0 (greedy) and 100"),
+    (["generate", "c-train", "--top-k", "0"], 2, "--top-k must be >= 1"),
+    (["generate", "c-train", "--max-tokens", "0"], 2, "--max-tokens must be between 1 and 1000000"),
+    (["generate", "c-train", "--num", "0"], 2, "Invalid value for '--num'"),
     # stats, eval, report
     (["stats", "nothing"], 2, "no dataset named 'nothing'"),
     (["stats", "amb@{amb}"], 2, "is ambiguous"),

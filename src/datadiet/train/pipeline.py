@@ -273,6 +273,8 @@ def train_run(
             "tokenizer": tok.key,
         }
         writer.write_file(CONFIG_FILE, json.dumps(config, indent=2).encode())
+        # The run keeps its tokenizer, so generation and export need nothing else (an external file may move).
+        writer.write_file(TOKENIZER_FILE, tok.path.read_bytes())
         summary = result.to_dict() | {"checkpoint": "checkpoint.pt"}
         writer.write_file(RESULT_FILE, json.dumps({"train": summary, "metrics": metrics}, indent=2).encode())
         return {

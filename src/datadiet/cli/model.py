@@ -1,0 +1,64 @@
+"""Using a trained run's model: `curate generate`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from datadiet.cli.common import Out, command
+
+# Control characters (an ANSI escape a model emitted, say) are shown as \xNN, never sent to the terminal.
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F]}
+
+
+def _safe(text: str) -> str:
+    return escape(text.translate(_CONTROL))
+
+
+@command()
+def generate(
+    run: Annotated[str, typer.Argument(help="Run NAME[@VERSION] (see `curate runs`).", show_default=False)],
+    prompt: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--prompt",
+            "-p",
+            help="Text each sample continues as the start of a document (repeatable); default: none, a document from scratch.",
+            show_default=False,
+        ),
+    ] = None,
+    max_tokens: Annotated[
+        int, typer.Option("--max-tokens", help="Most new tokens per sample (it stops earlier at end-of-text).")
+    ] = 100,
+    temperature: Annotated[
+        float,
+        typer.Option(
+            "--temperature", "-t", help="Softmax temperature: 0 is greedy (the most likely token every time)."
+        ),
+    ] = 1.0,
+    top_k: Annotated[
+        int | None,
+        typer.Option("--top-k", help="Sample only among the K most likely tokens (default: all).", show_default=False),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="The same seed gives the same samples.")] = 0,
+    num: Annotated[int, typer.Option("--num", "-n", min=1, max=100_000, help="Samples per prompt.")] = 1,
+    *,
+    o: Out,
+) -> None:
+    """Sample text from a run's model, deterministic for a seed (like nanoGPT's sample.py)."""
+    from datadiet.train.generate import SampleConfig, load_run_model, sample_texts
+
+    cfg = SampleConfig(max_new_tokens=max_tokens, temperature=temperature, top_k=top_k, seed=seed)
+    rm = load_run_model(o.store(), run)
+    samples = sample_texts(rm, prompt or [""], cfg, num=num)
+
+    def render(c: Console) -> None:
+        for s in samples:
+            end = "" if s.finished else " …"
+            c.print(f"[dim]── sample {s.index} ({len(s.tokens)} tokens)[/]")
+            c.print(f"[bold]{_safe(s.prompt)}[/]{_safe(s.text)}{end}")
+
+    o.emit({"run": rm.ref, "settings": cfg.__dict__, "samples": [s.to_dict() for s in samples]}, render)
