@@ -165,8 +165,10 @@ def test_sweep_config_file_and_validation(tmp_path: Path, corpus: tuple[Store, s
 
     with pytest.raises(UsageError, match="unknown keys colour"):
         SweepConfig.from_toml(path, {})
-    with pytest.raises(UsageError, match="fraction in"):
-        SweepConfig(base="a", val="b", sizes=(0.0, 1.0))
+    from datadiet.config import build
+
+    with pytest.raises(UsageError, match=r"sizes\[0\] must be greater than 0, not 0.0"):
+        build(SweepConfig, {"base": "a", "val": "b", "sizes": (0.0, 1.0)}, source="")
     with pytest.raises(UsageError, match="--pool or --copies"):
         SweepConfig(base="a", val="b", pool=2, copies=3)
 

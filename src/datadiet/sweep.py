@@ -15,23 +15,31 @@ import dataclasses
 import json
 import math
 import platform
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import polars as pl
+from pydantic import Field, Strict
+from pydantic.dataclasses import dataclass as validated
 
+from datadiet.config import (
+    STRICT,
+    Flag,
+    Fraction,
+    OpenProbability,
+    PositiveInt,
+    Probability,
+    Seed,
+    Text,
+    build,
+    load_toml,
+)
 from datadiet.errors import UsageError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.store import Commit, Dataset, PartWriter, Store
 
@@ -42,39 +50,41 @@ SWEEP_FILE = "sweep.json"
 _DEFAULT_TOKENS_PER_S = {"tiny": 60_000.0, "paper": 15_000.0, "small": 1_500.0, "base": 200.0}
 
 
-@dataclass(frozen=True)
-class SweepConfig:
-    """One study: every field is recorded with the sweep; all but `name` shape its artefacts."""
+# Sweep-only field types (the shared ones come from datadiet.config, the one schema module).
+Threshold = Annotated[float, Strict(), Field(gt=0, lt=1, allow_inf_nan=False)]
+Vocab = Annotated[int, Strict(), Field(ge=1, le=1 << 20)]
+Procs = Annotated[int, Strict(), Field(ge=1, le=4096)]
 
-    base: str
-    val: str
-    sizes: tuple[float, ...] = STUDY_SIZES
-    rates: tuple[float, ...] = STUDY_RATES
-    seeds: tuple[int, ...] = (0,)
-    pool: int | None = None
-    copies: int | None = None
-    near: float = 0.0
-    dedupe: bool = False
-    decontaminate: bool = True
-    threshold: float = 0.8
-    preset: str = "paper"
-    steps: int | None = None
-    vocab: int = 8192
-    tokenizer: str | None = None
-    data_seed: int = 0
-    overrides: tuple[tuple[str, str], ...] = ()
-    name: str = "sweep"
-    nproc: int | None = None
+
+@validated(frozen=True, config=STRICT)
+class SweepConfig:
+    """One study: every field is recorded with the sweep; all but `name` shape its artefacts.
+
+    pydantic checks every field's type and bounds when one is built (from flags, the TOML file or
+    Python); the rules across fields follow in `__post_init__`, all before any step runs.
+    """
+
+    base: Text
+    val: Text
+    sizes: Annotated[tuple[Fraction, ...], Field(min_length=1, max_length=1000)] = STUDY_SIZES
+    rates: Annotated[tuple[Probability, ...], Field(min_length=1, max_length=1000)] = STUDY_RATES
+    seeds: Annotated[tuple[Seed, ...], Field(min_length=1, max_length=1000)] = (0,)
+    pool: PositiveInt | None = None
+    copies: PositiveInt | None = None
+    near: OpenProbability = 0.0
+    dedupe: Flag = False
+    decontaminate: Flag = True
+    threshold: Threshold = 0.8
+    preset: Text = "paper"
+    steps: PositiveInt | None = None
+    vocab: Vocab = 8192
+    tokenizer: Text | None = None
+    data_seed: Seed = 0
+    overrides: tuple[tuple[Text, Text], ...] = ()
+    name: Text = "sweep"
+    nproc: Procs | None = None
 
     def __post_init__(self) -> None:
-        if not self.sizes or not self.rates or not self.seeds:
-            raise UsageError("--sizes, --rates and --seeds each need at least one value")
-        for s in self.sizes:
-            if not 0 < s <= 1:
-                raise UsageError(f"every size must be a fraction in (0, 1], not {s}")
-        for r in self.rates:
-            if not 0 <= r <= 1:
-                raise UsageError(f"every duplication rate must be in [0, 1], not {r}")
         if (
             len(set(self.sizes)) != len(self.sizes)
             or len(set(self.rates)) != len(self.rates)
@@ -83,13 +93,7 @@ class SweepConfig:
             raise UsageError("--sizes, --rates and --seeds must not repeat a value")
         if self.pool is not None and self.copies is not None:
             raise UsageError("give --pool or --copies, not both")
-        if not 0 < self.threshold < 1:
-            raise UsageError(f"--threshold must be in (0, 1), not {self.threshold}")
-        if any(s < 0 for s in self.seeds):
-            raise UsageError("--seeds must be >= 0")
-        if self.nproc is not None and self.nproc < 1:
-            raise UsageError(f"--nproc must be >= 1, not {self.nproc}")
-        from datadiet.train.config import PRESETS
+        from datadiet.train.config import PRESETS, resolve_config
         from datadiet.train.tokenizer import MIN_VOCAB
 
         # Checked here, so a bad value fails before any step runs rather than after hours of them.
@@ -97,8 +101,8 @@ class SweepConfig:
             raise UsageError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
         if self.tokenizer is None and not MIN_VOCAB <= self.vocab <= 1 << 20:
             raise UsageError(f"--vocab must be between {MIN_VOCAB} and {1 << 20}, not {self.vocab}")
-        if self.steps is not None and self.steps < 1:
-            raise UsageError(f"--steps must be >= 1, not {self.steps}")
+        steps = {} if self.steps is None else {"steps": str(self.steps)}
+        resolve_config(self.preset, self.vocab, {**dict(self.overrides), **steps})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -106,26 +110,21 @@ class SweepConfig:
     @classmethod
     def from_toml(cls, path: Path, overrides: Mapping[str, Any]) -> SweepConfig:
         """Defaults < the TOML file (a `[sweep]` table or top-level keys) < explicit options."""
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise UsageError(f"--config {path}: no such file") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise UsageError(f"--config {path} is not valid TOML ({exc})") from exc
+        data = load_toml(path)
         data = data.get("sweep", data)
+        source = f"--config {path}:"
+        if not isinstance(data, dict):
+            raise UsageError(f"{source} [sweep] must be a table of settings, not {type(data).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise UsageError(f"--config {path}: unknown keys {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise UsageError(f"{source} unknown keys {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         merged = {**data, **{k: v for k, v in overrides.items() if v is not None}}
-        for key in ("sizes", "rates", "seeds"):
-            if key in merged:
-                merged[key] = tuple(merged[key])
-        if "overrides" in merged and isinstance(merged["overrides"], dict):
+        if isinstance(merged.get("overrides"), dict):  # [sweep.overrides] lr = 3e-4: typed by the train config
             merged["overrides"] = tuple((str(k), str(v)) for k, v in merged["overrides"].items())
         if "base" not in merged or "val" not in merged:
             raise UsageError("a sweep needs --base and --val (or base/val in the config file)")
-        return cls(**merged)
+        return build(cls, merged, source=source)
 
 
 Runner = Callable[[list[str], Tracker], Commit]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import torch
 
+from datadiet.config import build
 from datadiet.errors import UsageError
 from datadiet.train.model import GPT, GPTConfig
 
@@ -111,12 +112,14 @@ def test_too_long_sequence_is_rejected() -> None:
     ("kwargs", "message"),
     [
         ({"n_embd": 30, "n_head": 4}, "not divisible"),
-        ({"n_layer": 0}, "n_layer must be a positive integer"),
-        ({"dropout": 1.0}, "dropout must be in"),
-        ({"vocab_size": 2.5}, "vocab_size must be a positive integer"),
+        ({"n_layer": 0}, "model n_layer must be at least 1, not 0"),
+        ({"dropout": 1.0}, "model dropout must be less than 1, not 1.0"),
+        ({"vocab_size": 2.5}, "model vocab_size must be a valid integer, not 2.5"),
+        ({"n_embd": 2**70}, "model n_embd must be at most 65536"),
+        ({"dropout": float("nan")}, "model dropout must be a finite number"),
     ],
 )
 def test_config_validation(kwargs: dict[str, float], message: str) -> None:
     base: dict[str, Any] = {"vocab_size": 100, "block_size": 16, "n_layer": 2, "n_head": 2, "n_embd": 32}
     with pytest.raises(UsageError, match=message):
-        GPTConfig(**{**base, **kwargs})
+        build(GPTConfig, {**base, **kwargs}, source="model")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
 import sys
 import traceback
 import typing
@@ -102,6 +103,14 @@ class CurateGroup(TyperGroup):
         except Exception as exc:
             if debug:
                 raise
+            if type(exc).__name__ == "ValidationError" and type(exc).__module__.startswith("pydantic"):
+                # a config built outside `config.build` (e.g. from a manifest): still one line, exit 2
+                from pydantic import ValidationError
+
+                from datadiet.config import describe
+
+                assert isinstance(exc, ValidationError)
+                _fail(describe(exc, f"invalid {exc.title}:"), 2)
             _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug and report it)", 1)
         if isinstance(rv, int) and rv:
             sys.exit(rv)
@@ -195,6 +204,8 @@ def command(
             if p.name != "o"
         ]
 
+        flags = {p.name: _flag_of(p) for p in own}
+
         def wrapper(
             *args: Any,
             store: str | None = None,
@@ -203,6 +214,7 @@ def command(
             debug: bool = False,
             **kwargs: Any,
         ) -> None:
+            check_numbers(kwargs, flags)
             fn(*args, o=out(store, json_, quiet), **kwargs)
 
         functools.update_wrapper(wrapper, fn)
@@ -213,6 +225,38 @@ def command(
         return (group or app).command(name, **settings)(wrapper)
 
     return register
+
+
+def _flag_of(param: inspect.Parameter) -> str:
+    """How the user writes PARAM: its longest option name (`--rows` of `-n/--rows`), or its NAME."""
+    for meta in getattr(param.annotation, "__metadata__", ()):
+        # inside Annotated, typer.Option("--steps") holds its first name in `default`
+        named = [getattr(meta, "default", None), *(getattr(meta, "param_decls", None) or ())]
+        decls = [d for d in named if isinstance(d, str) and d.startswith("-")]
+        if decls:
+            return max(decls, key=len)
+    return param.name.upper()
+
+
+def check_numbers(values: dict[str, Any], flags: dict[str, str]) -> None:
+    """Refuse, by option name, any integer beyond 64 bits and any infinite or NaN number (exit 2).
+
+    Checked once here for every option of every command, before the command runs, so no value can
+    reach numpy, torch or polars as an overflow far from the flag that caused it.
+    """
+    from datadiet.config import MAX_INT
+
+    for name, given in values.items():
+        for value in given if isinstance(given, (list, tuple)) else (given,):
+            flag = flags.get(name, name)
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, int) and value > MAX_INT:
+                raise UsageError(f"{flag} must be at most {MAX_INT}, not {value}")
+            if isinstance(value, int) and value < -MAX_INT:
+                raise UsageError(f"{flag} must be at least {-MAX_INT}, not {value}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UsageError(f"{flag} must be a finite number, not {value}")
 
 
 def commit_payload(commit: Any) -> dict[str, Any]:

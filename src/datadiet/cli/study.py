@@ -34,6 +34,13 @@ def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
         raise UsageError(f"{what} must be comma-separated integers such as 0,1,2, not {text!r}") from exc
 
 
+def _flag(key: str) -> str:
+    """How the sweep's config field KEY is written on the command line."""
+    return {"overrides": "--set", "decontaminate": "decontaminate", "data_seed": "data_seed"}.get(
+        key, "--" + key.replace("_", "-")
+    )
+
+
 @command()
 def stats(
     ref: Annotated[str, typer.Argument(help="Dataset NAME[@VERSION].", show_default=False)],
@@ -316,6 +323,7 @@ def sweep(
     o: Out,
 ) -> None:
     """Run the study's grid (sizes × duplication rates × seeds) as cached steps, then relate and report."""
+    from datadiet.config import build
     from datadiet.sweep import SweepConfig
 
     given: dict[str, Any] = {
@@ -341,7 +349,7 @@ def sweep(
     else:
         if base is None or val is None:
             raise UsageError("a sweep needs --base and --val (or a --config file holding them)")
-        cfg = SweepConfig(**{k: v for k, v in given.items() if v is not None})
+        cfg = build(SweepConfig, {k: v for k, v in given.items() if v is not None}, source="", flag=_flag)
     _run_sweep(o, cfg, out_dir, dry_run)
 
 

@@ -8,11 +8,23 @@ field's type (nanoGPT's configurator without `exec` or globals). The CLI maps `-
 
 from __future__ import annotations
 
-import ast
-import dataclasses
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
 
+from pydantic.dataclasses import dataclass as validated
+
+from datadiet.config import (
+    STRICT,
+    Flag,
+    NonNegativeFloat,
+    NonNegativeInt,
+    OpenProbability,
+    PositiveFloat,
+    PositiveInt,
+    Seed,
+    build,
+    parse_literal,
+)
 from datadiet.errors import UsageError
 from datadiet.train.model import GPTConfig
 
@@ -21,7 +33,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16")
 
 
-@dataclass(frozen=True)
+@validated(frozen=True, config=STRICT)
 class TrainConfig:
     """How a model is trained.
 
@@ -49,41 +61,33 @@ class TrainConfig:
         threads: CPU threads for torch; 0 uses every core this process may run on (under DDP, its share of them).
     """
 
-    steps: int = 1000
-    batch_size: int = 32
-    block_size: int = 128
-    lr: float = 1e-3
-    min_lr: float = 1e-4
-    warmup: int = 100
-    weight_decay: float = 0.1
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0
-    grad_accum: int = 1
-    eval_every: int = 200
-    eval_tokens: int = 32768
-    checkpoint_every: int = 250
-    sampler: str = "random"
-    seed: int = 0
-    device: str = "auto"
-    dtype: str = "auto"
-    compile: bool = False
-    threads: int = 0
+    # Field types come from datadiet.config: pydantic checks type and bounds whenever one is built.
+    steps: PositiveInt = 1000
+    batch_size: PositiveInt = 32
+    block_size: PositiveInt = 128
+    lr: PositiveFloat = 1e-3
+    min_lr: NonNegativeFloat = 1e-4
+    warmup: NonNegativeInt = 100
+    weight_decay: NonNegativeFloat = 0.1
+    beta1: OpenProbability = 0.9
+    beta2: OpenProbability = 0.99
+    grad_clip: NonNegativeFloat = 1.0
+    grad_accum: PositiveInt = 1
+    eval_every: NonNegativeInt = 200
+    eval_tokens: PositiveInt = 32768
+    checkpoint_every: NonNegativeInt = 250
+    sampler: Literal["random", "epoch"] = "random"
+    seed: Seed = 0
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+    compile: Flag = False
+    threads: NonNegativeInt = 0
 
     def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "block_size", "grad_accum", "eval_tokens"):
-            _check(name, getattr(self, name) >= 1, "must be at least 1", "1")
-        for name in ("warmup", "eval_every", "checkpoint_every", "seed", "threads"):
-            _check(name, getattr(self, name) >= 0, "must not be negative", "0")
-        _check("lr", self.lr > 0, "must be positive", "1e-3")
-        _check("min_lr", 0 <= self.min_lr <= self.lr, f"must be between 0 and lr={self.lr}", str(self.lr / 10))
-        _check("weight_decay", self.weight_decay >= 0, "must not be negative", "0.1")
-        _check("beta1", 0 <= self.beta1 < 1, "must be in [0, 1)", "0.9")
-        _check("beta2", 0 <= self.beta2 < 1, "must be in [0, 1)", "0.99")
-        _check("grad_clip", self.grad_clip >= 0, "must not be negative (0 disables clipping)", "1.0")
-        _check("sampler", self.sampler in SAMPLERS, f"must be one of {', '.join(SAMPLERS)}", "'random'")
-        _check("device", self.device in DEVICES, f"must be one of {', '.join(DEVICES)}", "'auto'")
-        _check("dtype", self.dtype in DTYPES, f"must be one of {', '.join(DTYPES)}", "'auto'")
+        if self.min_lr > self.lr:
+            raise UsageError(
+                f"train setting min_lr={self.min_lr} is above lr={self.lr}; fix it with --set min_lr={self.lr / 10:g}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-ready dict."""
@@ -93,11 +97,6 @@ class TrainConfig:
     def tokens_per_step(self) -> int:
         """Training tokens consumed by one optimizer step."""
         return self.batch_size * self.block_size * self.grad_accum
-
-
-def _check(name: str, ok: bool, problem: str, example: str) -> None:
-    if not ok:
-        raise UsageError(f"train setting {name} {problem}; fix it with --set {name}={example}")
 
 
 @dataclass(frozen=True)
@@ -192,49 +191,80 @@ def resolve_config(
         The model config (its `block_size` is the training `block_size`) and the training config.
 
     Raises:
-        UsageError: An unknown preset or key, a value of the wrong type, or a value out of range.
+        UsageError: An unknown preset or key, a value of the wrong type, a value out of range, or a model
+            too large for this machine's memory.
     """
     if preset not in PRESETS:
         raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     base = PRESETS[preset]
     model_values: dict[str, Any] = dict(base.model)
-    train_values: dict[str, Any] = {}
-    model_types = {f.name: f.type for f in fields(GPTConfig)}
-    train_types = {f.name: f.type for f in fields(TrainConfig)}
+    train_values: dict[str, Any] = base.train.to_dict()
     for key, raw in (overrides or {}).items():
         if key in MODEL_KEYS:
-            model_values[key] = _parse(key, raw, str(model_types[key]))
-        elif key in train_types:
-            train_values[key] = _parse(key, raw, str(train_types[key]))
+            model_values[key] = parse_literal(raw)
+        elif key in train_values:
+            train_values[key] = parse_literal(raw)
         else:
-            known = ", ".join([*MODEL_KEYS, *train_types])
+            known = ", ".join([*MODEL_KEYS, *train_values])
             raise UsageError(f"unknown setting {key!r} in --set; known settings: {known}")
-    train_cfg = dataclasses.replace(base.train, **train_values)
-    model_cfg = GPTConfig(vocab_size=vocab_size, block_size=train_cfg.block_size, **model_values)
+
+    def remedy(key: str) -> str:
+        default = {**base.model, **base.train.to_dict()}.get(key)
+        return f"; fix it with --set {key}={default!r}" if default is not None else ""
+
+    train_cfg = build(TrainConfig, train_values, source="train setting", remedy=remedy)
+    model_cfg = build(
+        GPTConfig,
+        {"vocab_size": vocab_size, "block_size": train_cfg.block_size, **model_values},
+        source="model setting",
+        remedy=remedy,
+    )
+    check_memory(model_cfg, train_cfg)
     return model_cfg, train_cfg
 
 
-def _parse(key: str, raw: str, type_name: str) -> Any:
-    """Parse one override to the field's declared type (annotations are strings here)."""
-    text = raw.strip()
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        value = text
-    if type_name == "bool":
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            value = value.lower() == "true"
-        ok = isinstance(value, bool)
-    elif type_name == "int":
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif type_name == "float":
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    else:
-        ok = isinstance(value, str)
-    if not ok:
+# fp32 weights + gradients + AdamW's two moments = 16 bytes per parameter, before activations.
+_TRAIN_BYTES_PER_PARAM = 16
+
+
+def check_memory(model_cfg: GPTConfig, train_cfg: TrainConfig) -> None:
+    """Refuse a model that cannot be trained in this machine's RAM.
+
+    Catches `--set n_embd=1000000` up front as one line instead of a 12 TB allocation error deep in
+    torch. A lower bound only (activations come on top), so it never refuses a model that fits: on a
+    CPU the weights, gradients and AdamW state (16 bytes a parameter) must fit in RAM; with a GPU the
+    weights are still built in RAM first (4 bytes a parameter) before they move to the device.
+    """
+    d, layers = model_cfg.n_embd, model_cfg.n_layer
+    params = layers * 12 * d * d + (model_cfg.padded_vocab_size + model_cfg.block_size) * d
+    gpu = train_cfg.device in ("cuda", "mps") or (train_cfg.device == "auto" and _accelerator())
+    need = params * (_WEIGHT_BYTES if gpu else _TRAIN_BYTES_PER_PARAM)
+    if not gpu:  # backpropagation keeps at least the residual stream of every layer: B x T x C floats each
+        need += train_cfg.batch_size * train_cfg.block_size * d * layers * 4
+    have = ram_bytes()
+    if have and need > have:
         raise UsageError(
-            f"--set {key}={raw} is of type {type(value).__name__}, but {key} needs type {type_name}; "
-            f"give a {type_name} value"
+            f"a model of {params:,} parameters (n_layer={layers}, n_embd={d}) needs at least {need / 2**30:,.1f} GiB "
+            f"of memory to train, more than this machine's {have / 2**30:,.1f} GiB; "
+            "lower --set n_embd, n_layer, batch_size or block_size"
         )
-    return value
+
+
+_WEIGHT_BYTES = 4
+
+
+def _accelerator() -> bool:
+    # Without creating a CUDA context: a context made here would break the DDP workers started later.
+    import torch
+
+    return bool(torch.cuda.is_available() or torch.backends.mps.is_available())
+
+
+def ram_bytes() -> int:
+    """Physical RAM in bytes (0 when the platform does not say)."""
+    import os
+
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # not POSIX
+        return 0

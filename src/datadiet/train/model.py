@@ -11,13 +11,16 @@ matrix. Built from a frozen `GPTConfig`; used by `datadiet.train.trainer.train` 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict
+from typing import Annotated, Any
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field, Strict
+from pydantic.dataclasses import dataclass as validated
 from torch import nn
 
+from datadiet.config import STRICT, OpenProbability
 from datadiet.errors import UsageError
 
 # Embedding rows are padded to a multiple of 64 so the output projection maps onto whole GPU tiles
@@ -25,7 +28,14 @@ from datadiet.errors import UsageError
 VOCAB_MULTIPLE = 64
 
 
-@dataclass(frozen=True)
+# Bounds well beyond any small model (GPT-3 175B is 96 x 12288), so a typo fails here, by name.
+Width = Annotated[int, Strict(), Field(ge=1, le=1 << 16)]
+Depth = Annotated[int, Strict(), Field(ge=1, le=1024)]
+Vocab = Annotated[int, Strict(), Field(ge=1, le=1 << 24)]
+Context = Annotated[int, Strict(), Field(ge=1, le=1 << 24)]
+
+
+@validated(frozen=True, config=STRICT)
 class GPTConfig:
     """Shape of a GPT decoder.
 
@@ -38,25 +48,19 @@ class GPTConfig:
         dropout: Dropout probability on attention, residual and embedding outputs.
     """
 
-    vocab_size: int
-    block_size: int
-    n_layer: int
-    n_head: int
-    n_embd: int
-    dropout: float = 0.0
+    vocab_size: Vocab
+    block_size: Context
+    n_layer: Depth
+    n_head: Depth
+    n_embd: Width
+    dropout: OpenProbability = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise UsageError(f"model {name} must be a positive integer, got {value!r}; fix it with --set {name}=N")
         if self.n_embd % self.n_head:
             raise UsageError(
                 f"n_embd={self.n_embd} is not divisible by n_head={self.n_head}; "
                 "choose --set n_embd / n_head so the width splits evenly into heads"
             )
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
-            raise UsageError(f"dropout must be in [0, 1), got {self.dropout!r}; fix it with --set dropout=0.1")
 
     @property
     def padded_vocab_size(self) -> int:

@@ -1,0 +1,110 @@
+"""The one configuration schema (datadiet.config): the sweep TOML, `--set`, presets and numeric bounds.
+
+Every case runs the real CLI and checks the one-line error and exit code 2; none needs a store
+with data, because configuration is validated before anything is resolved or run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from datadiet.cli import app
+from datadiet.config import parse_literal
+from datadiet.train.config import PRESETS, TrainConfig
+
+BIG = "9" * 30  # beyond 64 bits
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('sizes = "0.5"', "sizes must be a list, not '0.5'"),
+        ('rates = ["a"]', "rates[0] must be a valid number, not 'a'"),
+        ('nproc = "two"', "nproc must be a valid integer, not 'two'"),
+        ('dedupe = "no"', "dedupe must be a valid boolean, not 'no'"),
+        ("seeds = [0.5]", "seeds[0] must be a valid integer, not 0.5"),
+        ("seeds = [true]", "seeds[0] must be a valid integer, not True"),
+        ("sizes = []", "sizes must have at least 1 value(s)"),
+        ("sizes = [1.5]", "sizes[0] must be at most 1, not 1.5"),
+        ("rates = [nan]", "rates[0] must be a finite number, not nan"),
+        ("near = inf", "near must be a finite number, not inf"),
+        (f"seeds = [{BIG}]", "seeds[0] must be at most 9223372036854775807"),
+        ("seeds = [-1]", "seeds[0] must be at least 0, not -1"),
+        ("steps = 0", "steps must be at least 1, not 0"),
+        ("threshold = 1", "threshold must be less than 1, not 1"),
+        ("vocab = 9223372036854775807", "vocab must be at most 1048576"),
+        ('preset = ["tiny"]', "preset must be a valid string"),
+        ("sweep = 3", "[sweep] must be a table of settings, not int"),
+        ("[sweep.overrides]\nlr = 1e309", "train setting lr must be a valid number, not 'inf'"),
+        ('[sweep.overrides]\nlr = "fast"', "train setting lr must be a valid number, not 'fast'"),
+        ("[sweep.overrides]\nn_embd = 1000000", "model setting n_embd must be at most 65536"),
+    ],
+)
+def test_sweep_toml_is_type_checked(runner: CliRunner, tmp_path: Path, line: str, message: str) -> None:
+    path = tmp_path / "sweep.toml"
+    head = '[sweep]\nbase = "a"\nval = "b"\n'
+    path.write_text(line + "\n" if line.startswith("sweep =") else head + line + "\n")
+    result = runner.invoke(app, ["sweep", "--config", str(path), "--dry-run", "--store", str(tmp_path / "s")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "lr=1e309"], "train setting lr must be a finite number, not inf"),
+        (["--set", "n_embd=1000000"], "model setting n_embd must be at most 65536"),
+        (["--set", "n_embd=8192", "--set", "n_layer=1000"], "GiB of memory to train"),
+        (["--set", f"seed={BIG}"], "train setting seed must be at most 9223372036854775807"),
+        (["--set", "compile=no"], "train setting compile must be a valid boolean, not 'no'"),
+        (["--seeds", "0.5"], "--seeds must be comma-separated integers"),
+        (["--seeds", BIG], "--seeds[0] must be at most 9223372036854775807"),
+        (["--sizes", "inf"], "--sizes[0] must be a finite number, not inf"),
+        (["--steps", BIG], "--steps must be at most 9223372036854775807"),
+        (["--nproc", BIG], "--nproc must be at most 9223372036854775807"),
+    ],
+)
+def test_sweep_options_are_bounded(runner: CliRunner, tmp_path: Path, args: list[str], message: str) -> None:
+    cmd = ["sweep", "--base", "a", "--val", "b", "--preset", "tiny", "--dry-run", *args]
+    result = runner.invoke(app, [*cmd, "--store", str(tmp_path / "s")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output, result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["head", "x", "-n", BIG],
+        ["clusters", "x", "--top", BIG],
+        ["corpus", "--seed", BIG],
+        ["duplicate", "x", "--rate", "0.1", "--seed", BIG],
+        ["subset", "x", "--fraction", "0.5", "--seed", BIG],
+        ["eval", "x", "--val", "y", "--samples", BIG],
+        ["train", "x", "--val", "y", "--seed", BIG],
+        ["relate", "a", "b", "--seed", BIG],
+        ["ingest", "f.txt", "-n", "x", "--max-doc-bytes", BIG],
+        ["subset", "x", "--fraction", "inf"],
+        ["duplicate", "x", "--rate", "nan"],
+    ],
+)
+def test_every_number_option_is_bounded(runner: CliRunner, tmp_path: Path, args: list[str]) -> None:
+    """An integer beyond 64 bits (or a non-finite float) is refused by name before the command runs."""
+    result = runner.invoke(app, [*args, "--store", str(tmp_path / "s")])
+    assert result.exit_code == 2, result.output
+    assert ("at most 9223372036854775807" in result.output) or ("finite number" in result.output), result.output
+    assert not (tmp_path / "s").exists()  # refused before the store was even opened
+
+
+def test_presets_pass_their_own_schema() -> None:
+    for name, preset in PRESETS.items():
+        assert TrainConfig(**preset.train.to_dict()) == preset.train, name
+
+
+def test_set_values_are_literals_not_code() -> None:
+    assert parse_literal("3e-4") == 3e-4 and parse_literal("TRUE") is True and parse_literal("epoch") == "epoch"
+    assert parse_literal("__import__('os').system('true')") == "__import__('os').system('true')"
+    assert parse_literal("1e309") == float("inf")  # refused later by the schema, by name
