@@ -2,15 +2,23 @@
 
 `RichTracker` implements `datadiet.progress.Tracker` with rich progress bars on stderr, so stdout
 stays clean for `--json`. Bars are shown only when stderr is a terminal and `--quiet` is off.
+
+Printed data is data: every console the CLI prints on is a `SafeConsole`, which never reads markup
+in a string (a document holding `[/]` or `[link=…]` prints as written) and shows every terminal
+control character of a string as a visible escape (`\\x1b`), so no byte of a dataset, a path or a
+ref can move the cursor, retitle the window or plant a hyperlink. Styled output is built with
+`styled("[bold]{}[/] …", data, …)`, which escapes the data it is given.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from types import TracebackType
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,15 +29,95 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.style import Style
+from rich.text import Text
 
 from datadiet.progress import NULL_TRACKER, Tracker
+
+# C0 controls but tab and newline (CR too: it lets a line overwrite itself), DEL, the C1 controls
+# (0x9b is an 8-bit CSI on some terminals), and the bidirectional overrides/isolates that reorder
+# what is shown ("Trojan Source").
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_OR_NEWLINE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def clean(value: object, *, newlines: bool = True) -> str:
+    """VALUE as text whose control characters are shown as escapes (`\\x1b`) instead of being sent.
+
+    Args:
+        value: Anything; it is turned into `str` first.
+        newlines: Keep newlines (a document's text); False shows them as `\\x0a` too (one-line output).
+    """
+    return (_CONTROL if newlines else _CONTROL_OR_NEWLINE).sub(_visible, str(value))
+
+
+def safe(value: object) -> str:
+    """VALUE cleaned (see `clean`) and with rich markup escaped, to interpolate into a markup template."""
+    text = escape(clean(value))
+    # A trailing backslash would escape the template's next tag ("…\\[/]"): double it.
+    return text + "\\" if text.endswith("\\") and not text.endswith("\\\\") else text
+
+
+def styled(template: str, *data: object, style: str | Style = "") -> Text:
+    """TEMPLATE (our own markup, e.g. `"[bold]{}[/] — {} rows"`) with each `{}` filled by DATA, escaped."""
+    return Text.from_markup(template.format(*(safe(d) for d in data)), style=style)
+
+
+def text(value: object, style: str | Style = "") -> Text:
+    """VALUE as a rich `Text` (never read as markup), control characters shown as escapes."""
+    return Text(clean(value), style=style)
+
+
+class SafeConsole(Console):
+    """A rich console that prints strings as written: no markup, no emoji codes, no control characters.
+
+    Markup is off, so a string is never parsed as markup (`Table` cells, titles and `Tree` labels
+    included); control characters in any string it renders are shown as escapes. Style with
+    `styled(...)` or `Text`; a `Panel` title must be a `Text` (rich parses a string title as markup).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("markup", False)
+        kwargs.setdefault("emoji", False)
+        kwargs.setdefault("highlight", False)
+        super().__init__(**kwargs)
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        kwargs["markup"] = False
+        return super().render_str(clean(text), **kwargs)
+
+
+# JSON escapes C0 controls itself; these it would pass through raw with ensure_ascii=False.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def json_text(payload: Any) -> str:
+    """PAYLOAD as indented JSON that keeps UTF-8 text readable but carries no raw control character.
+
+    Scripts and terminals read `--json` output too (`curate head x --json | less`); DEL, the C1
+    controls and the bidirectional overrides become `\\u` escapes, which decode to the same data.
+    """
+    import json
+
+    raw = json.dumps(payload, indent=2, default=str, ensure_ascii=False)
+    return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", raw)
+
+
+def renderable(value: RenderableType) -> RenderableType:
+    """VALUE, with a plain string turned into a cleaned `Text` (for containers that parse strings)."""
+    return text(value) if isinstance(value, str) else value
 
 
 class _RichTask:
     def __init__(self, progress: Progress, owner: RichTracker, description: str, total: float | None) -> None:
         self._progress = progress
         self._owner = owner
-        self._id: TaskID = progress.add_task(description, total=total)
+        self._id: TaskID = progress.add_task(clean(description, newlines=False), total=total)
 
     def advance(self, amount: float = 1) -> None:
         self._progress.advance(self._id, amount)
@@ -39,7 +127,7 @@ class _RichTask:
         if total is not None:
             kwargs["total"] = total
         if description is not None:
-            kwargs["description"] = description
+            kwargs["description"] = clean(description, newlines=False)
         self._progress.update(self._id, **kwargs)
 
     def __enter__(self) -> _RichTask:
@@ -59,7 +147,7 @@ class RichTracker:
     def __init__(self, console: Console) -> None:
         self._progress = Progress(
             SpinnerColumn(),
-            TextColumn("[progress.description]{task.description}"),
+            TextColumn("{task.description}", style="progress.description", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
@@ -85,7 +173,7 @@ class RichTracker:
 
 def make_tracker(quiet: bool, console: Console | None = None) -> Tracker:
     """A rich tracker on stderr when it is a terminal and not quiet; otherwise the null tracker."""
-    err = console or Console(stderr=True)
+    err = console or SafeConsole(stderr=True)
     if quiet or not sys.stderr.isatty() or not err.is_terminal:
         return NULL_TRACKER
     return RichTracker(err)
@@ -133,7 +221,7 @@ class SweepDisplay:
         from rich.live import Live
 
         self.sizes, self.rates, self.seeds = sizes, rates, seeds
-        self.cells: dict[tuple[float, float, int], str] = {}
+        self.cells: dict[tuple[float, float, int], Text] = {}
         self.activity: list[_ActivityTask] = []
         self.done = 0
         self.total = 1
@@ -153,9 +241,9 @@ class SweepDisplay:
         self.current = node.label if node.state == "running" else ""
         if node.cell is not None:
             if node.state == "running":
-                self.cells[node.cell] = "[yellow]training…[/]"
+                self.cells[node.cell] = Text("training…", style="yellow")
             elif node.result:
-                self.cells[node.cell] = f"[green]{node.result['val_loss']:.3f}[/]"
+                self.cells[node.cell] = Text(f"{node.result['val_loss']:.3f}", style="green")
 
     def render(self) -> Any:
         from rich.console import Group
@@ -166,18 +254,20 @@ class SweepDisplay:
         for r in self.rates:
             grid.add_column(f"{r:g}", justify="right")
         for s in self.sizes:
-            row = []
+            row: list[Text] = []
             for r in self.rates:
-                row.append(" / ".join(self.cells.get((s, r, seed), "[dim]·[/]") for seed in self.seeds))
+                row.append(
+                    Text(" / ").join(self.cells.get((s, r, seed), Text("·", style="dim")) for seed in self.seeds)
+                )
             grid.add_row(f"{s:g}", *row)
         lines: list[Any] = [grid]
         eta = f", about {self.eta / 60:.1f} min left" if self.eta is not None else ""
-        lines.append(f"[bold]{self.done}/{self.total}[/] steps done{eta}")
+        lines.append(styled("[bold]{}/{}[/] steps done{}", self.done, self.total, eta))
         if self.current:
-            lines.append(f"now: {self.current}")
+            lines.append(text(f"now: {self.current}"))
         for t in self.activity[-2:]:
             total = f"/{t.total:,.0f}" if t.total else ""
-            lines.append(f"  {t.description} {t.completed:,.0f}{total}")
+            lines.append(text(f"  {t.description} {t.completed:,.0f}{total}"))
         return Group(*lines)
 
     def __enter__(self) -> SweepDisplay:

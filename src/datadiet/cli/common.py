@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
 import math
 import sys
 import traceback
@@ -31,11 +30,15 @@ except ImportError:  # pragma: no cover - older typer on top of click
 from datadiet.errors import DatadietError, UsageError
 from datadiet.progress import Tracker
 from datadiet.store import Store
+from datadiet.ui import SafeConsole, json_text, styled
 
 
 def _fail(message: str, code: int) -> None:
-    # One line, whatever the message contains, so scripts can grep it.
-    sys.stderr.write("error: " + " ".join(message.split()) + "\n")
+    # One line, whatever the message contains, so scripts can grep it; a path or value in it can
+    # hold control characters, which are shown as escapes rather than sent to the terminal.
+    from datadiet.ui import clean
+
+    sys.stderr.write("error: " + clean(" ".join(message.split()), newlines=False) + "\n")
     sys.stderr.flush()
     sys.exit(code)
 
@@ -150,8 +153,9 @@ class Out:
     json: bool = False
     quiet: bool = False
     store_path: str | Path | None = None
-    console: Console = field(default_factory=lambda: Console(highlight=False))
-    err: Console = field(default_factory=lambda: Console(stderr=True, highlight=False, soft_wrap=True))
+    # SafeConsole: strings print as written (no markup) with control characters shown as escapes.
+    console: Console = field(default_factory=lambda: SafeConsole())
+    err: Console = field(default_factory=lambda: SafeConsole(stderr=True, soft_wrap=True))
 
     @property
     def tracker(self) -> Tracker:
@@ -169,7 +173,7 @@ class Out:
 
     def emit(self, payload: Any, render: Callable[[Console], None] | None = None) -> None:
         if self.json:
-            sys.stdout.write(json.dumps(payload, indent=2, default=str, ensure_ascii=False) + "\n")
+            sys.stdout.write(json_text(payload) + "\n")
         elif render is not None and not self.quiet:
             render(self.console)
 
@@ -282,7 +286,9 @@ def report_commit(o: Out, commit: Any, summary: str = "") -> None:
     rows = f"{ds.manifest.rows:,} rows" if ds.kind == "datasets" else ""
     o.emit(
         commit_payload(commit),
-        lambda c: c.print(f"[bold]{state}[/] {ds.kind[:-1]} {ds.ref}  ({', '.join(p for p in (rows, summary) if p)})"),
+        lambda c: c.print(
+            styled("[bold]{}[/] {} {}  ({})", state, ds.kind[:-1], ds.ref, ", ".join(p for p in (rows, summary) if p))
+        ),
     )
 
 

@@ -10,10 +10,12 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
 from datadiet.cli.common import AddressOpt, EngineOpt, Out, command, commit_payload, report_commit
 from datadiet.schema import EOT
+from datadiet.ui import clean, styled, text
 
 
 def _age(created: str) -> str:
@@ -174,7 +176,7 @@ def show(
         t.add_row("stats", json.dumps(m["stats"], indent=1, ensure_ascii=False, default=str))
         t.add_row("files", "\n".join(f"{k}  {v[:16]}…" for k, v in m["files"].items()))
         t.add_row("path", ds.location)
-        c.print(Panel(t, title=ds.ref))
+        c.print(Panel(t, title=text(ds.ref)))
 
     o.emit(m | {"path": ds.location, "ref": ds.ref}, render)
 
@@ -194,11 +196,20 @@ def head(
     records = frame.to_dicts()
 
     def render(c: Console) -> None:
-        c.print(f"[bold]{ds.ref}[/] — first {frame.height} of {ds.rows:,} rows")
+        c.print(styled("[bold]{}[/] — first {} of {} rows", ds.ref, frame.height, f"{ds.rows:,}"))
         for r in records:
             extra = "  ".join(f"{k}={v}" for k, v in r.items() if k not in ("id", "text"))
-            text = r["text"] if len(r["text"]) <= 1200 else r["text"][:1200] + " …"
-            c.print(Panel(text, title=str(r["id"]), title_align="left", subtitle=extra, subtitle_align="right"))
+            body = r["text"] if len(r["text"]) <= 1200 else r["text"][:1200] + " …"
+            # Panel parses a string title as markup: titles are Text, the body a cleaned Text.
+            c.print(
+                Panel(
+                    text(body),
+                    title=text(clean(r["id"], newlines=False)),
+                    title_align="left",
+                    subtitle=text(clean(extra, newlines=False)),
+                    subtitle_align="right",
+                )
+            )
 
     o.emit(records, render)
 
@@ -219,11 +230,11 @@ def lineage(
     def render(c: Console) -> None:
         by_ref = {e["ref"]: e for e in chain}
 
-        def label(e: dict[str, Any]) -> str:
+        def label(e: dict[str, Any]) -> Text:
             if e["kind"] == "file":
-                return f"[dim]file[/] {e['params'].get('path')} [dim]{e['ref'][12:28]}…[/]"
+                return styled("[dim]file[/] {} [dim]{}…[/]", e["params"].get("path"), e["ref"][12:28])
             rows = f", {e['rows']:,} rows" if e["rows"] is not None else ""
-            return f"[bold]{e['ref']}[/] [dim]{e['kind'][:-1]}[/] {e['operation']}{rows}"
+            return styled("[bold]{}[/] [dim]{}[/] {}{}", e["ref"], e["kind"][:-1], e["operation"], rows)
 
         def grow(node: Tree, e: dict[str, Any], depth: int) -> None:
             for p in e["parents"]:

@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from datadiet.cli.common import Out, command
+from datadiet.ui import styled
 
 
 @command()
@@ -28,7 +29,7 @@ def verify(
 
     def render(c: Console) -> None:
         for r in bad:
-            c.print(f"[red]BAD[/] {r['kind'][:-1]} {r['ref']}: " + "; ".join(r["problems"]))
+            c.print(styled("[red]BAD[/] {} {}: {}", r["kind"][:-1], r["ref"], "; ".join(r["problems"])))
         c.print(f"checked {len(results)} versions: {len(results) - len(bad)} ok, {len(bad)} with problems")
 
     o.emit({"checked": len(results), "bad": bad}, render)

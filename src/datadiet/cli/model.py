@@ -6,16 +6,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
 from datadiet.cli.common import Out, command
-
-# Control characters (an ANSI escape a model emitted, say) are shown as \xNN, never sent to the terminal.
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F]}
-
-
-def _safe(text: str) -> str:
-    return escape(text.translate(_CONTROL))
+from datadiet.ui import styled
 
 
 @command()
@@ -58,7 +51,8 @@ def generate(
     def render(c: Console) -> None:
         for s in samples:
             end = "" if s.finished else " …"
-            c.print(f"[dim]── sample {s.index} ({len(s.tokens)} tokens)[/]")
-            c.print(f"[bold]{_safe(s.prompt)}[/]{_safe(s.text)}{end}")
+            c.print(styled("[dim]── sample {} ({} tokens)[/]", s.index, len(s.tokens)))
+            # styled escapes markup and shows control characters (an ANSI escape a model emitted) as \xNN
+            c.print(styled("[bold]{}[/]{}{}", s.prompt, s.text, end))
 
     o.emit({"run": rm.ref, "settings": cfg.__dict__, "samples": [s.to_dict() for s in samples]}, render)

@@ -13,6 +13,7 @@ from datadiet.cli.common import AddressOpt, EngineOpt, Out, command, report_comm
 from datadiet.curate.dedupe import HELP_TEXT as DEDUPE_HELP
 from datadiet.curate.inject import DUPLICATE_HELP
 from datadiet.curate.subset import SUBSET_HELP
+from datadiet.ui import clean, styled
 
 NameOpt = Annotated[
     str | None,
@@ -141,11 +142,11 @@ def clusters(
         if m is not None:
             state = "kept" if m.kept else "removed"
             j = f"estimated Jaccard {m.jaccard_estimate:.3f}" if m.jaccard_estimate is not None else ""
-            c.print(f"\n[bold]{m.id}[/] ({state}) matched keeper [bold]{m.keeper_id}[/] {j}")
+            c.print(styled("\n[bold]{}[/] ({}) matched keeper [bold]{}[/] {}", m.id, state, m.keeper_id, j))
             diff = Text()
             for op, words in m.diff:
                 style = {"delete": "red strike", "insert": "green bold"}.get(op, "")
-                diff.append(words + " ", style=style)
+                diff.append(clean(words) + " ", style=style)
             c.print(diff)
         if report.note:
             c.print(report.note)

@@ -11,9 +11,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from datadiet.cli.common import AddressOpt, EngineOpt, Out, command, parse_overrides
 from datadiet.errors import UsageError
+from datadiet.ui import styled
 
 
 def _floats(text: str | None, what: str) -> tuple[float, ...] | None:
@@ -133,7 +135,7 @@ def eval_(
                     t.add_row(f"generations: {k}", f"{gen[k]:.4g}")
         c.print(t)
         for text in (gen or {}).get("samples", [])[:2]:
-            c.print(f"[dim]sample:[/] {str(text)[:300]!r}")
+            c.print(styled("[dim]sample:[/] {}", repr(str(text)[:300])))
 
     o.emit({"ref": commit.dataset.ref, "up_to_date": commit.up_to_date, **commit.dataset.manifest.stats}, render)
 
@@ -149,7 +151,7 @@ def _render_summary(c: Console, runs: Any, verdict: str, report_path: Path | Non
         for r in rows:
             t.add_row(*[str(v) for v in r.values()])
         c.print(t)
-    c.print(f"\n[bold]Verdict.[/] {verdict}\n")
+    c.print(styled("\n[bold]Verdict.[/] {}\n", verdict))
     if report_path is not None:
         c.print(f"report: {report_path}")
 
@@ -186,7 +188,7 @@ def _run_sweep(o: Out, cfg: Any, dest: Path | None, dry_run: bool) -> None:
                 t.add_column(col)
             for n in nodes:
                 color = {"done": "green", "todo": "yellow"}.get(n.state, "dim")
-                t.add_row(n.label, f"[{color}]{n.state}[/]", n.ref or "")
+                t.add_row(n.label, Text(n.state, style=color), n.ref or "")
             c.print(t)
             c.print(
                 f"estimated time left: {eta / 60:.1f} min (from measured throughput of earlier runs where the store has them)"
@@ -462,7 +464,7 @@ def relate(
                 str(r["n"]),
             )
         c.print(t)
-        c.print(f"\n[bold]Verdict.[/] {result.verdict}")
+        c.print(styled("\n[bold]Verdict.[/] {}", result.verdict))
 
     o.emit(result.to_dict(), render)
 
