@@ -1,7 +1,8 @@
 """Terminal rendering: the only module (with cli/) that imports rich.
 
 `RichTracker` implements `datadiet.progress.Tracker` with rich progress bars on stderr, so stdout
-stays clean for `--json`. Bars are shown only when stderr is a terminal and `--quiet` is off.
+stays clean for `--json`; it is used when stderr is a terminal. Elsewhere (CI, `| tee`, a log file)
+`LineTracker` prints plain timestamped lines on stderr at a steady pace. `--quiet` shows neither.
 
 Printed data is data: every console the CLI prints on is a `SafeConsole`, which never reads markup
 in a string (a document holding `[/]` or `[link=…]` prints as written) and shows every terminal
@@ -12,8 +13,12 @@ ref can move the cursor, retitle the window or plant a hyperlink. Styled output 
 
 from __future__ import annotations
 
+import os
 import re
 import sys
+import threading
+import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -171,11 +176,194 @@ class RichTracker:
             self._progress.stop()
 
 
+# Off a terminal (CI, `| tee`, a log file) a long task prints a line this often, so a log never goes
+# silent for long; a task that ends sooner than MIN_AGE_S prints nothing, so quick commands stay clean.
+LINE_INTERVAL_S = 10.0
+MIN_AGE_S = 2.0
+# $DATADIET_PROGRESS_EVERY=SECONDS sets the interval (e.g. 60 for a quieter CI log).
+PROGRESS_ENV = "DATADIET_PROGRESS_EVERY"
+# ... and also at each 10% of a task with a known total, but never two lines within MIN_GAP_S.
+LINE_FRACTION = 0.1
+MIN_GAP_S = 1.0
+
+
+def _duration(seconds: float) -> str:
+    s = round(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+class _LineTask:
+    def __init__(self, owner: LineTracker, description: str, total: float | None) -> None:
+        self._owner = owner
+        self.description = description
+        self.total = total
+        self.completed = 0.0
+        self.started = 0.0
+        self.printed = 0
+        self.decile = 0  # the last tenth of the total a line was printed for
+
+    def advance(self, amount: float = 1) -> None:
+        with self._owner._lock:
+            self.completed += amount
+        self._owner._maybe_print(self)
+
+    def update(self, *, total: float | None = None, description: str | None = None) -> None:
+        with self._owner._lock:
+            if total is not None:
+                self.total = total
+            if description is not None:
+                self.description = description
+
+    def line(self, now: float, done: bool = False) -> str:
+        elapsed = now - self.started
+        if self.total:
+            frac = min(1.0, self.completed / self.total)
+            count = f"{self.completed:,.0f}/{self.total:,.0f} ({frac:.0%})"
+            eta = ""
+            if not done and 0 < self.completed < self.total:
+                eta = f", ETA {_duration(elapsed / self.completed * (self.total - self.completed))}"
+            progress = f"{count}, {_duration(elapsed)} elapsed{eta}"
+        else:
+            count = f"{self.completed:,.0f} done, " if self.completed else ""
+            progress = f"{count}{_duration(elapsed)} elapsed"
+        return f"{self.description}: {'done, ' if done else ''}{progress}"
+
+    def __enter__(self) -> _LineTask:
+        self._owner._open(self)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._owner._close(self, ok=exc_type is None)
+
+
+class LineTracker:
+    """Plain progress lines for logs: what runs, how far, elapsed and ETA, at a steady pace.
+
+    A background thread wakes every half second while a task is open and prints the innermost
+    task's line when LINE_INTERVAL_S have passed since the last line, so even a step that never
+    advances (training a tokenizer, a global shuffle) shows it is alive. A task with a total also
+    prints at each 10% it crosses. A task that printed anything prints a last "done" line.
+
+    Args:
+        write: Where lines go (default: stderr, looked up at each write).
+        interval: Seconds between heartbeat lines.
+        min_age: A task younger than this prints nothing.
+        clock: Monotonic time source (tests pass a fake).
+    """
+
+    def __init__(
+        self,
+        write: Callable[[str], Any] | None = None,
+        interval: float = LINE_INTERVAL_S,
+        min_age: float = MIN_AGE_S,
+        clock: Callable[[], float] = time.monotonic,
+        heartbeat: bool = True,
+    ) -> None:
+        self._write = write
+        self.interval, self.min_age, self._clock = interval, min_age, clock
+        self._heartbeat = heartbeat
+        self._tasks: list[_LineTask] = []
+        self._last_line = 0.0
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def task(self, description: str, total: float | None = None) -> _LineTask:
+        return _LineTask(self, description, total)
+
+    def _emit(self, text: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        # One line whatever the description holds (it may carry a dataset name): no control characters.
+        clean = "".join(ch if ch.isprintable() else " " for ch in text)
+        if self._write is not None:
+            self._write(f"[{stamp}] {clean}")
+        else:
+            sys.stderr.write(f"[{stamp}] {clean}\n")
+            sys.stderr.flush()
+        self._last_line = self._clock()
+
+    def _maybe_print(self, task: _LineTask) -> None:
+        with self._lock:
+            now = self._clock()
+            if now - task.started < self.min_age:
+                return
+            since = now - self._last_line
+            decile = int(10 * task.completed / task.total) if task.total else 0
+            if since >= self.interval or (decile > task.decile and since >= MIN_GAP_S):
+                task.decile = max(task.decile, decile)
+                task.printed += 1
+                self._emit(task.line(now))
+
+    def tick(self) -> None:
+        """Print the innermost open task's line if the log has been quiet for `interval` seconds."""
+        with self._lock:
+            if self._tasks:
+                now = self._clock()
+                task = self._tasks[-1]
+                if now - task.started >= self.min_age and now - self._last_line >= self.interval:
+                    task.printed += 1
+                    self._emit(task.line(now))
+
+    def event(self, event: Any) -> None:
+        """A sweep's step finished (`run_sweep`'s on_event): one line with the steps done and the ETA."""
+        node = event.node
+        if node.state != "built":
+            return  # only steps computed now; those found in the store are counted, not listed
+        result = f" (val loss {node.result['val_loss']:.4f})" if node.result.get("val_loss") is not None else ""
+        eta = f", about {_duration(event.eta_s)} left" if event.eta_s is not None else ""
+        with self._lock:
+            self._emit(
+                f"sweep step {event.done}/{event.total}: {node.label}{result} in {_duration(node.seconds)}{eta}"
+            )
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            self.tick()
+
+    def _open(self, task: _LineTask) -> None:
+        with self._lock:
+            task.started = self._clock()
+            if not self._tasks:
+                self._last_line = max(self._last_line, task.started)
+            self._tasks.append(task)
+            if self._heartbeat and self._thread is None:
+                self._stop.clear()
+                self._thread = threading.Thread(target=self._run, name="datadiet-progress", daemon=True)
+                self._thread.start()
+
+    def _close(self, task: _LineTask, ok: bool) -> None:
+        with self._lock:
+            if task in self._tasks:
+                self._tasks.remove(task)
+            if task.printed and ok:
+                self._emit(task.line(self._clock(), done=True))
+            thread = self._thread if not self._tasks else None
+            if thread is not None:
+                self._thread = None
+                self._stop.set()
+        if thread is not None:
+            thread.join()
+
+
 def make_tracker(quiet: bool, console: Console | None = None) -> Tracker:
-    """A rich tracker on stderr when it is a terminal and not quiet; otherwise the null tracker."""
-    err = console or SafeConsole(stderr=True)
-    if quiet or not sys.stderr.isatty() or not err.is_terminal:
+    """Progress on stderr: rich bars on a terminal, plain periodic lines elsewhere, nothing when quiet."""
+    if quiet:
         return NULL_TRACKER
+    err = console or SafeConsole(stderr=True)
+    if not sys.stderr.isatty() or not err.is_terminal:
+        every = os.environ.get(PROGRESS_ENV)
+        try:
+            interval = float(every) if every else LINE_INTERVAL_S
+        except ValueError:
+            interval = LINE_INTERVAL_S
+        interval = interval if interval > 0 else LINE_INTERVAL_S
+        return LineTracker(interval=interval, min_age=min(MIN_AGE_S, interval))
     return RichTracker(err)
 
 

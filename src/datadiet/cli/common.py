@@ -157,11 +157,12 @@ class Out:
     console: Console = field(default_factory=lambda: SafeConsole())
     err: Console = field(default_factory=lambda: SafeConsole(stderr=True, soft_wrap=True))
 
-    @property
+    @functools.cached_property
     def tracker(self) -> Tracker:
+        """Progress on stderr (bars on a terminal, periodic lines elsewhere, with --json too); none with --quiet."""
         from datadiet.ui import make_tracker
 
-        return make_tracker(self.quiet or self.json, self.err)
+        return make_tracker(self.quiet, self.err)
 
     def store(self) -> Store:
         return Store(self.store_path)

@@ -198,8 +198,10 @@ def _run_sweep(o: Out, cfg: Any, dest: Path | None, dry_run: bool) -> None:
         return
     live = not (o.quiet or o.json) and o.err.is_terminal and sys.stderr.isatty()
     display = SweepDisplay(o.err, cfg.sizes, cfg.rates, cfg.seeds) if live else None
+    # Off a terminal a line per finished step as well as the periodic progress lines.
+    on_event = display.event if display else getattr(o.tracker, "event", None)
     with display if display is not None else contextlib.nullcontext():
-        commit = run_sweep(st, cfg, tracker=display or o.tracker, on_event=display.event if display else None)
+        commit = run_sweep(st, cfg, tracker=display or o.tracker, on_event=on_event)
     ds = commit.dataset
     report = _export_report(ds, dest)
     runs = pl.read_parquet(ds.file("runs.parquet"))

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from datadiet.errors import DatadietError, UsageError
-from datadiet.progress import NULL_TRACKER, Tracker
+from datadiet.progress import NULL_TRACKER, StepStatusTracker, Tracker
 from datadiet.schema import TEXT
 from datadiet.store import Commit, Dataset, PartWriter, Store, file_sha256
 
@@ -236,6 +236,8 @@ def train_run(
         if world is not None:
             broadcast(resume and has_ckpt, world)
             announced = True
+        # Every display shows the step's loss, lr and tokens/s beside the step count and ETA.
+        status = StepStatusTracker(tracker, on_step)
         result = run_trainer(
             model_cfg,
             train_cfg,
@@ -244,8 +246,8 @@ def train_run(
             work,
             nproc=nproc,
             resume=resume and has_ckpt,
-            tracker=tracker,
-            on_step=on_step,
+            tracker=status,
+            on_step=status.on_step,
         )
         device = select_device(train_cfg.device)
         model = GPT(model_cfg).to(device)
