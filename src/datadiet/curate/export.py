@@ -2,8 +2,12 @@
 
 The format follows PATH's extension: `.parquet`, `.jsonl` (one `{"id", "text", ...}` object per
 line) or `.txt` (TinyStories format: each document followed by a line `<|endoftext|>`, which
-`curate ingest` reads back to the same texts). Parts are streamed one at a time and the file is
-written next to PATH and renamed into place, so a failed export never leaves a partial file.
+`curate ingest` reads back to the same texts). A document the text format cannot carry unchanged
+— one holding a line that is exactly the separator, or empty, or with leading or trailing
+whitespace (ingest strips it) — stops a `.txt` export with an error naming it, rather than coming
+back as two documents or a different text; `.jsonl` and `.parquet` carry any text. Parts are
+streamed one at a time and the file is written next to PATH and renamed into place, so a failed
+export never leaves a partial file.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import polars as pl
 
 from datadiet.errors import DatadietError, UsageError
 from datadiet.progress import NULL_TRACKER, Tracker
-from datadiet.schema import EOT, TEXT
+from datadiet.schema import EOT, ID, TEXT
 from datadiet.store import Dataset
 
 EXPORT_FORMATS = (".parquet", ".jsonl", ".txt")
@@ -42,7 +46,8 @@ def export(dataset: Dataset, path: Path, tracker: Tracker = NULL_TRACKER) -> int
                     if suffix == ".jsonl":
                         frame.write_ndjson(f)
                     else:
-                        for text in frame.get_column(TEXT):
+                        for doc_id, text in zip(frame.get_column(ID), frame.get_column(TEXT)):
+                            _check_text_format(doc_id, text, path)
                             f.write(text.encode("utf-8") + b"\n" + EOT.encode() + b"\n")
                     rows += frame.height
                     task.advance(frame.height)
@@ -54,6 +59,24 @@ def export(dataset: Dataset, path: Path, tracker: Tracker = NULL_TRACKER) -> int
         with contextlib.suppress(OSError):  # not only "missing": its folder may be a file
             tmp.unlink()
     return rows
+
+
+def _check_text_format(doc_id: object, text: str | None, path: Path) -> None:
+    """Refuse a document that `curate ingest` would not read back from a `.txt` file as the same text."""
+    problem = None
+    if not text or not text.strip():
+        problem = "is empty"
+    elif "\x00" in text:
+        problem = "holds a NUL character, which ingest refuses as binary data"
+    elif text != text.strip():
+        problem = "starts or ends with whitespace, which ingest strips"
+    elif EOT in text and any(line.rstrip("\r") == EOT for line in text.split("\n")):
+        problem = f"holds a line {EOT!r}, the separator, so it would come back as two documents"
+    if problem is not None:
+        raise UsageError(
+            f"cannot export to {path.name!r} as text: document {doc_id!r} {problem}; "
+            "export to .jsonl or .parquet, which keep every text exactly"
+        )
 
 
 def head(dataset: Dataset, n: int) -> pl.DataFrame:

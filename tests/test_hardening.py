@@ -1,0 +1,70 @@
+"""Hardening (issue 16): round trips, odd but valid input, and the small edge cases of names and paths.
+
+Every case runs the real CLI; a refused input must give one `error:` line, the documented exit
+code, and leave the store as it was.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from datadiet.cli import app
+from tests.helpers import store_snapshot
+
+
+def _ok(runner: CliRunner, *args: str) -> dict:  # type: ignore[type-arg]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+
+def _texts(runner: CliRunner, store: Path, ref: str) -> list[str]:
+    rows = _ok(runner, "head", ref, "-n", "1000", "--store", str(store))
+    return [r["text"] for r in rows]  # type: ignore[index]
+
+
+def _refused(runner: CliRunner, store: Path, args: list[str], code: int, message: str) -> None:
+    before = store_snapshot(store)
+    result = runner.invoke(app, [*args, "--store", str(store)])
+    assert result.exit_code == code, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert message in lines[0], lines[0]
+    assert store_snapshot(store) == before
+
+
+# -- 6: export and ingest give back the same texts -------------------------------------------
+
+ROUND_TRIP = [
+    "a story that mentions <|endoftext|> inside a sentence",
+    "line one\nline two\r\nline three",
+    "unicode: naïve café — 你好 🙂",
+    "<|endoftext|>x on its own line start",
+    "tabs\tinside\tkept",
+]
+
+
+def test_text_export_round_trips_or_refuses(runner: CliRunner, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    src = tmp_path / "docs.jsonl"
+    src.write_text("".join(json.dumps({"id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(ROUND_TRIP)))
+    _ok(runner, "ingest", str(src), "-n", "docs", "--id-field", "id", "--store", str(store))
+    for suffix, extra in ((".txt", []), (".jsonl", ["--id-field", "id"]), (".parquet", ["--id-field", "id"])):
+        out = tmp_path / f"out{suffix}"
+        _ok(runner, "export", "docs", str(out), "--store", str(store))
+        _ok(runner, "ingest", str(out), "-n", f"back{suffix[1:]}", *extra, "--store", str(store))
+        assert _texts(runner, store, f"back{suffix[1:]}") == ROUND_TRIP, suffix
+
+    # a document holding the separator as a line of its own cannot be written as text unchanged
+    src.write_text(json.dumps({"id": "two", "text": "first half\n<|endoftext|>\nsecond half"}) + "\n")
+    _ok(runner, "ingest", str(src), "-n", "sep", "--id-field", "id", "--store", str(store))
+    out = tmp_path / "sep.txt"
+    _refused(runner, store, ["export", "sep", str(out)], 2, "document 'two' holds a line '<|endoftext|>'")
+    assert not out.exists() and not list(tmp_path.glob(".sep.txt*"))  # no partial file either
+    _ok(runner, "export", "sep", str(tmp_path / "sep.jsonl"), "--store", str(store))
+    _ok(runner, "ingest", str(tmp_path / "sep.jsonl"), "-n", "sep2", "--id-field", "id", "--store", str(store))
+    assert _texts(runner, store, "sep2") == ["first half\n<|endoftext|>\nsecond half"]
