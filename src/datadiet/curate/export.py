@@ -46,7 +46,7 @@ def export(dataset: Dataset, path: Path, tracker: Tracker = NULL_TRACKER) -> int
                     if suffix == ".jsonl":
                         frame.write_ndjson(f)
                     else:
-                        for doc_id, text in zip(frame.get_column(ID), frame.get_column(TEXT)):
+                        for doc_id, text in zip(frame.get_column(ID), frame.get_column(TEXT), strict=True):
                             _check_text_format(doc_id, text, path)
                             f.write(text.encode("utf-8") + b"\n" + EOT.encode() + b"\n")
                     rows += frame.height
