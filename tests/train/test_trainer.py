@@ -139,17 +139,17 @@ def test_resume_without_checkpoint(tmp_path: Path) -> None:
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = {"n": 0}
-    forward = GPT.forward
+    loss_of = GPT.loss  # the trainer's path with the chunked loss (ce_chunk > 0)
 
-    def poisoned(self: GPT, idx: torch.Tensor, targets: torch.Tensor | None = None) -> Any:
-        logits, loss = forward(self, idx, targets)
+    def poisoned(self: GPT, idx: torch.Tensor, targets: torch.Tensor, ce_chunk: int = 0) -> Any:
+        loss = loss_of(self, idx, targets, ce_chunk)
         if self.training:
             calls["n"] += 1
-            if calls["n"] == 15 and loss is not None:
+            if calls["n"] == 15:
                 loss = loss * float("nan")
-        return logits, loss
+        return loss
 
-    monkeypatch.setattr(GPT, "forward", poisoned)
+    monkeypatch.setattr(GPT, "loss", poisoned)
     ckpt = tmp_path / "checkpoint.pt"
     with pytest.raises(DatadietError) as info:
         run(tmp_path)

@@ -59,6 +59,10 @@ class TrainConfig:
         dtype: "auto" means bf16 autocast on CUDA and float32 elsewhere.
         compile: Wrap the model in `torch.compile`.
         threads: CPU threads for torch; 0 uses every core this process may run on (under DDP, its share of them).
+        ce_chunk: Token rows whose logits the loss computes at a time, gradients included
+            (`model.lm_cross_entropy`); 0 materialises all of them. A speed setting: it changes only the
+            float rounding of the loss, so it is not part of a run's id. 512 made `paper` ~3x faster on
+            the 2-core dev CPU (docs/benchmarks.md, "Grid speed").
     """
 
     # Field types come from datadiet.config: pydantic checks type and bounds whenever one is built.
@@ -82,6 +86,7 @@ class TrainConfig:
     dtype: Literal["auto", "float32", "bfloat16"] = "auto"
     compile: Flag = False
     threads: NonNegativeInt = 0
+    ce_chunk: NonNegativeInt = 512
 
     def __post_init__(self) -> None:
         if self.min_lr > self.lr:

@@ -163,8 +163,9 @@ def resolve_run_config(spec: RunSpec, vocab_size: int) -> tuple[Any, Any]:
     return resolve_config(spec.preset, vocab_size, overrides)
 
 
-# Settings that change how fast a run goes, never what it computes, so they stay out of its id.
-NOT_IN_ID = ("device", "compile", "threads", "checkpoint_every")
+# Settings that change how fast a run goes, never what it computes (beyond float rounding: compile and
+# ce_chunk reorder sums), so they stay out of its id.
+NOT_IN_ID = ("device", "compile", "threads", "checkpoint_every", "ce_chunk")
 
 
 def run_identity(store: Store, spec: RunSpec) -> tuple[str, dict[str, Any], list[str]]:

@@ -37,6 +37,7 @@ from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.train.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from datadiet.train.config import TrainConfig
 from datadiet.train.distributed import (
+    World,
     all_reduce_sum,
     check_nproc,
     current_world,
@@ -48,7 +49,7 @@ from datadiet.train.model import GPT, GPTConfig
 
 METRICS_FILE = "metrics.jsonl"
 # Settings that change neither the weights nor the logged losses, so a run may resume with others.
-RESUMABLE_CHANGES = frozenset({"device", "compile", "threads", "checkpoint_every"})
+RESUMABLE_CHANGES = frozenset({"device", "compile", "threads", "checkpoint_every", "ce_chunk"})
 
 
 @dataclass(frozen=True)
@@ -303,6 +304,224 @@ def _step_seed(seed: int, step: int, rank: int = 0) -> int:
     return int(np.random.default_rng(key).integers(0, 2**62))
 
 
+def check_inputs(
+    model_cfg: GPTConfig, train_cfg: TrainConfig, train_tokens: np.ndarray, val_tokens: np.ndarray
+) -> None:
+    """Refuse configs that disagree on the context length and tokens outside the model's vocabulary.
+
+    Raises:
+        UsageError: What is wrong and how to fix it.
+    """
+    if model_cfg.block_size != train_cfg.block_size:
+        raise UsageError(
+            f"model block_size {model_cfg.block_size} differs from train block_size {train_cfg.block_size}; "
+            "build both with resolve_config"
+        )
+    for name, toks in (("training", train_tokens), ("validation", val_tokens)):
+        if len(toks) and int(toks.max()) >= model_cfg.vocab_size:
+            raise UsageError(
+                f"{name} tokens hold id {int(toks.max())} >= vocab_size {model_cfg.vocab_size}; "
+                "encode the data with the run's tokenizer"
+            )
+
+
+def is_eval_step(done: int, cfg: TrainConfig) -> bool:
+    """Whether the validation loss is measured after `done` steps (every `eval_every`, and at the end)."""
+    return done == cfg.steps or bool(cfg.eval_every and done % cfg.eval_every == 0)
+
+
+def is_checkpoint_step(done: int, cfg: TrainConfig) -> bool:
+    """Whether a checkpoint is written after `done` steps (every `checkpoint_every`, and at the end)."""
+    return done == cfg.steps or bool(cfg.checkpoint_every and done % cfg.checkpoint_every == 0)
+
+
+def checkpoint_state(
+    model_state: dict[str, torch.Tensor],
+    optimizer_state: dict[str, Any],
+    step: int,
+    model_cfg: GPTConfig,
+    train_cfg: TrainConfig,
+    rng_state: torch.Tensor,
+    elapsed_s: float,
+    last: dict[str, float],
+) -> dict[str, Any]:
+    """What a checkpoint holds; one format for solo and ensemble runs, so either can resume the other."""
+    return {
+        "model": model_state,
+        "optimizer": optimizer_state,
+        "step": step,
+        "model_config": model_cfg.to_dict(),
+        "train_config": train_cfg.to_dict(),
+        "rng_state": rng_state,
+        "elapsed_s": elapsed_s,
+        "last": dict(last),
+    }
+
+
+def start_metrics(metrics_file: Path, ckpt_file: Path, resume_step: int | None) -> None:
+    """Prepare `metrics.jsonl` for a session: cut it back to the checkpoint's step, or start it afresh.
+
+    Raises:
+        UsageError: A fresh start into a folder that already holds a checkpoint.
+    """
+    if resume_step is not None:
+        _truncate_metrics(metrics_file, resume_step)
+    elif ckpt_file.exists():
+        raise UsageError(
+            f"{ckpt_file.parent} already holds a run's checkpoint; pass --resume to continue it or choose a new folder"
+        )
+    else:
+        metrics_file.unlink(missing_ok=True)
+
+
+def nonfinite_error(
+    train_cfg: TrainConfig, step: int, what: str, lr: float, ckpt_file: Path, last_ckpt_step: int | None
+) -> DatadietError:
+    """The error for a loss or gradient that became NaN or infinite, naming the checkpoint that is kept."""
+    kept = (
+        f"last good checkpoint kept at {ckpt_file} (step {last_ckpt_step})"
+        if last_ckpt_step
+        else "no checkpoint was written yet"
+    )
+    return DatadietError(
+        f"training {what} became NaN or infinite at step {step}; {kept} — "
+        f"lower the learning rate, e.g. --set lr={train_cfg.lr / 10:g} (this step's lr was {lr:.3g})"
+    )
+
+
+class _Session:
+    """One process's share of a solo (or DDP) run: the model, its optimizer and the run's files."""
+
+    def __init__(
+        self,
+        model_cfg: GPTConfig,
+        train_cfg: TrainConfig,
+        train_tokens: np.ndarray,
+        val_tokens: np.ndarray,
+        out_dir: Path,
+        device: torch.device,
+        world: World,
+    ) -> None:
+        self.model_cfg, self.cfg, self.device, self.world = model_cfg, train_cfg, device, world
+        self.train_tokens, self.val_tokens = train_tokens, val_tokens
+        self.ckpt_file = checkpoint_path(out_dir)
+        self.metrics_file = out_dir / METRICS_FILE
+        self.amp = autocast_dtype(train_cfg.dtype, device)
+        self.sampler = BatchSampler(len(train_tokens), train_cfg)
+        self.val_starts = eval_starts(len(val_tokens), train_cfg.block_size, train_cfg.eval_tokens)
+        # Each rank scores a contiguous share of the validation windows; the shares' loss sums add up to
+        # the single-process sum, so the logged val_loss is the same mean up to rounding.
+        self.val_shard = np.array_split(self.val_starts, world.size)[world.rank]
+        torch.manual_seed(train_cfg.seed)
+        self.model = GPT(model_cfg).to(device)
+        self.optimizer = make_optimizer(self.model, train_cfg, device)
+        self.start, self.elapsed_before = 0, 0.0
+        # Seconds spent in optimizer steps by earlier sessions (None: a checkpoint from before this was kept).
+        self.step_s_before: float | None = 0.0
+        self.step_s = 0.0
+        self.last: dict[str, float] = {}
+        self.last_ckpt_step: int | None = None
+        self.session_start = time.perf_counter()
+
+    def open(self, resume: bool) -> None:
+        """Load the checkpoint when resuming, prepare the metrics file, and wrap the model for DDP/compile."""
+        if resume:
+            state = load_checkpoint(self.ckpt_file, map_location=self.device)
+            _check_same_run(state, self.model_cfg, self.cfg, self.ckpt_file)
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.start, self.elapsed_before, self.last = state["step"], state["elapsed_s"], state["last"]
+            self.step_s_before = state.get("step_s")
+            self.last_ckpt_step = self.start
+        if self.world.is_main:
+            start_metrics(self.metrics_file, self.ckpt_file, self.start if resume else None)
+        self.ddp = wrap_ddp(self.model, self.device) if self.world.size > 1 else None
+        net: nn.Module = self.model if self.ddp is None else self.ddp
+        self.fwd = torch.compile(net) if self.cfg.compile else net
+        self.session_start = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.session_start
+
+    def save(self, step: int) -> None:
+        if self.world.is_main:
+            state = checkpoint_state(
+                self.model.state_dict(),
+                self.optimizer.state_dict(),
+                step,
+                self.model_cfg,
+                self.cfg,
+                torch.get_rng_state(),
+                self.elapsed(),
+                self.last,
+            )
+            state["step_s"] = (self.step_s_before or 0.0) + self.step_s
+            save_checkpoint(self.ckpt_file, state)
+        self.last_ckpt_step = step
+
+    def val_loss(self) -> float:
+        cfg, world = self.cfg, self.world
+
+        def mean_loss(starts: np.ndarray) -> float:
+            return evaluate(self.model, self.val_tokens, starts, cfg.block_size, cfg.batch_size, self.device, self.amp)
+
+        if world.size == 1:
+            return mean_loss(self.val_starts)
+        shard_sum = mean_loss(self.val_shard) * len(self.val_shard) if len(self.val_shard) else 0.0
+        return all_reduce_sum(shard_sum, self.device, world) / len(self.val_starts)
+
+    def _batch(self, micro: int) -> tuple[torch.Tensor, torch.Tensor]:
+        starts = self.world.shard(self.sampler.starts(micro))
+        x, y = windows(self.train_tokens, starts, self.cfg.block_size)
+        if self.device.type == "cuda":
+            return x.pin_memory().to(self.device, non_blocking=True), y.pin_memory().to(self.device, non_blocking=True)
+        return x.to(self.device), y.to(self.device)
+
+    def step(self, step: int) -> tuple[float, float]:
+        """One optimizer step (all its micro-batches); returns (train loss, learning rate).
+
+        Raises:
+            DatadietError: The loss or the gradient norm is not finite.
+        """
+        cfg, ddp = self.cfg, self.ddp
+        lr = lr_at(step, cfg)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        if self.model_cfg.dropout > 0:
+            torch.manual_seed(_step_seed(cfg.seed, step, self.world.rank))
+        loss_sum = torch.zeros((), device=self.device)
+        for micro in range(cfg.grad_accum):
+            x, y = self._batch(step * cfg.grad_accum + micro)
+            # DDP all-reduces gradients in the last micro-batch's backward only; the others accumulate.
+            accumulate = ddp is not None and micro < cfg.grad_accum - 1
+            with ddp.no_sync() if ddp is not None and accumulate else contextlib.nullcontext():
+                with _autocast(self.device, self.amp):
+                    loss = self._loss(x, y)
+                # Each rank's loss is the mean over its B/N windows, all of block_size targets, and
+                # DDP averages gradients over the N ranks, so the update is the gradient of the mean
+                # over the global batch, as in one process; no extra scaling is needed.
+                (loss / cfg.grad_accum).backward()
+            loss_sum += loss.detach()
+        train_loss = all_reduce_sum(float(loss_sum), self.device, self.world) / (cfg.grad_accum * self.world.size)
+        if not math.isfinite(train_loss):
+            raise nonfinite_error(cfg, step + 1, "loss", lr, self.ckpt_file, self.last_ckpt_step)
+        # max_norm=inf measures the norm without clipping, so a non-finite gradient is caught either way.
+        norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip or math.inf)
+        if not math.isfinite(float(norm)):
+            raise nonfinite_error(cfg, step + 1, "gradient norm", lr, self.ckpt_file, self.last_ckpt_step)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return train_loss, lr
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # The chunked loss skips the full logits; DDP and torch.compile wrap `forward`, so they keep it.
+        if self.cfg.ce_chunk and self.fwd is self.model:
+            return self.model.loss(x, y, self.cfg.ce_chunk)
+        _, loss = self.fwd(x, y)
+        assert loss is not None
+        return loss
+
+
 def train(
     model_cfg: GPTConfig,
     train_cfg: TrainConfig,
@@ -338,181 +557,66 @@ def train(
             a checkpoint made with other settings, or a batch size the processes cannot split evenly.
         DatadietError: The loss or gradient became NaN or infinite; the last good checkpoint is kept.
     """
-    if model_cfg.block_size != train_cfg.block_size:
-        raise UsageError(
-            f"model block_size {model_cfg.block_size} differs from train block_size {train_cfg.block_size}; "
-            "build both with resolve_config"
-        )
-    for name, toks in (("training", train_tokens), ("validation", val_tokens)):
-        if len(toks) and int(toks.max()) >= model_cfg.vocab_size:
-            raise UsageError(
-                f"{name} tokens hold id {int(toks.max())} >= vocab_size {model_cfg.vocab_size}; "
-                "encode the data with the run's tokenizer"
-            )
+    check_inputs(model_cfg, train_cfg, train_tokens, val_tokens)
     world = current_world()
     check_nproc(world.size, train_cfg.batch_size)
-    main = world.is_main
-    if not main:
+    if not world.is_main:
         tracker, on_step = NULL_TRACKER, None
     out_dir = Path(out_dir)
-    if main:
+    if world.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
-    ckpt_file = checkpoint_path(out_dir)
-    metrics_file = out_dir / METRICS_FILE
     device = ddp_device(select_device(train_cfg.device), world)
     if device.type == "cuda" and device.index is not None:
         torch.cuda.set_device(device)
-    amp = autocast_dtype(train_cfg.dtype, device)
-    sampler = BatchSampler(len(train_tokens), train_cfg)
-    val_starts = eval_starts(len(val_tokens), train_cfg.block_size, train_cfg.eval_tokens)
-    # Each rank scores a contiguous share of the validation windows; the shares' loss sums add up to
-    # the single-process sum, so the logged val_loss is the same mean up to rounding.
-    val_shard = np.array_split(val_starts, world.size)[world.rank]
-
     # threads=0 means every core, shared out among the processes on this machine so as not to oversubscribe.
     threads = train_cfg.threads or (threads_per_process(world.local_size) if world.size > 1 else 0)
     with cpu_threads(device, threads), keep_freed_memory(device), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(train_cfg.seed)
-        model = GPT(model_cfg).to(device)
-        optimizer = make_optimizer(model, train_cfg, device)
-        start, elapsed_before = 0, 0.0
-        last: dict[str, float] = {}
-        if resume:
-            state = load_checkpoint(ckpt_file, map_location=device)
-            _check_same_run(state, model_cfg, train_cfg, ckpt_file)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            start, elapsed_before, last = state["step"], state["elapsed_s"], state["last"]
-            if main:
-                _truncate_metrics(metrics_file, start)
-        elif ckpt_file.exists():
-            raise UsageError(
-                f"{out_dir} already holds a run's checkpoint; pass --resume to continue it or choose a new folder"
-            )
-        elif main:
-            metrics_file.unlink(missing_ok=True)
-        ddp = wrap_ddp(model, device) if world.size > 1 else None
-        net: nn.Module = model if ddp is None else ddp
-        fwd = torch.compile(net) if train_cfg.compile else net
-        params = model.num_params()
-        session_start = time.perf_counter()
-        step_time, last_ckpt_step = 0.0, start if resume else None
-
-        def elapsed() -> float:
-            return elapsed_before + time.perf_counter() - session_start
-
-        def save(step: int) -> None:
-            if not main:
-                return
-            save_checkpoint(
-                ckpt_file,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "step": step,
-                    "model_config": model_cfg.to_dict(),
-                    "train_config": train_cfg.to_dict(),
-                    "rng_state": torch.get_rng_state(),
-                    "elapsed_s": elapsed(),
-                    "last": dict(last),
-                },
-            )
-
-        def val_loss() -> float:
-            if world.size == 1:
-                return evaluate(model, val_tokens, val_starts, train_cfg.block_size, train_cfg.batch_size, device, amp)
-            shard_sum = (
-                evaluate(model, val_tokens, val_shard, train_cfg.block_size, train_cfg.batch_size, device, amp)
-                * len(val_shard)
-                if len(val_shard)
-                else 0.0
-            )
-            return all_reduce_sum(shard_sum, device, world) / len(val_starts)
-
-        def fail(step: int, what: str, lr: float) -> DatadietError:
-            kept = (
-                f"last good checkpoint kept at {ckpt_file} (step {last_ckpt_step})"
-                if last_ckpt_step
-                else "no checkpoint was written yet"
-            )
-            return DatadietError(
-                f"training {what} became NaN or infinite at step {step}; {kept} — "
-                f"lower the learning rate, e.g. --set lr={train_cfg.lr / 10:g} (this step's lr was {lr:.3g})"
-            )
-
-        model.train()
-        log_file = metrics_file if main else Path(os.devnull)
-        with tracker.task("Training", total=train_cfg.steps) as task, log_file.open("a") as log:
-            task.advance(start)
-            for step in range(start, train_cfg.steps):
-                t0 = time.perf_counter()
-                lr = lr_at(step, train_cfg)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                if model_cfg.dropout > 0:
-                    torch.manual_seed(_step_seed(train_cfg.seed, step, world.rank))
-                loss_sum = torch.zeros((), device=device)
-                for micro in range(train_cfg.grad_accum):
-                    starts = world.shard(sampler.starts(step * train_cfg.grad_accum + micro))
-                    x, y = windows(train_tokens, starts, train_cfg.block_size)
-                    if device.type == "cuda":
-                        x, y = (
-                            x.pin_memory().to(device, non_blocking=True),
-                            y.pin_memory().to(device, non_blocking=True),
-                        )
-                    else:
-                        x, y = x.to(device), y.to(device)
-                    # DDP all-reduces gradients in the last micro-batch's backward only; the others accumulate.
-                    accumulate = ddp is not None and micro < train_cfg.grad_accum - 1
-                    with ddp.no_sync() if ddp is not None and accumulate else contextlib.nullcontext():
-                        with _autocast(device, amp):
-                            _, loss = fwd(x, y)
-                        assert loss is not None
-                        # Each rank's loss is the mean over its B/N windows, all of block_size targets, and
-                        # DDP averages gradients over the N ranks, so the update is the gradient of the mean
-                        # over the global batch, as in one process; no extra scaling is needed.
-                        (loss / train_cfg.grad_accum).backward()
-                    loss_sum += loss.detach()
-                train_loss = all_reduce_sum(float(loss_sum), device, world) / (train_cfg.grad_accum * world.size)
-                if not math.isfinite(train_loss):
-                    raise fail(step + 1, "loss", lr)
-                # max_norm=inf measures the norm without clipping, so a non-finite gradient is caught either way.
-                norm = nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip or math.inf)
-                if not math.isfinite(float(norm)):
-                    raise fail(step + 1, "gradient norm", lr)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                dt = time.perf_counter() - t0
-                step_time += dt
-                done = step + 1
-                line: dict[str, float] = {"step": done, "train_loss": train_loss, "lr": lr}
-                last = {"train_loss": train_loss}
-                if done == train_cfg.steps or (train_cfg.eval_every and done % train_cfg.eval_every == 0):
-                    line["val_loss"] = val_loss()
-                    last["val_loss"] = line["val_loss"]
-                line["tokens_per_s"] = train_cfg.tokens_per_step / dt
-                line["elapsed_s"] = elapsed()
-                log.write(json.dumps(line) + "\n")
-                log.flush()
-                if done == train_cfg.steps or (train_cfg.checkpoint_every and done % train_cfg.checkpoint_every == 0):
-                    save(done)
-                    last_ckpt_step = done
-                task.advance(1)
-                if on_step is not None:
-                    on_step(line)
-        if ddp is not None:
+        run = _Session(model_cfg, train_cfg, train_tokens, val_tokens, out_dir, device, world)
+        run.open(resume)
+        _loop(run, tracker, on_step)
+        if run.ddp is not None:
             dist.barrier()  # rank 0's final checkpoint exists before any rank returns its path
-        ran = train_cfg.steps - start
+        # Throughput over every session's steps (a run finished by an ensemble and published here ran 0).
+        ran = train_cfg.steps - (run.start if run.step_s_before is None else 0)
+        step_time = run.step_s + (run.step_s_before or 0.0)
         return TrainResult(
-            train_loss=last.get("train_loss", math.nan),
-            val_loss=last.get("val_loss", math.nan),
+            train_loss=run.last.get("train_loss", math.nan),
+            val_loss=run.last.get("val_loss", math.nan),
             steps=train_cfg.steps,
             tokens=train_cfg.steps * train_cfg.tokens_per_step,
-            wall_time_s=elapsed(),
+            wall_time_s=run.elapsed(),
             tokens_per_s=ran * train_cfg.tokens_per_step / step_time if step_time else 0.0,
-            params=params,
-            checkpoint=ckpt_file,
+            params=run.model.num_params(),
+            checkpoint=run.ckpt_file,
         )
+
+
+def _loop(run: _Session, tracker: Tracker, on_step: Callable[[dict[str, float]], None] | None) -> None:
+    """Steps from the session's start to the end of the schedule, logging, evaluating and checkpointing."""
+    cfg = run.cfg
+    run.model.train()
+    log_file = run.metrics_file if run.world.is_main else Path(os.devnull)
+    with tracker.task("Training", total=cfg.steps) as task, log_file.open("a") as log:
+        task.advance(run.start)
+        for step in range(run.start, cfg.steps):
+            t0 = time.perf_counter()
+            train_loss, lr = run.step(step)
+            dt = time.perf_counter() - t0
+            run.step_s += dt
+            done = step + 1
+            line: dict[str, float] = {"step": done, "train_loss": train_loss, "lr": lr}
+            run.last = {"train_loss": train_loss}
+            if is_eval_step(done, cfg):
+                line["val_loss"] = run.last["val_loss"] = run.val_loss()
+            line["tokens_per_s"] = cfg.tokens_per_step / dt
+            line["elapsed_s"] = run.elapsed()
+            log.write(json.dumps(line) + "\n")
+            log.flush()
+            if is_checkpoint_step(done, cfg):
+                run.save(done)
+            task.advance(1)
+            if on_step is not None:
+                on_step(line)
 
 
 def _check_same_run(state: dict[str, Any], model_cfg: GPTConfig, train_cfg: TrainConfig, path: Path) -> None:
