@@ -7,6 +7,7 @@ error) prints one line and exits 2, a `DatadietError` or an OS error prints one 
 
 from __future__ import annotations
 
+import errno
 import functools
 import inspect
 import math
@@ -27,7 +28,7 @@ try:  # newer typer vendors click; the exceptions must come from the copy typer 
 except ImportError:  # pragma: no cover - older typer on top of click
     from click import exceptions as click_exc  # type: ignore[no-redef]
 
-from datadiet.errors import DatadietError, UsageError
+from datadiet.errors import DatadietError, UsageError, os_error_of
 from datadiet.progress import Tracker
 from datadiet.store import Store
 from datadiet.ui import SafeConsole, json_text, styled
@@ -57,6 +58,14 @@ def _task_cause(exc: BaseException) -> BaseException | None:
             break
         seen = cause
     return None if seen is exc else seen
+
+
+def _os_message(exc: OSError) -> str:
+    """One line for an OS error that reached the top: a full disk says what to do."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on the device{where}; free some space and rerun (nothing was published)"
+    return f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}"
 
 
 class CurateGroup(TyperGroup):
@@ -102,10 +111,13 @@ class CurateGroup(TyperGroup):
         except OSError as exc:
             if debug:
                 traceback.print_exc()
-            _fail(f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}", 1)
+            _fail(_os_message(exc), 1)
         except Exception as exc:
             if debug:
                 raise
+            os_exc = os_error_of(exc)
+            if os_exc is not None:  # e.g. polars' ComputeError for a full disk: the OS error is the news
+                _fail(_os_message(os_exc), 1)
             if type(exc).__name__ == "ValidationError" and type(exc).__module__.startswith("pydantic"):
                 # a config built outside `config.build` (e.g. from a manifest): still one line, exit 2
                 from pydantic import ValidationError

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 
-from datadiet.errors import DatadietError, UsageError
+from datadiet.errors import DatadietError, UsageError, os_error_of
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.schema import EOT, ID, TEXT
 from datadiet.store import Dataset
@@ -52,9 +52,15 @@ def export(dataset: Dataset, path: Path, tracker: Tracker = NULL_TRACKER) -> int
                     rows += frame.height
                     task.advance(frame.height)
         os.replace(tmp, path)
-    except OSError as exc:
-        # e.g. a file where a folder should be, or a full disk: one line naming PATH, not errno soup.
-        raise DatadietError(f"cannot write {path}: {exc.strerror or exc}; choose another path or free space") from exc
+    except (OSError, pl.exceptions.ComputeError) as exc:
+        # e.g. a file where a folder should be, or a full disk (polars says so in a ComputeError):
+        # one line naming PATH, not errno soup.
+        os_exc = os_error_of(exc)
+        if os_exc is None:
+            raise
+        raise DatadietError(
+            f"cannot write {path}: {os_exc.strerror or os_exc}; choose another path or free space"
+        ) from exc
     finally:
         with contextlib.suppress(OSError):  # not only "missing": its folder may be a file
             tmp.unlink()
