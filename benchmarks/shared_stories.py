@@ -5,9 +5,11 @@ from shared_stories import SHARED, read_stories   # a benchmark run as `python b
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+# ../shared/data beside the checkout; $DATADIET_SHARED_DATA points elsewhere (e.g. from a git worktree).
+SHARED = Path(os.environ.get("DATADIET_SHARED_DATA") or Path(__file__).resolve().parents[2] / "shared" / "data")
 
 
 def read_stories(names: tuple[str, ...], *, required: bool = True) -> list[str]:

@@ -25,6 +25,20 @@ SCHEMA: dict[str, pl.DataType] = {
 }
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(SCHEMA)
 
+# Labels `curate corrupt` writes on every row (declared here, like the columns above, so every
+# reader names them the same way): `corruption` lists the kinds that changed this row, in the
+# order applied ("typos", "typos,shuffle"; null for an untouched row), `corrupt_fraction` is the
+# realised share of the latest one (typo'd letters, moved words, removed characters; 1.0 for a
+# document replaced by `mix`), `corrupt_from` the dataset version a mixed-in document came from.
+CORRUPTION = "corruption"
+CORRUPT_FRACTION = "corrupt_fraction"
+CORRUPT_FROM = "corrupt_from"
+CORRUPT_SCHEMA: dict[str, pl.DataType] = {
+    CORRUPTION: pl.String(),
+    CORRUPT_FRACTION: pl.Float32(),
+    CORRUPT_FROM: pl.String(),
+}
+
 # Bumped when the on-disk layout or the meaning of a parameter changes, so old versions are not
 # mistaken for new ones with the same parameters.
 FORMAT_VERSION = 1

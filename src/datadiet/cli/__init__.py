@@ -10,6 +10,7 @@ from datadiet.cli import data as _data  # noqa: F401  (registers commands)
 from datadiet.cli import maintain as _maintain  # noqa: F401
 from datadiet.cli import model as _model  # noqa: F401
 from datadiet.cli import ops as _ops  # noqa: F401
+from datadiet.cli import quality as _quality  # noqa: F401
 from datadiet.cli import study as _study  # noqa: F401
 from datadiet.cli import train as _train  # noqa: F401
 from datadiet.cli.common import app
