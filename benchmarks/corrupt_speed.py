@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import polars as pl  # noqa: E402
 
-from datadiet.curate.corrupt import CorruptConfig, corrupt, corrupt_rows  # noqa: E402
+from datadiet.curate.corrupt.op import CorruptConfig, corrupt, corrupt_rows  # noqa: E402
 from datadiet.curate.inject import DuplicateConfig, duplicate_frame  # noqa: E402
 from datadiet.schema import ID, TEXT, conform  # noqa: E402
 from datadiet.store import PartWriter, Store  # noqa: E402

@@ -244,7 +244,7 @@ CATALOGUE: list[tuple[list[str], int, str]] = [
     (["corrupt", "c-train", "--kind", "typos"], 2, "Missing option '--rate'"),
     (["corrupt", "c-train", "--kind", "noise", "--rate", "0.1"], 2, "'noise' is not one of 'typos', 'shuffle'"),
     (["corrupt", "c-train", "--kind", "typos", "--rate", "2"], 2, "--rate must be between 0 and 1"),
-    (["corrupt", "c-train", "--kind", "typos", "--rate", "nan"], 2, "--rate must be between 0 and 1"),
+    (["corrupt", "c-train", "--kind", "typos", "--rate", "nan"], 2, "--rate must be a finite number"),
     (["corrupt", "c-train", "--kind", "typos", "--rate", "0.1", "--seed", "-1"], 2, "--seed must be >= 0"),
     (["corrupt", "c-train", "--kind", "mix", "--rate", "0.1"], 2, "--kind mix needs --from OTHER"),
     (

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from datadiet.cli import app
-from datadiet.curate.corrupt import CorruptConfig, corrupt, corrupt_rows
 from datadiet.curate.corrupt import build as corrupt_build
+from datadiet.curate.corrupt.op import CorruptConfig, corrupt, corrupt_rows
 from datadiet.errors import UsageError
 from datadiet.schema import CORRUPT_FRACTION, CORRUPT_FROM, CORRUPTION, ID, SOURCE_ID, TEXT
 from datadiet.store import PartWriter, Store

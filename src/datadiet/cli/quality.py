@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from datadiet.cli.common import Out, command, report_commit
-from datadiet.curate.corrupt import CORRUPT_HELP
+
+CORRUPT_HELP: dict[str, str] = {
+    "kind": (
+        "typos (each letter with probability R), shuffle (each sentence's words with probability R), "
+        "truncate (int(R·N) documents cut after a random word) or mix (int(R·N) documents replaced by --from's)."
+    ),
+    "rate": "The share R in [0, 1] damaged: letters (typos), sentences (shuffle) or documents (truncate, mix).",
+    "from": "For --kind mix: the dataset NAME[@VERSION] whose documents replace a share of this one's.",
+    "seed": "Seed of every random choice; the same input, kind, rate and seed give the same version.",
+}
 
 
 class Kind(str, enum.Enum):
@@ -34,8 +43,8 @@ def corrupt(
     *,
     o: Out,
 ) -> None:
-    from datadiet.curate.corrupt import CorruptConfig
-    from datadiet.curate.corrupt import corrupt as do_corrupt
+    from datadiet.curate.corrupt.op import CorruptConfig
+    from datadiet.curate.corrupt.op import corrupt as do_corrupt
 
     cfg = CorruptConfig(kind=kind.value, rate=rate, seed=seed)
     commit = do_corrupt(o.store(), ref, cfg, other=from_, name=name, tracker=o.tracker)

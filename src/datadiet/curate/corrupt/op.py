@@ -48,16 +48,6 @@ KINDS = ("typos", "shuffle", "truncate", "mix")
 # or what an edit does must make new versions, never pass old rows off as new ones.
 SCHEME = 1
 
-CORRUPT_HELP: dict[str, str] = {
-    "kind": (
-        "typos (each letter with probability R), shuffle (each sentence's words with probability R), "
-        "truncate (int(R·N) documents cut after a random word) or mix (int(R·N) documents replaced by --from's)."
-    ),
-    "rate": "The share R in [0, 1] damaged: letters (typos), sentences (shuffle) or documents (truncate, mix).",
-    "from": "For --kind mix: the dataset NAME[@VERSION] whose documents replace a share of this one's.",
-    "seed": "Seed of every random choice; the same input, kind, rate and seed give the same version.",
-}
-
 
 @dataclass(frozen=True)
 class CorruptConfig:
