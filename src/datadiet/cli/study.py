@@ -113,14 +113,32 @@ def eval_(
             help="Also sample N generations and report their distinct-n and the share of 8-grams copied from the training data (memorisation).",
         ),
     ] = 0,
+    memorisation: Annotated[
+        bool,
+        typer.Option(
+            "--memorisation",
+            help="Also probe memorisation: greedy-continue the first P tokens of repeated and unique training "
+            "documents and of validation documents; exact-continuation rate and loss per class.",
+        ),
+    ] = False,
+    prefix_tokens: Annotated[int, typer.Option("--prefix-tokens", help="P: prompt tokens of each document.")] = 32,
+    suffix_tokens: Annotated[int, typer.Option("--suffix-tokens", help="S: tokens that must follow exactly.")] = 32,
+    docs_per_class: Annotated[
+        int, typer.Option("--docs-per-class", help="N: most documents probed per class (a seeded sample).")
+    ] = 100,
     *,
     o: Out,
 ) -> None:
     """Score a run on a validation set: loss, perplexity, accuracy, bits per byte, and the study's figures."""
+    from datadiet.eval.memorisation import ProbeConfig, memorisation_version
     from datadiet.eval.pipeline import eval_version
 
+    probe_cfg = ProbeConfig(prefix_tokens, suffix_tokens, docs_per_class) if memorisation else None
     commit = eval_version(o.store(), run, val, max_tokens=max_tokens, samples=samples, tracker=o.tracker)
     m = commit.dataset.manifest.stats["metrics"]
+    mem = None
+    if probe_cfg is not None:
+        mem = memorisation_version(o.store(), run, probe_cfg, val_ref=val, tracker=o.tracker).dataset.manifest.stats
 
     def render(c: Console) -> None:
         t = Table(title=f"{commit.dataset.ref} on {commit.dataset.manifest.stats['val']}")
@@ -136,8 +154,26 @@ def eval_(
         c.print(t)
         for text in (gen or {}).get("samples", [])[:2]:
             c.print(styled("[dim]sample:[/] {}", repr(str(text)[:300])))
+        if mem is not None:
+            c.print(memorisation_table(mem))
 
-    o.emit({"ref": commit.dataset.ref, "up_to_date": commit.up_to_date, **commit.dataset.manifest.stats}, render)
+    payload = {"ref": commit.dataset.ref, "up_to_date": commit.up_to_date, **commit.dataset.manifest.stats}
+    o.emit({**payload, "memorisation": mem} if mem is not None else payload, render)
+
+
+def memorisation_table(mem: dict[str, Any]) -> Table:
+    """The probe's classes as one table: documents, exact continuations (95% interval), token match, loss."""
+    cfg = mem["config"]
+    t = Table(title=f"memorisation: first {cfg['prefix_tokens']} tokens → next {cfg['suffix_tokens']} (greedy)")
+    for col in ("class", "docs / class", "exact", "exact rate (95% CI)", "token match", "mean loss"):
+        t.add_column(col, justify="left" if col == "class" else "right")
+    for name, r in mem["classes"].items():
+        ci = r["exact_rate_ci95"]
+        rate = "-" if ci is None else f"{r['exact_rate']:.3f} ({ci[0]:.3f}-{ci[1]:.3f})"
+        match = "-" if r["token_match"] is None else f"{r['token_match']:.3f}"
+        loss = "-" if r["mean_loss"] is None else f"{r['mean_loss']:.3f}"
+        t.add_row(name, f"{r['docs']:,} / {r['class_size']:,}", str(r["exact"]), rate, match, loss)
+    return t
 
 
 def _render_summary(c: Console, runs: Any, verdict: str, report_path: Path | None) -> None:
