@@ -302,6 +302,14 @@ CATALOGUE: list[tuple[list[str], int, str]] = [
     (["train", "c-train", "--val", "c-val", "--tokenizer", "{in}/ok.txt"], 2, "is not a Hugging Face tokenizer.json"),
     (["train", "c-train", "--val", "c-val", "--tokenizer", "{in}/missing.json"], 2, "does not exist"),
     (["train", "dd", "--val", "c-val"], 2, "no tokenizer named 'dd'"),
+    # filter
+    (["filter", "nothing", "--rule", "gopher"], 2, "no dataset named 'nothing'"),
+    (["filter", "c-train"], 2, "give at least one --where or --rule"),
+    (["filter", "c-train", "--rule", "nope"], 2, "unknown --rule 'nope'; choose one of"),
+    (["filter", "c-train", "--rule", "word_count:min=x"], 2, "min must be a number or none"),
+    (["filter", "c-train", "--rule", "word_count:min=9,max=1"], 2, "is above max"),
+    (["filter", "c-train", "--where", "length(text) >>> 1"], 2, "is not a valid SQL condition"),
+    (["filter", "c-train", "--where", "nope > 1"], 2, "cannot be evaluated on this dataset"),
     # generate
     (["generate", "nothing"], 2, "no run named 'nothing'"),
     (["generate", "c-train", "--temperature", "-1"], 2, "--temperature must be between 0 (greedy) and 100"),
