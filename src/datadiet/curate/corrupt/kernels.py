@@ -155,13 +155,19 @@ def bernoulli_positions(rng: np.random.Generator, n: int, p: float) -> np.ndarra
 
 
 def ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """The positions of the ranges [starts[i], starts[i] + lens[i]) back to back (int64)."""
-    lens = lens.astype(np.int64)
+    """The positions of the ranges [starts[i], starts[i] + lens[i]) back to back.
+
+    int32 when every position fits (a chunk of a few MiB always does): half the memory traffic of
+    int64 in the two per-byte passes (repeat, add) that dominate the shuffle.
+    """
     total = int(lens.sum())
     if total == 0:
         return np.zeros(0, dtype=np.int64)
-    out_start = np.cumsum(lens) - lens
-    out: np.ndarray = np.repeat(starts.astype(np.int64) - out_start, lens) + np.arange(total, dtype=np.int64)
+    top = int(starts.max()) + int(lens.max()) if starts.size else 0
+    dtype = np.int32 if max(total, top) < 2**31 else np.int64
+    lens = lens.astype(dtype)
+    out_start = np.cumsum(lens, dtype=dtype) - lens
+    out: np.ndarray = np.repeat(starts.astype(dtype) - out_start, lens) + np.arange(total, dtype=dtype)
     return out
 
 
@@ -323,34 +329,41 @@ def sentence_ends(t: Texts, w: Words) -> np.ndarray:
     )
     doc_last = np.ones(w.starts.size, dtype=bool)
     doc_last[:-1] = w.doc[1:] != w.doc[:-1]
-    # Whether the whitespace after each word holds a line break: one OR over every gap
-    # [ends[i], starts[i+1]) (the last runs to the end; gaps across documents do not matter).
-    bounds = np.empty(2 * w.starts.size - 1, dtype=np.int64)
-    bounds[0::2], bounds[1::2] = w.ends, w.starts[1:]
-    broken = np.logical_or.reduceat(np.append(d == 0x0A, False), bounds)[0::2]
+    # A line break lies in the whitespace after the last word that ends at or before it (line
+    # breaks are few, so this is a search per line break, not a pass per word).
+    breaks = np.flatnonzero(d == 0x0A)
+    after = np.searchsorted(w.ends, breaks, side="right") - 1
+    broken = np.zeros(w.starts.size, dtype=bool)
+    broken[after[after >= 0]] = True
     out: np.ndarray = end | curly | broken | doc_last
     return out
 
 
-def _shuffle_draws(t: Texts, w: Words, heads: np.ndarray, sizes: np.ndarray, rate: float, seed: int) -> np.ndarray:
-    """(W,) a sort key per word: sentence number + a uniform in [0, 1) for words of chosen sentences, + 0 otherwise.
+def _shuffle_order(t: Texts, w: Words, heads: np.ndarray, sizes: np.ndarray, rate: float, seed: int) -> np.ndarray:
+    """(W,) the word that lands in each word slot: its own, or a random one of its sentence's when chosen.
 
     Block by block: one uniform per sentence (chosen when below RATE), then one per word of the
-    block's chosen sentences, in order.
+    block's chosen sentences, in order; the chosen words are sorted by (sentence, uniform), which
+    only ever permutes words within a sentence.
     """
     n_words = w.starts.size
-    key = np.zeros(n_words, dtype=np.float64)
     head_doc = w.doc[heads]
+    picked, keys = [], []
     for block, lo, hi in block_bounds(t):
         a, b = np.searchsorted(head_doc, [lo, hi])
         rng = block_rng(seed, TAG_SHUFFLE, block)
-        chosen = (rng.random(b - a) < rate) & (sizes[a:b] >= 2)
-        idx = ranges(heads[a:b][chosen], sizes[a:b][chosen])
-        key[idx] = rng.random(idx.size)
-    sent = np.repeat(np.arange(heads.size, dtype=np.float64), sizes)
-    # Sentence numbers are below 2^30 in a chunk, so sentence + uniform keeps ~23 bits of the uniform.
-    out: np.ndarray = sent + key
-    return out
+        chosen = np.flatnonzero((rng.random(b - a) < rate) & (sizes[a:b] >= 2)) + a
+        picked.append(chosen)
+        keys.append(rng.random(int(sizes[chosen].sum())))
+    perm = np.arange(n_words, dtype=np.int64)
+    sent = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
+    if sent.size:
+        slots = ranges(heads[sent], sizes[sent])
+        # Sentence index + a uniform in [0, 1): sorts by sentence first (indices < 2^31 keep ~20 bits
+        # of the uniform), and a stable sort keeps ties in place.
+        key = np.repeat(sent.astype(np.float64), sizes[sent]) + np.concatenate(keys)
+        perm[slots] = slots[np.argsort(key, kind="stable")]
+    return perm
 
 
 def shuffle(t: Texts, rate: float, seed: int) -> Edited:
@@ -368,14 +381,15 @@ def shuffle(t: Texts, rate: float, seed: int) -> Edited:
     is_end = sentence_ends(t, w)
     heads = np.flatnonzero(np.concatenate([[True], is_end[:-1]]))
     sizes = np.diff(np.append(heads, n_words))
-    perm = np.argsort(_shuffle_draws(t, w, heads, sizes, rate, seed), kind="stable")
+    perm = _shuffle_order(t, w, heads, sizes, rate, seed)
     moved = np.flatnonzero(perm != np.arange(n_words))
     out = t.data.copy()
     if moved.size:
         # Rewrite only the spans of sentences with a moved word: slot j of such a sentence gets word
         # perm[j], then the whitespace that followed slot j's original word (none after the last).
-        sent = np.searchsorted(heads, moved, side="right") - 1
-        touched = np.unique(sent)
+        hit = np.zeros(heads.size, dtype=bool)
+        hit[np.searchsorted(heads, moved, side="right") - 1] = True
+        touched = np.flatnonzero(hit)
         slots = ranges(heads[touched], sizes[touched])
         last = np.zeros(n_words, dtype=bool)
         last[heads[1:] - 1] = True
