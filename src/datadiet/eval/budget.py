@@ -1,0 +1,309 @@
+"""When does quantity start to matter? The budget, repetition and memorisation sections of a report.
+
+Input: one row per run with its size (`size_fraction`), budget (`budget_steps`), data and training
+seeds, the compute record's `tokens_seen`, `unique_tokens` and `epochs`, the metric (`val_loss`)
+and, when probed, memorisation rates (`mem_repeated`, `mem_unique`, `mem_validation`), plus the
+repetition grid's `repeat_fraction` / `repeat_count` where a sweep has one. Everything here is
+computed from those numbers, so every sentence of the section can be checked against its tables:
+
+- `budget_cells`: per (size, budget), the epochs seen and the mean metric with a Student-t 95%
+  interval over data seeds (training seeds averaged first: the data seed is the unit, as in
+  `datadiet.eval.inference`); one data seed gives "not estimable" bounds (NaN), never zero width.
+- `size_gaps`: per budget, each smaller size minus the largest, paired by data seed.
+- `quantity_verdict`: the smallest budget at which a smaller size is worse than the largest with
+  an interval above zero, or a statement that none is (and whether every cell was under one epoch,
+  in which case size cannot matter by construction).
+- `fit_runs`: Muennighoff's data-constrained fit (`datadiet.eval.datafit`) of the runs.
+- `budget_markdown`: the section as markdown tables and sentences, plus figures when asked.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from datadiet.eval.datafit import DataFit, Observation, fit_data_constrained
+from datadiet.eval.inference import DATA_SEED, SIZE_FRACTION, t_interval
+
+BUDGET = "budget_steps"
+TOKENS_SEEN = "tokens_seen"
+UNIQUE_TOKENS = "unique_tokens"
+EPOCHS = "epochs"
+REPEAT_FRACTION = "repeat_fraction"
+REPEAT_COUNT = "repeat_count"
+MEMORISATION = ("mem_repeated", "mem_unique", "mem_validation")
+METRIC = "val_loss"
+
+
+def _units(runs: pl.DataFrame, keys: Sequence[str], metric: str) -> pl.DataFrame:
+    """Training seeds averaged within each (keys, data seed): one value per data draw."""
+    frame = runs if DATA_SEED in runs.columns else runs.with_columns(pl.lit(0).alias(DATA_SEED))
+    extra = [c for c in (EPOCHS, TOKENS_SEEN, UNIQUE_TOKENS) if c in frame.columns]
+    return (
+        frame.filter(pl.col(metric).is_not_null() & pl.col(metric).cast(pl.Float64).is_finite())
+        .group_by(*keys, DATA_SEED)
+        .agg(pl.col(metric).cast(pl.Float64).mean().alias("value"), *[pl.col(c).mean() for c in extra])
+        .sort(*keys, DATA_SEED)
+    )
+
+
+def budget_cells(runs: pl.DataFrame, metric: str = METRIC) -> pl.DataFrame:
+    """Per (size, budget): epochs, tokens seen, the mean metric and its t interval over data seeds."""
+    units = _units(runs, [SIZE_FRACTION, BUDGET], metric)
+    rows = []
+    for (size, budget), group in units.group_by(SIZE_FRACTION, BUDGET, maintain_order=True):
+        mean, lo, hi = t_interval(group["value"].to_numpy())
+        rows.append(
+            {
+                SIZE_FRACTION: size,
+                BUDGET: budget,
+                EPOCHS: float(group[EPOCHS].mean()) if EPOCHS in group.columns else math.nan,  # type: ignore[arg-type]
+                TOKENS_SEEN: float(group[TOKENS_SEEN].mean()) if TOKENS_SEEN in group.columns else math.nan,  # type: ignore[arg-type]
+                "mean": float(mean),
+                "lo": float(lo),
+                "hi": float(hi),
+                "data_seeds": group.height,
+            }
+        )
+    return pl.DataFrame(rows).sort(SIZE_FRACTION, BUDGET) if rows else pl.DataFrame()
+
+
+def size_gaps(runs: pl.DataFrame, metric: str = METRIC) -> pl.DataFrame:
+    """Per budget and smaller size: its metric minus the largest size's, paired by data seed, with a t interval."""
+    units = _units(runs, [SIZE_FRACTION, BUDGET], metric)
+    if units.is_empty():
+        return pl.DataFrame()
+    largest = float(units[SIZE_FRACTION].max())  # type: ignore[arg-type]
+    full = units.filter(pl.col(SIZE_FRACTION) == largest).select(BUDGET, DATA_SEED, pl.col("value").alias("full"))
+    rows = []
+    for (size, budget), group in units.filter(pl.col(SIZE_FRACTION) < largest).group_by(
+        SIZE_FRACTION, BUDGET, maintain_order=True
+    ):
+        paired = group.join(full, on=[BUDGET, DATA_SEED])
+        d = (paired["value"] - paired["full"]).to_numpy()
+        if d.size == 0:
+            continue
+        mean, lo, hi = t_interval(d)
+        epochs = float(paired[EPOCHS].mean()) if EPOCHS in paired.columns else math.nan  # type: ignore[arg-type]
+        rows.append(
+            {
+                SIZE_FRACTION: size,
+                BUDGET: budget,
+                "epochs_small": epochs,
+                "gap": float(mean),
+                "lo": float(lo),
+                "hi": float(hi),
+                "n": int(d.size),
+            }
+        )
+    return pl.DataFrame(rows).sort(SIZE_FRACTION, BUDGET) if rows else pl.DataFrame()
+
+
+def quantity_verdict(cells: pl.DataFrame, gaps: pl.DataFrame) -> list[str]:
+    """Sentences computed from the tables: where (if anywhere) a smaller size falls behind the largest."""
+    out = []
+    if cells.is_empty():
+        return ["no runs with a loss: nothing to say about the budget"]
+    max_epochs = float(cells[EPOCHS].max()) if EPOCHS in cells.columns else math.nan  # type: ignore[arg-type]
+    if math.isfinite(max_epochs) and max_epochs <= 1.0:
+        out.append(
+            f"every cell saw at most {max_epochs:.2f} epochs of its data, so no document was repeated in training: "
+            "at these budgets size cannot matter by construction"
+        )
+    if gaps.is_empty():
+        return [*out, "the sweep has one size, so the size effect is not estimable"]
+    if gaps["lo"].is_nan().all():
+        return [*out, "one data seed: the size gaps have no interval (not estimable), so no budget is named"]
+    for (size,), group in gaps.group_by(SIZE_FRACTION, maintain_order=True):
+        behind = group.filter(pl.col("lo") > 0).sort(BUDGET)
+        if behind.is_empty():
+            top, top_epochs = int(group[BUDGET].max()), float(group["epochs_small"].max())  # type: ignore[arg-type]
+            out.append(
+                f"the {size:g} subset is not reliably worse than the full set at any budget tried "
+                f"(largest budget {top:,} steps, {top_epochs:.2f} epochs of it)"
+            )
+        else:
+            first = behind.row(0, named=True)
+            out.append(
+                f"the {size:g} subset falls behind the full set from {int(first[BUDGET]):,} steps "
+                f"({first['epochs_small']:.2f} epochs of it): loss +{first['gap']:.3f} "
+                f"(95% CI {first['lo']:.3f} to {first['hi']:.3f}) over data seeds"
+            )
+    return out
+
+
+def fit_runs(runs: pl.DataFrame, metric: str = METRIC, resamples: int = 200) -> DataFit | None:
+    """The data-constrained fit of the runs (None without unique tokens and tokens seen)."""
+    if not {UNIQUE_TOKENS, TOKENS_SEEN}.issubset(runs.columns):
+        return None
+    frame = runs if DATA_SEED in runs.columns else runs.with_columns(pl.lit(0).alias(DATA_SEED))
+    frame = frame.drop_nulls([UNIQUE_TOKENS, TOKENS_SEEN, metric])
+    obs = [
+        Observation(
+            unique=float(r[UNIQUE_TOKENS]),
+            seen=float(r[TOKENS_SEEN]),
+            loss=float(r[metric]),
+            data_seed=int(r[DATA_SEED]),
+        )
+        for r in frame.iter_rows(named=True)
+    ]
+    return fit_data_constrained(obs, resamples=resamples) if obs else None
+
+
+def memorisation_cells(runs: pl.DataFrame, by: str) -> pl.DataFrame:
+    """Mean exact-continuation rates per (BY, budget) over runs (BY: repeat_count, or size)."""
+    cols = [c for c in MEMORISATION if c in runs.columns]
+    if not cols or by not in runs.columns:
+        return pl.DataFrame()
+    keys = [by, BUDGET] if BUDGET in runs.columns else [by]
+    return runs.group_by(*keys).agg(*[pl.col(c).mean() for c in cols], pl.len().alias("runs")).sort(*keys)
+
+
+def _table(frame: pl.DataFrame, columns: Sequence[tuple[str, str, str]]) -> str:
+    """A markdown table: (column, header, format) per column; NaN prints as "not estimable"."""
+    head = "| " + " | ".join(h for _, h, _ in columns) + " |"
+    rule = "|" + "|".join("---:" for _ in columns) + "|"
+    lines = [head, rule]
+    for row in frame.iter_rows(named=True):
+        cells = []
+        for col, _, fmt in columns:
+            v = row.get(col)
+            if isinstance(v, float) and math.isnan(v):
+                cells.append("not estimable")
+            else:
+                cells.append(format(v, fmt) if v is not None else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def fit_markdown(fit: DataFit) -> str:
+    """The fit as sentences and a parameter table."""
+
+    def ci(key: str, fmt: str) -> str:
+        if fit.intervals is None:
+            return "not estimable"
+        lo, hi = fit.intervals[key]
+        return f"{format(lo, fmt)} to {format(hi, fmt)}"
+
+    lines = [
+        "| parameter | estimate | 95% bootstrap over data seeds |",
+        "|---|---:|---:|",
+        f"| R* (repetitions worth 1 − 1/e of their tokens) | {fit.r_star:.3g} | {ci('r_star', '.3g')} |",
+        f"| β (data exponent) | {fit.beta:.3g} | {ci('beta', '.3g')} |",
+        f"| E (floor, incl. the model term) | {fit.E:.4g} | {ci('E', '.4g')} |",
+        f"| B | {fit.B:.4g} | {ci('B', '.4g')} |",
+        "",
+    ]
+    if not fit.identified:
+        lines.append(
+            "**The grid cannot identify this fit**: "
+            + "; ".join(fit.reasons)
+            + ". The numbers above are not evidence."
+        )
+    else:
+        resid = np.abs(np.array(fit.observed) - np.array(fit.predicted))
+        lines.append(
+            f"Observed vs predicted loss: largest difference {resid.max():.4f}, mean {resid.mean():.4f} (table below)."
+        )
+    if fit.crossover is not None:
+        epochs = fit.crossover / (fit.share * (fit.full_unique or 1.0))
+        lines.append(
+            f"Predicted: the {fit.share:g} subset falls {fit.gap:g} nats behind the full set at "
+            f"{fit.crossover:,.0f} tokens seen ({epochs:.2f} epochs of the subset; "
+            f"interval {ci('crossover', ',.0f')})."
+        )
+    lines.extend(fit.notes)
+    return "\n".join(lines)
+
+
+def budget_markdown(runs: pl.DataFrame, metric: str = METRIC, resamples: int = 200) -> str:
+    """The whole section: verdict, per-cell epochs and loss, size gaps, memorisation, the fit."""
+    cells = budget_cells(runs, metric)
+    gaps = size_gaps(runs, metric)
+    parts = ["## When does quantity start to matter?", ""]
+    parts += [f"- {s}" for s in quantity_verdict(cells, gaps)]
+    parts += ["", f"### {metric} per size and budget (mean over data seeds, t 95% CI)", ""]
+    parts.append(
+        _table(
+            cells,
+            [
+                (SIZE_FRACTION, "size", "g"),
+                (BUDGET, "steps", ",d"),
+                (TOKENS_SEEN, "tokens seen", ",.0f"),
+                (EPOCHS, "epochs", ".2f"),
+                ("mean", metric, ".4f"),
+                ("lo", "CI low", ".4f"),
+                ("hi", "CI high", ".4f"),
+                ("data_seeds", "data seeds", "d"),
+            ],
+        )
+    )
+    if not gaps.is_empty():
+        parts += ["", "### Smaller size minus the largest, paired by data seed", ""]
+        parts.append(
+            _table(
+                gaps,
+                [
+                    (SIZE_FRACTION, "size", "g"),
+                    (BUDGET, "steps", ",d"),
+                    ("epochs_small", "epochs of the subset", ".2f"),
+                    ("gap", "loss gap", "+.4f"),
+                    ("lo", "CI low", "+.4f"),
+                    ("hi", "CI high", "+.4f"),
+                ],
+            )
+        )
+    for by in (REPEAT_COUNT, SIZE_FRACTION):
+        mem = memorisation_cells(runs, by)
+        if not mem.is_empty():
+            parts += ["", f"### Exact-continuation rate by {by.replace('_', ' ')} and budget", ""]
+            cols = [(by, by.replace("_", " "), "g")] + ([(BUDGET, "steps", ",d")] if BUDGET in mem.columns else [])
+            cols += [(c, c.removeprefix("mem_"), ".3f") for c in MEMORISATION if c in mem.columns]
+            parts.append(_table(mem, cols))
+            break
+    fit = fit_runs(runs, metric, resamples)
+    if fit is not None:
+        parts += ["", "### Data-constrained fit (Muennighoff et al. 2023)", "", fit_markdown(fit)]
+    return "\n".join(parts) + "\n"
+
+
+def budget_figure(runs: pl.DataFrame, path: Path, metric: str = METRIC) -> Path:
+    """Loss against tokens seen and against epochs, one line per size (two panels), as a PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    cells = budget_cells(runs, metric)
+    fig = Figure(figsize=(10, 4))
+    FigureCanvasAgg(fig)
+    for ax, x, label in zip(
+        fig.subplots(1, 2), (TOKENS_SEEN, EPOCHS), ("tokens seen", "epochs of the size's data"), strict=True
+    ):
+        for (size,), group in cells.group_by(SIZE_FRACTION, maintain_order=True):
+            g = group.sort(x)
+            ax.errorbar(
+                g[x].to_numpy(),
+                g["mean"].to_numpy(),
+                yerr=np.nan_to_num(np.vstack([g["mean"] - g["lo"], g["hi"] - g["mean"]]), nan=0.0),
+                marker="o",
+                capsize=3,
+                label=f"size {size:g}",
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel(label)
+        ax.set_ylabel(metric)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def runs_table_rows(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
+    """A runs frame from plain dicts (as a report collects them), with the numeric columns as floats."""
+    frame = pl.DataFrame(list(rows))
+    casts = [pl.col(c).cast(pl.Float64) for c in (TOKENS_SEEN, UNIQUE_TOKENS, EPOCHS, METRIC) if c in frame.columns]
+    return frame.with_columns(casts) if casts else frame

@@ -1,0 +1,88 @@
+"""The budget section: cells, paired size gaps and a verdict computed from them (never a zero-width interval)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+
+from datadiet.eval.budget import (
+    BUDGET,
+    EPOCHS,
+    TOKENS_SEEN,
+    UNIQUE_TOKENS,
+    budget_cells,
+    budget_markdown,
+    quantity_verdict,
+    size_gaps,
+)
+from datadiet.eval.datafit import predict
+from datadiet.eval.inference import DATA_SEED, SEED, SIZE_FRACTION
+
+FULL = 1e6  # unique tokens of the full set
+TOKENS_PER_STEP = 4000
+
+
+def runs(data_seeds: int, budgets: tuple[int, ...] = (25, 100, 400, 1600, 6400)) -> pl.DataFrame:
+    """Runs whose loss follows the data-constrained law, plus a per-data-seed offset and run noise."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for ds in range(data_seeds):
+        shift = rng.normal(0, 0.003)
+        for size in (0.25, 1.0):
+            for steps in budgets:
+                for seed in (0, 1):
+                    u, d = size * FULL, steps * TOKENS_PER_STEP
+                    loss = (
+                        predict(np.array([u]), np.array([d]), 1.9, 300.0, 0.35, 6.0)[0] + shift + rng.normal(0, 0.001)
+                    )
+                    rows.append(
+                        {
+                            SIZE_FRACTION: size,
+                            BUDGET: steps,
+                            DATA_SEED: ds,
+                            SEED: seed,
+                            TOKENS_SEEN: d,
+                            UNIQUE_TOKENS: u,
+                            EPOCHS: d / u,
+                            "val_loss": float(loss),
+                        }
+                    )
+    return pl.DataFrame(rows)
+
+
+def test_cells_average_training_seeds_then_interval_over_data_seeds() -> None:
+    cells = budget_cells(runs(3))
+    assert cells.height == 10
+    row = cells.filter((pl.col(SIZE_FRACTION) == 0.25) & (pl.col(BUDGET) == 400)).row(0, named=True)
+    assert row["data_seeds"] == 3 and math.isclose(row[EPOCHS], 400 * TOKENS_PER_STEP / 250_000)
+    assert row["lo"] < row["mean"] < row["hi"]
+
+
+def test_verdict_names_the_first_budget_where_the_subset_is_behind() -> None:
+    frame = runs(4)
+    gaps = size_gaps(frame)
+    # At 25 and 100 steps the 25% subset is not repeated (0.4 and 1.6 epochs): gaps are tiny.
+    first = gaps.filter(pl.col("lo") > 0).sort(BUDGET).row(0, named=True)
+    verdict = quantity_verdict(budget_cells(frame), gaps)
+    assert any(f"falls behind the full set from {first[BUDGET]:,} steps" in v for v in verdict)
+    assert first["epochs_small"] > 1.0
+
+
+def test_one_data_seed_is_not_estimable_and_under_one_epoch_is_said() -> None:
+    frame = runs(1, budgets=(25, 50))
+    cells = budget_cells(frame)
+    assert cells["lo"].is_nan().all()
+    verdict = quantity_verdict(cells, size_gaps(frame))
+    assert any("size cannot matter by construction" in v for v in verdict)
+    assert any("not estimable" in v for v in verdict)
+    text = budget_markdown(frame, resamples=0)
+    assert "not estimable" in text and "The grid cannot identify this fit" in text
+
+
+def test_markdown_holds_the_fit_and_its_numbers() -> None:
+    text = budget_markdown(runs(3), resamples=20)
+    assert "### Data-constrained fit" in text and "R* (repetitions" in text
+    r_star = float(text.split("R* (repetitions worth 1 − 1/e of their tokens) | ")[1].split(" |")[0])
+    assert math.isclose(r_star, 6.0, rel_tol=0.25)
