@@ -164,6 +164,13 @@ class SweepEvent:
     eta_s: float | None
 
 
+def sweep_title(cfg: SweepConfig) -> str:
+    """The report's heading: a named sweep by its name; the default-named one by what it varies."""
+    if cfg.name == "sweep":
+        return f"datadiet sweep of {cfg.base}: size × duplication"
+    return f"datadiet sweep {cfg.name}"
+
+
 def _fmt(x: float) -> str:
     return f"{x:g}".replace(".", "p")
 
@@ -490,7 +497,7 @@ def _finish(
             writer.dir,
             store,
             runs,
-            title=f"datadiet sweep {cfg.name}",
+            title=sweep_title(cfg),
             meta=meta,
             study_match=study,
             seed=cfg.data_seed,

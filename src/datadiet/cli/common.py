@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import functools
 import inspect
+import json
 import math
 import sys
 import traceback
@@ -34,14 +35,38 @@ from datadiet.store import Store
 from datadiet.ui import SafeConsole, json_text, styled
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int, as_json: bool = False) -> None:
     # One line, whatever the message contains, so scripts can grep it; a path or value in it can
     # hold control characters, which are shown as escapes rather than sent to the terminal.
     from datadiet.ui import clean
 
-    sys.stderr.write("error: " + clean(" ".join(message.split()), newlines=False) + "\n")
+    line = clean(" ".join(message.split()), newlines=False)
+    sys.stderr.write("error: " + line + "\n")
     sys.stderr.flush()
+    if as_json:  # with --json a script reads stdout only: the error is JSON there too
+        sys.stdout.write(json.dumps({"error": line, "exit_code": code}, ensure_ascii=False) + "\n")
+        sys.stdout.flush()
     sys.exit(code)
+
+
+def _network_error(exc: BaseException) -> bool:
+    """Whether EXC is a network failure of an HTTP client (httpx, requests, urllib3, aiohttp) that is not an OSError."""
+    for cls in type(exc).__mro__:
+        if cls.__module__.split(".")[0] in ("httpx", "httpcore", "requests", "urllib3", "aiohttp"):
+            return True
+        if any(k in cls.__name__ for k in ("ConnectError", "ConnectionError", "Timeout", "NetworkError")):
+            return True
+    return False
+
+
+# `curate --help` lists commands in the order a study uses them; any command not named here follows.
+WORKFLOW_ORDER = (
+    "ingest", "corpus", "ls", "show", "head", "lineage", "stats", "diff",
+    "dedupe", "clusters", "filter", "duplicate", "subset", "corrupt",
+    "tokenizer", "train", "runs", "generate", "export-model", "eval",
+    "relate", "report", "sweep", "demo",
+    "export", "verify", "gc",
+)  # fmt: skip
 
 
 def _task_cause(exc: BaseException) -> BaseException | None:
@@ -72,7 +97,8 @@ class CurateGroup(TyperGroup):
     """Runs click in non-standalone mode so every error is rendered here, on one line."""
 
     def list_commands(self, ctx: Any) -> list[str]:
-        return list(self.commands)  # keep the order of definition: the workflow order
+        rank = {name: i for i, name in enumerate(WORKFLOW_ORDER)}
+        return sorted(self.commands, key=lambda n: rank.get(n, len(rank)))  # stable: the rest in definition order
 
     def main(  # type: ignore[override]
         self,
@@ -84,6 +110,7 @@ class CurateGroup(TyperGroup):
     ) -> Any:
         argv = list(args) if args is not None else sys.argv[1:]
         debug = "--debug" in argv
+        fail = functools.partial(_fail, as_json="--json" in argv)
         try:
             try:
                 rv = super().main(
@@ -99,25 +126,25 @@ class CurateGroup(TyperGroup):
             sys.exit(2)
         except click_exc.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx else "curate"
-            _fail(f"{exc.format_message()} (see `{where} --help`)", 2)
+            fail(f"{exc.format_message()} (see `{where} --help`)", 2)
         except typer.Abort:
-            _fail("aborted", 1)
+            fail("aborted", 1)
         except DatadietError as exc:
             if debug:
                 traceback.print_exc()
-            _fail(str(exc), exc.exit_code)
+            fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
-            _fail("interrupted; the store is unchanged (rerun to continue)", 130)
+            fail("interrupted; the store is unchanged (rerun to continue)", 130)
         except OSError as exc:
             if debug:
                 traceback.print_exc()
-            _fail(_os_message(exc), 1)
+            fail(_os_message(exc), 1)
         except Exception as exc:
             if debug:
                 raise
             os_exc = os_error_of(exc)
             if os_exc is not None:  # e.g. polars' ComputeError for a full disk: the OS error is the news
-                _fail(_os_message(os_exc), 1)
+                fail(_os_message(os_exc), 1)
             if type(exc).__name__ == "ValidationError" and type(exc).__module__.startswith("pydantic"):
                 # a config built outside `config.build` (e.g. from a manifest): still one line, exit 2
                 from pydantic import ValidationError
@@ -125,8 +152,11 @@ class CurateGroup(TyperGroup):
                 from datadiet.config import describe
 
                 assert isinstance(exc, ValidationError)
-                _fail(describe(exc, f"invalid {exc.title}:"), 2)
-            _fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug and report it)", 1)
+                fail(describe(exc, f"invalid {exc.title}:"), 2)
+            if _network_error(exc):
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                fail(f"network error: {reason}; check your connection (or proxy) and rerun", 1)
+            fail(f"unexpected {type(exc).__name__}: {exc} (rerun with --debug and report it)", 1)
         if isinstance(rv, int) and rv:
             sys.exit(rv)
         return rv
@@ -137,11 +167,29 @@ app = typer.Typer(
     name="curate",
     help="datadiet: curate, degrade, train and compare — does data quality or quantity matter more?",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from datadiet import __version__
+
+        typer.echo(f"datadiet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """datadiet: curate, degrade, train and compare — does data quality or quantity matter more?"""
 
 # A string, not a Path: Path("s3://bucket/x") would collapse the URI's "//".
 StoreOpt = Annotated[
