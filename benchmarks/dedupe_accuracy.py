@@ -34,9 +34,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from datadiet.curate.dedupe import Found, dedupe_texts  # noqa: E402
-from datadiet.curate.minhash import MinhashConfig  # noqa: E402
-from datadiet.curate.normalize import shingles  # noqa: E402
+from datadiet.curate.dedupe.find import Found, dedupe_texts  # noqa: E402
+from datadiet.curate.dedupe.minhash import MinhashConfig  # noqa: E402
+from datadiet.curate.dedupe.normalize import shingles  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
 BUCKETS = (0.0, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0001)

@@ -28,8 +28,9 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from datadiet.curate.dedupe import CLUSTERS_FILE, dedupe  # noqa: E402
-from datadiet.curate.minhash import MinhashConfig  # noqa: E402
+from datadiet.curate.dedupe.minhash import MinhashConfig  # noqa: E402
+from datadiet.curate.dedupe.op import dedupe  # noqa: E402
+from datadiet.curate.dedupe.output import CLUSTERS_FILE  # noqa: E402
 from datadiet.schema import ID, MAX_PART_ROWS, TEXT  # noqa: E402
 from datadiet.store import PartWriter, Store  # noqa: E402
 from shared_stories import read_stories  # noqa: E402

@@ -100,8 +100,8 @@ def _peak() -> dict[str, float]:
 
 
 def run_ours(store_root: str, ref: str) -> dict[str, Any]:
-    from datadiet.curate.dedupe import dedupe
-    from datadiet.curate.minhash import MinhashConfig
+    from datadiet.curate.dedupe.minhash import MinhashConfig
+    from datadiet.curate.dedupe.op import dedupe
 
     store = Store(store_root)
     t0 = time.perf_counter()
@@ -114,7 +114,7 @@ def run_ours(store_root: str, ref: str) -> dict[str, Any]:
 def run_baseline(store_root: str, ref: str, out_dir: str) -> dict[str, Any]:
     from datasketch import MinHash, MinHashLSH
 
-    from datadiet.curate.normalize import shingles
+    from datadiet.curate.dedupe.normalize import shingles
 
     t0 = time.perf_counter()
     frame = Store(store_root).resolve(ref).read()

@@ -35,8 +35,11 @@ from typing import Any
 
 import polars as pl
 
-from datadiet.curate.inject import DuplicateConfig, default_workers, duplicate, duplicate_frame, plan_duplication
-from datadiet.curate.subset import SubsetConfig, subset, subset_frame
+from datadiet.curate.duplicate.inject import duplicate_frame, plan_duplication
+from datadiet.curate.duplicate.op import DuplicateConfig, duplicate
+from datadiet.curate.subset.op import SubsetConfig, subset
+from datadiet.curate.subset.select import subset_frame
+from datadiet.runtime import cpu_count
 from datadiet.schema import COPY_INDEX, EDIT_FRACTION, EOT, ID, SOURCE_ID, TEXT, conform
 from datadiet.store import PartWriter, Store
 
@@ -206,7 +209,7 @@ def main() -> None:
         ratio = f"{t_b / t_f:6.1f}x" if t_b else "   -"
         print(f"{label:38} {t_f:9.2f} {t_b or 0:12.2f} {ratio}{note}")
 
-    print(f"\nnear copies: one process vs every core ({default_workers()} workers); CPU s include the workers'")
+    print(f"\nnear copies: one process vs every core ({cpu_count()} workers); CPU s include the workers'")
     print(f"{'operation':38} {'1 wall s':>9} {'1 cpu s':>8} {'N wall s':>9} {'N cpu s':>8} {'speed-up':>8}  same rows")
     for label, t1, c1, tn, cn, same in worker_rows:
         print(f"{label:38} {t1:9.2f} {c1:8.2f} {tn:9.2f} {cn:8.2f} {t1 / tn:7.2f}x  {same}")

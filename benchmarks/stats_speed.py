@@ -49,9 +49,9 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from datadiet.curate.minhash import MinhashConfig  # noqa: E402
-from datadiet.curate.normalize import normalize  # noqa: E402
-from datadiet.eval.stats import COMPRESSION_SAMPLE_BYTES, dataset_stats  # noqa: E402
+from datadiet.curate.dedupe.minhash import MinhashConfig  # noqa: E402
+from datadiet.curate.dedupe.normalize import normalize  # noqa: E402
+from datadiet.eval.stats.compute import COMPRESSION_SAMPLE_BYTES, dataset_stats  # noqa: E402
 from shared_stories import read_stories  # noqa: E402
 
 FILES = ("tinystories-train-1.txt", "tinystories-train-2.txt", "tinystories-train-3.txt", "tinystories-valid-1.txt")

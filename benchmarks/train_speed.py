@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 from datadiet.train.config import TrainConfig, resolve_config
+from datadiet.train.device import select_device
 from datadiet.train.model import GPT, GPTConfig
-from datadiet.train.trainer import select_device, train
+from datadiet.train.trainer import train
 
 VOCAB = 8192
 

@@ -26,7 +26,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from datadiet.cli import app
-from datadiet.eval.stats import TYPE_TOKEN_RATIO, UNIGRAM_ENTROPY_BITS
+from datadiet.eval.stats.compute import TYPE_TOKEN_RATIO, UNIGRAM_ENTROPY_BITS
 
 # The corpus: big enough for several slices per command and some near duplicates, small enough
 # that the whole comparison takes well under a minute on 2 cores.

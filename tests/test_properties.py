@@ -22,11 +22,13 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datadiet.curate.dedupe import dedupe_texts
-from datadiet.curate.inject import STAT_COPIES_INJECTED, STAT_POOL_IDS, DuplicateConfig, duplicate_frame, pool_size
-from datadiet.curate.minhash import MinhashConfig, estimate_jaccard, exact_jaccard, permutations, signatures
-from datadiet.curate.normalize import block_shingles, normalize, shingle_hash64, shingles, text_digest, words
-from datadiet.curate.subset import SubsetConfig, subset_frame
+from datadiet.curate.dedupe.find import dedupe_texts
+from datadiet.curate.dedupe.minhash import MinhashConfig, estimate_jaccard, exact_jaccard, permutations, signatures
+from datadiet.curate.dedupe.normalize import block_shingles, normalize, shingle_hash64, shingles, text_digest, words
+from datadiet.curate.duplicate.inject import STAT_COPIES_INJECTED, STAT_POOL_IDS, duplicate_frame, pool_size
+from datadiet.curate.duplicate.op import DuplicateConfig
+from datadiet.curate.subset.op import SubsetConfig
+from datadiet.curate.subset.select import subset_frame
 from datadiet.schema import COPY_INDEX, EDIT_FRACTION, ID, SOURCE_ID, TEXT
 
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

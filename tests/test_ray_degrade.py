@@ -15,8 +15,9 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from datadiet.curate.inject import JACCARD_TO_SOURCE, POOL_FILE, DuplicateConfig, duplicate
-from datadiet.curate.subset import SubsetConfig, subset
+from datadiet.curate.duplicate.inject import JACCARD_TO_SOURCE, POOL_FILE
+from datadiet.curate.duplicate.op import DuplicateConfig, duplicate
+from datadiet.curate.subset.op import SubsetConfig, subset
 from datadiet.schema import COPY_INDEX, EDIT_FRACTION, ID, SOURCE_ID, TEXT
 from datadiet.store import Dataset, PartWriter, Store
 from tests.helpers import cli

@@ -22,10 +22,12 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from datadiet.curate.dedupe import CLUSTERS_FILE, dedupe
-from datadiet.curate.minhash import MinhashConfig
-from datadiet.curate.normalize import normalize, shingles
-from datadiet.engine import check_engine, load_ray
+from datadiet.curate.dedupe.minhash import MinhashConfig
+from datadiet.curate.dedupe.normalize import normalize, shingles
+from datadiet.curate.dedupe.op import dedupe
+from datadiet.curate.dedupe.output import CLUSTERS_FILE
+from datadiet.engine import check_engine
+from datadiet.engine import require_ray as load_ray
 from datadiet.errors import UsageError
 from datadiet.schema import ID, TEXT
 from datadiet.store import Dataset, PartWriter, Store
@@ -243,7 +245,7 @@ def test_cli_dedupe_engine_ray(ray_cluster: None, texts: list[str], store_path: 
 def test_unreachable_address_fails_fast() -> None:
     """`ray.init` retries a dead address for minutes; the pre-check answers in one line at once."""
     pytest.importorskip("ray", reason="the ray engine needs the ray extra: pip install 'datadiet[ray]'")
-    from datadiet.engine.ray_engine import _check_reachable
+    from datadiet.engine.ray import _check_reachable
     from datadiet.errors import DatadietError
 
     with pytest.raises(DatadietError, match=r"cannot join the Ray cluster at 127\.0\.0\.1:1: .*ray start --head"):

@@ -21,14 +21,13 @@ import pytest
 import zstandard
 from typer.testing import CliRunner
 
-import datadiet.curate.ingest as ingest_mod
-import datadiet.eval.stats as stats_mod
+import datadiet.curate.ingest.read as ingest_mod
+import datadiet.eval.stats.compute as stats_mod
 from datadiet.cli import app
-from datadiet.curate.ingest import IngestConfig, ingest
-from datadiet.engine import load_ray
+from datadiet.curate.ingest.op import IngestConfig, ingest
 from datadiet.errors import InputError
-from datadiet.eval.pipeline import stats_version
-from datadiet.eval.stats import TOP_REPEATED, TYPE_TOKEN_RATIO, UNIGRAM_ENTROPY_BITS, dataset_stats
+from datadiet.eval.stats.compute import TOP_REPEATED, TYPE_TOKEN_RATIO, UNIGRAM_ENTROPY_BITS, dataset_stats
+from datadiet.eval.stats.op import stats_version
 from datadiet.schema import ID, TEXT
 from datadiet.store import Dataset, PartWriter, Store
 from tests.helpers import cli, write_stories
@@ -202,7 +201,8 @@ def test_ray_stats_equal_local(ray_cluster: None, tmp_path: Path, monkeypatch: p
     assert local[TOP_REPEATED][0]["count"] == 7 and local[TOP_REPEATED][0]["preview"].startswith("Seven copies")
     # Above the sample size the compression ratio is taken on every k-th document, by global position.
     monkeypatch.setattr(stats_mod, "COMPRESSION_SAMPLE_BYTES", 40_000)
-    ray_stats = load_ray("ray_stats")
+    from datadiet.eval.stats import ray as ray_stats
+
     sampled = dataset_stats(ds.read(), near_dup=False)
     _assert_same_stats(sampled, ray_stats.dataset_stats(ds, near_dup=False))
     assert sampled["compression_ratio"] != local["compression_ratio"] and sampled["near_duplicate_share"] is None

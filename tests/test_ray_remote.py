@@ -23,18 +23,19 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-import datadiet.curate.ingest as ingest_mod
+import datadiet.curate.ingest.read as ingest_mod
 from datadiet.cli import app
-from datadiet.curate.dedupe import dedupe
-from datadiet.curate.ingest import ingest
-from datadiet.curate.inject import DuplicateConfig, duplicate
-from datadiet.curate.minhash import MinhashConfig
-from datadiet.curate.subset import SubsetConfig, subset
+from datadiet.curate.dedupe.minhash import MinhashConfig
+from datadiet.curate.dedupe.op import dedupe
+from datadiet.curate.duplicate.op import DuplicateConfig, duplicate
+from datadiet.curate.ingest.op import ingest
+from datadiet.curate.subset.op import SubsetConfig, subset
 from datadiet.errors import DatadietError
-from datadiet.eval.pipeline import stats_version
-from datadiet.eval.stats import TYPE_TOKEN_RATIO, UNIGRAM_ENTROPY_BITS
+from datadiet.eval.stats.compute import TYPE_TOKEN_RATIO, UNIGRAM_ENTROPY_BITS
+from datadiet.eval.stats.op import stats_version
 from datadiet.schema import ID, TEXT
-from datadiet.store import UPLOAD_DIR, Dataset, PartSource, PartWriter, Store, _Remote, remote_debris, remove, verify
+from datadiet.store import UPLOAD_DIR, Dataset, PartSource, PartWriter, Store, remote_debris, remove, verify
+from datadiet.store.remote import Remote as _Remote
 from tests.helpers import write_stories
 
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*"), pytest.mark.slow]

@@ -26,7 +26,8 @@ import pytest
 from typer.testing import CliRunner
 
 from datadiet.cli import app
-from datadiet.store import KINDS, LOCK_DIR, MANIFEST_FILE, TMP_DIR
+from datadiet.schema import MANIFEST_FILE
+from datadiet.store import KINDS, LOCK_DIR, TMP_DIR
 
 # No `python -m datadiet.cli` (there is no __main__); the console script sits beside the interpreter.
 CURATE = Path(sys.executable).parent / "curate"

@@ -47,8 +47,9 @@ import pytest
 from typer.testing import CliRunner
 
 from datadiet.cli import app
-from datadiet.eval.stats import TYPE_TOKEN_RATIO, UNIGRAM_ENTROPY_BITS
-from datadiet.store import KINDS, MANIFEST_FILE, STAGE_PREFIX, TMP_DIR, UPLOAD_DIR, PartWriter, Store
+from datadiet.eval.stats.compute import TYPE_TOKEN_RATIO, UNIGRAM_ENTROPY_BITS
+from datadiet.schema import MANIFEST_FILE
+from datadiet.store import KINDS, STAGE_PREFIX, TMP_DIR, UPLOAD_DIR, PartWriter, Store
 
 pytest.importorskip("ray", reason="the ray engine needs the ray extra: pip install 'datadiet[ray]' (CI installs it)")
 

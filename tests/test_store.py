@@ -147,7 +147,7 @@ def test_lineage_walks_back_to_files(tmp_path: Path) -> None:
 
 
 def test_large_frames_are_split_into_bounded_parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("datadiet.store.MAX_PART_ROWS", 10)
+    monkeypatch.setattr("datadiet.store.parts.MAX_PART_ROWS", 10)
     store = Store(tmp_path)
     ds = store.commit("a", operation="t", params={}, parents=[], build=lambda w: w.write(_frame(25))).dataset
     assert [p.name for p in ds.parts] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]

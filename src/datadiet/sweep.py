@@ -177,13 +177,13 @@ def _fmt(x: float) -> str:
 
 def build_dag(store: Store, cfg: SweepConfig, *, dedupe_workers: int | None = None) -> list[Node]:
     """The nodes of the sweep in an order where every node follows its dependencies."""
-    from datadiet.curate.dedupe import OPERATION as DEDUPE_OP
-    from datadiet.curate.dedupe import dedupe
-    from datadiet.curate.inject import OPERATION as DUP_OP
-    from datadiet.curate.inject import DuplicateConfig, duplicate
-    from datadiet.curate.minhash import MinhashConfig
-    from datadiet.curate.subset import OPERATION as SUBSET_OP
-    from datadiet.curate.subset import SubsetConfig, subset
+    from datadiet.curate.dedupe.minhash import MinhashConfig
+    from datadiet.curate.dedupe.op import OPERATION as DEDUPE_OP
+    from datadiet.curate.dedupe.op import dedupe, version_params
+    from datadiet.curate.duplicate.op import OPERATION as DUP_OP
+    from datadiet.curate.duplicate.op import DuplicateConfig, duplicate
+    from datadiet.curate.subset.op import OPERATION as SUBSET_OP
+    from datadiet.curate.subset.op import SubsetConfig, subset
     from datadiet.train.pipeline import RunSpec, resolve_tokenizer, run_identity, tokenizer_version, train_run
 
     nodes: list[Node] = []
@@ -228,7 +228,7 @@ def build_dag(store: Store, cfg: SweepConfig, *, dedupe_workers: int | None = No
                 name=f"{prefix}-base",
                 operation=DEDUPE_OP,
                 deps=[head],
-                params={**mh.params(), "against": None},
+                params=version_params(mh, None),
                 run=partial(run_dedupe, name=f"{prefix}-base"),
             )
         )
@@ -242,7 +242,7 @@ def build_dag(store: Store, cfg: SweepConfig, *, dedupe_workers: int | None = No
                 name=f"{prefix}-clean",
                 operation=DEDUPE_OP,
                 deps=[head, val_key],
-                params={**mh.params(), "against": val.ref},
+                params=version_params(mh, val.ref),
                 run=partial(run_dedupe, name=f"{prefix}-clean"),
             )
         )

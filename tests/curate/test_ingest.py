@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 import zstandard
 
-import datadiet.curate.ingest as ingest_mod
-from datadiet.curate.ingest import IngestConfig, ingest
+import datadiet.curate.ingest.read as ingest_mod
+from datadiet.curate.ingest.op import IngestConfig, ingest
 from datadiet.errors import InputError, UsageError
 from datadiet.schema import ID, TEXT
 from datadiet.store import Store

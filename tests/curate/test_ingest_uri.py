@@ -16,9 +16,9 @@ import pyarrow.fs as pafs
 import pytest
 from typer.testing import CliRunner
 
-import datadiet.curate.ingest as ingest_mod
+import datadiet.curate.ingest.read as ingest_mod
 from datadiet.cli import app
-from datadiet.curate.ingest import IngestConfig, ingest
+from datadiet.curate.ingest.op import IngestConfig, ingest
 from datadiet.errors import InputError
 from datadiet.schema import ID, TEXT
 from datadiet.store import Dataset, Store

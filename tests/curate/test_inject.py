@@ -17,21 +17,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datadiet.curate import inject
-from datadiet.curate.inject import (
-    DUPLICATE_HELP,
+from datadiet.curate.duplicate import near as inject
+from datadiet.curate.duplicate.inject import (
     JACCARD_TO_SOURCE,
-    OPERATION,
     POOL_FILE,
     STAT_COPIES_INJECTED,
     STAT_COPY_SHARE,
     STAT_POOL_IDS,
     STAT_POOL_SIZE,
     STAT_UNIQUE_DOCUMENTS,
-    DuplicateConfig,
-    duplicate,
     duplicate_frame,
 )
+from datadiet.curate.duplicate.op import DUPLICATE_HELP, OPERATION, DuplicateConfig, duplicate
 from datadiet.errors import UsageError
 from datadiet.schema import COPY_INDEX, EDIT_FRACTION, ID, SOURCE_ID, TEXT, conform
 from datadiet.store import PartWriter, Store
@@ -227,7 +224,8 @@ import hashlib, io, sys
 sys.path.insert(0, {src!r})
 sys.path.insert(0, {tests!r})
 from test_inject import corpus
-from datadiet.curate.inject import DuplicateConfig, duplicate_frame
+from datadiet.curate.duplicate.op import DuplicateConfig
+from datadiet.curate.duplicate.inject import duplicate_frame
 out, _ = duplicate_frame(corpus(300), DuplicateConfig(rate=0.6, pool=7, near=0.15, seed=11))
 buf = io.BytesIO()
 out.write_parquet(buf, compression="zstd")

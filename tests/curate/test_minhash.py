@@ -11,7 +11,7 @@ from datasketch import MinHash
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from datadiet.curate.minhash import (
+from datadiet.curate.dedupe.minhash import (
     MinhashConfig,
     band_keys,
     candidate_probability,
@@ -22,7 +22,7 @@ from datadiet.curate.minhash import (
     s_curve,
     signatures,
 )
-from datadiet.curate.normalize import (
+from datadiet.curate.dedupe.normalize import (
     block_shingles,
     hashfunc,
     normalize,

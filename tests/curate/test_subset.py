@@ -16,16 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datadiet.curate.subset import (
-    OPERATION,
-    STAT_EST_TOKENS_OUT,
-    STAT_ROWS_OUT,
-    SUBSET_HELP,
-    SubsetConfig,
-    permutation,
-    subset,
-    subset_frame,
-)
+from datadiet.curate.subset.op import OPERATION, SUBSET_HELP, SubsetConfig, subset
+from datadiet.curate.subset.select import STAT_EST_TOKENS_OUT, STAT_ROWS_OUT, permutation, subset_frame
 from datadiet.errors import UsageError
 from datadiet.schema import ID, TEXT
 from datadiet.store import PartWriter, Store
@@ -104,7 +96,8 @@ import sys
 sys.path.insert(0, {src!r})
 sys.path.insert(0, {tests!r})
 from test_subset import corpus
-from datadiet.curate.subset import SubsetConfig, subset_frame
+from datadiet.curate.subset.op import SubsetConfig
+from datadiet.curate.subset.select import subset_frame
 print(",".join(subset_frame(corpus(), SubsetConfig(fraction=0.3, seed=77))[0]["id"].to_list()))
 """
 

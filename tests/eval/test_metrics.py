@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from datadiet.errors import UsageError
-from datadiet.eval import metrics as M
+from datadiet.eval import generations as G
 from datadiet.schema import EOT
+from datadiet.train import metrics as M
 from datadiet.train.tokenizer import train_tokenizer
 
 
@@ -129,14 +130,14 @@ def test_generations_distinct_and_memorisation() -> None:
     tok = train_tokenizer([*train, EOT], vocab_size=300)
     seq = tok.encode(train[0]).ids
     model = Reciter(seq, tok.get_vocab_size())
-    out = M.sample_generations(model, tok, 2, len(seq), 0, train, block_size=64)
+    out = G.sample_generations(model, tok, 2, len(seq), 0, train, block_size=64)
     assert out["samples"] == [train[0], train[0]]
     words = train[0].split(" ")
-    assert out[M.DISTINCT_1] == pytest.approx(len(set(words)) / (2 * len(words)))
-    assert out[M.DISTINCT_2] == pytest.approx((len(words) - 1) / (2 * (len(words) - 1)))
-    assert out[M.MEMORISED_8GRAM_SHARE] == 1.0
-    fresh = M.sample_generations(model, tok, 1, len(seq), 0, train[1:], block_size=64)
-    assert fresh[M.MEMORISED_8GRAM_SHARE] == 0.0
+    assert out[G.DISTINCT_1] == pytest.approx(len(set(words)) / (2 * len(words)))
+    assert out[G.DISTINCT_2] == pytest.approx((len(words) - 1) / (2 * (len(words) - 1)))
+    assert out[G.MEMORISED_8GRAM_SHARE] == 1.0
+    fresh = G.sample_generations(model, tok, 1, len(seq), 0, train[1:], block_size=64)
+    assert fresh[G.MEMORISED_8GRAM_SHARE] == 0.0
 
 
 def test_bytes_per_token() -> None:

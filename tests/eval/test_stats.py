@@ -10,11 +10,11 @@ import zlib
 import polars as pl
 import pytest
 
-from datadiet.curate.dedupe import dedupe_texts
-from datadiet.curate.minhash import MinhashConfig
-from datadiet.curate.normalize import block_shingles, normalize, shingle_hashes
+from datadiet.curate.dedupe.find import dedupe_texts
+from datadiet.curate.dedupe.minhash import MinhashConfig
+from datadiet.curate.dedupe.normalize import block_shingles, normalize, shingle_hashes
 from datadiet.errors import UsageError
-from datadiet.eval import stats as S
+from datadiet.eval.stats import compute as S
 
 
 def test_hand_computed_statistics() -> None:

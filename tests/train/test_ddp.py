@@ -25,15 +25,8 @@ from datadiet.errors import DatadietError, UsageError
 from datadiet.store import Store
 from datadiet.train.checkpoint import load_checkpoint
 from datadiet.train.config import resolve_config
-from datadiet.train.distributed import (
-    World,
-    check_nproc,
-    prepare_processes,
-    spawn,
-    threads_per_process,
-    torchrun_world,
-    train_processes,
-)
+from datadiet.train.ddp import World, check_nproc, threads_per_process
+from datadiet.train.distributed import prepare_processes, spawn, torchrun_world, train_processes
 from datadiet.train.pipeline import RunSpec, load_token_array, resolve_run_config, resolve_tokenizer, run_identity
 from datadiet.train.trainer import train
 from tests.helpers import cli, store_snapshot

@@ -60,8 +60,8 @@ def ingest(
     o: Out,
 ) -> None:
     """Read corpus files, local or URIs (s3://, gs://, file://), into a new immutable dataset version (streamed; same files = up to date)."""
-    from datadiet.curate.ingest import IngestConfig
-    from datadiet.curate.ingest import ingest as do_ingest
+    from datadiet.curate.ingest.op import IngestConfig
+    from datadiet.curate.ingest.op import ingest as do_ingest
 
     cfg = IngestConfig(
         format=fmt,

@@ -10,9 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from datadiet.cli.common import AddressOpt, EngineOpt, Out, command, report_commit
-from datadiet.curate.dedupe import HELP_TEXT as DEDUPE_HELP
-from datadiet.curate.inject import DUPLICATE_HELP
-from datadiet.curate.subset import SUBSET_HELP
+from datadiet.cli.help import DEDUPE_HELP, DUPLICATE_HELP, SUBSET_HELP
 from datadiet.ui import clean, styled
 
 NameOpt = Annotated[
@@ -73,8 +71,9 @@ def dedupe(
     *,
     o: Out,
 ) -> None:
-    from datadiet.curate.dedupe import dedupe as do_dedupe
-    from datadiet.curate.minhash import MinhashConfig
+    from datadiet.curate.dedupe import output as D
+    from datadiet.curate.dedupe.minhash import MinhashConfig
+    from datadiet.curate.dedupe.op import dedupe as do_dedupe
 
     cfg = MinhashConfig(
         method=method,
@@ -103,7 +102,8 @@ def dedupe(
     report_commit(
         o,
         commit,
-        f"{s['docs_in']:,} in, removed {s['removed_exact']:,} exact + {s['removed_near']:,} near, {s['clusters']:,} clusters",
+        f"{s[D.STAT_DOCS_IN]:,} in, removed {s[D.STAT_REMOVED_EXACT]:,} exact + {s[D.STAT_REMOVED_NEAR]:,} near, "
+        f"{s[D.STAT_CLUSTERS]:,} clusters",
     )
 
 
@@ -125,7 +125,7 @@ def clusters(
     """Explain a dedupe: the largest clusters and, for any removed document, what it matched."""
     import dataclasses
 
-    from datadiet.curate.dedupe import explain_clusters
+    from datadiet.curate.dedupe.explain import explain_clusters
 
     st = o.store()
     report = explain_clusters(st.resolve(ref), top=top, id=id_, store=st)
@@ -170,8 +170,9 @@ def duplicate(
     *,
     o: Out,
 ) -> None:
-    from datadiet.curate.inject import DuplicateConfig
-    from datadiet.curate.inject import duplicate as do_duplicate
+    from datadiet.curate.duplicate import inject as I
+    from datadiet.curate.duplicate.op import DuplicateConfig
+    from datadiet.curate.duplicate.op import duplicate as do_duplicate
 
     cfg = DuplicateConfig(rate=rate, pool=pool, copies=copies, append=append, near=near, doc=doc, seed=seed)
     commit = do_duplicate(o.store(), ref, cfg, name=name, tracker=o.tracker, engine=engine, address=address)
@@ -179,7 +180,8 @@ def duplicate(
     report_commit(
         o,
         commit,
-        f"{s['copies_injected']:,} copies of {s['pool_size']:,} pool docs, {s['unique_documents']:,} unique docs, copy share {s['copy_share']:.3f}",
+        f"{s[I.STAT_COPIES_INJECTED]:,} copies of {s[I.STAT_POOL_SIZE]:,} pool docs, "
+        f"{s[I.STAT_UNIQUE_DOCUMENTS]:,} unique docs, copy share {s[I.STAT_COPY_SHARE]:.3f}",
     )
 
 
@@ -200,10 +202,11 @@ def subset(
     *,
     o: Out,
 ) -> None:
-    from datadiet.curate.subset import SubsetConfig
-    from datadiet.curate.subset import subset as do_subset
+    from datadiet.curate.subset import select as S
+    from datadiet.curate.subset.op import SubsetConfig
+    from datadiet.curate.subset.op import subset as do_subset
 
     cfg = SubsetConfig(fraction=fraction, docs=docs, tokens=tokens, seed=seed)
     commit = do_subset(o.store(), ref, cfg, name=name, tracker=o.tracker, engine=engine, address=address)
     s = commit.dataset.manifest.stats
-    report_commit(o, commit, f"{s['row_share']:.3f} of {s['rows_in']:,} rows")
+    report_commit(o, commit, f"{s[S.STAT_ROW_SHARE]:.3f} of {s[S.STAT_ROWS_IN]:,} rows")

@@ -61,7 +61,7 @@ def stats(
 ) -> None:
     """Compute (once) and show a version's statistics: size, duplication, diversity, entropy, compression."""
     from datadiet.engine import check_engine
-    from datadiet.eval.pipeline import stats_version
+    from datadiet.eval.stats.op import stats_version
     from datadiet.train.pipeline import resolve_tokenizer, tokens_version
 
     check_engine(engine)  # before --tokenizer may encode the whole version

@@ -85,7 +85,7 @@ def train(
     o: Out,
 ) -> None:
     """Train a GPT on a dataset version; the run is stored with its config, curves and final metrics."""
-    from datadiet.train.distributed import current_world
+    from datadiet.train.ddp import current_world
     from datadiet.train.pipeline import RunSpec, train_run
 
     # The flags are shorthands for --set, so they are validated and recorded the same way.

@@ -1,18 +1,19 @@
 """Execution engines for the curation operations: `local` (this machine) and `ray` (a Ray cluster).
 
-The local engine is the code in `datadiet.curate` and `datadiet.eval.stats`; the Ray engine runs
-the same operations on a Ray cluster and gives identical versions (the engine is never part of a
-version's parameters): `ray_engine` (dedupe), `ray_degrade` (duplicate, subset), `ray_ingest`
-(ingest) and `ray_stats` (stats). `load_ray(module)` imports one, turning a missing `ray` install
-into a one-line UsageError.
+The local engine is each operation's own code; the Ray engine runs the same operation on a Ray
+cluster and gives an identical version (the engine is never part of a version's parameters). Each
+operation keeps its Ray build beside its local one (`curate/<op>/ray.py`, `eval/stats/ray.py`),
+built from the toolkit in `engine/ray.py`, which knows no operation. An operation picks its build::
+
+    if check_engine(engine) == "ray":
+        require_ray()                                   # a one-line error when Ray is missing
+        from datadiet.curate.dedupe import ray as ray_build
+        build = ray_build.build(source, cfg, address=address, tracker=tracker)
 
 Invoked by the library functions' `engine=` argument, which the CLI's `--engine` options set.
 """
 
 from __future__ import annotations
-
-import importlib
-from types import ModuleType
 
 from datadiet.errors import UsageError
 
@@ -30,14 +31,13 @@ def check_engine(engine: str) -> str:
     return engine
 
 
-def load_ray(module: str = "ray_engine") -> ModuleType:
-    """A Ray engine module of this package (`ray_engine` for dedupe; one module per operation).
+def require_ray() -> None:
+    """Check that Ray (with Ray Data) can be imported, before an operation imports its Ray build.
 
     Raises:
-        UsageError: Ray (with Ray Data) is not installed.
+        UsageError: Ray is not installed.
     """
     try:
         import ray.data  # noqa: F401
     except ImportError as exc:
         raise UsageError("--engine ray needs Ray, which is not installed; run: pip install 'datadiet[ray]'") from exc
-    return importlib.import_module(f"datadiet.engine.{module}")

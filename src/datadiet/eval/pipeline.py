@@ -1,9 +1,8 @@
-"""Evaluation artefacts in the store: dataset statistics (`stats/`) and run evaluations (`evals/`).
+"""Evaluation artefacts in the store: run evaluations (`evals/`), the study table, relate and report.
 
-`stats_version(store, dataset)` computes a version's statistics once and stores them keyed by the
-version (and the token count, when a tokenizer gave one); `eval_version(store, run, val)` scores a
-run's final checkpoint on a validation set and stores the metrics keyed by (run, val, cap). Both
-are what `curate stats`, `curate eval` and the sweep call.
+`eval_version(store, run, val)` scores a run's final checkpoint on a validation set and stores the
+metrics keyed by (run, val, cap), as `curate eval` and the sweep call it. Dataset statistics are
+`datadiet.eval.stats.op.stats_version`.
 """
 
 from __future__ import annotations
@@ -13,43 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from datadiet.errors import UsageError
+from datadiet.eval.stats.op import stats_version
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.store import Commit, Dataset, PartWriter, Store
 
-STATS_FILE = "stats.json"
 EVAL_FILE = "eval.json"
-
-
-def stats_version(
-    store: Store,
-    ds: Dataset,
-    *,
-    tokens: int | None = None,
-    tracker: Tracker = NULL_TRACKER,
-    engine: str = "local",
-    address: str | None = None,
-) -> Dataset:
-    """The statistics of dataset version DS, computed only if not stored yet.
-
-    `engine` "ray" computes them on a Ray cluster (`datadiet.engine.ray_stats`, at `address`); the
-    engine is not part of the stored version's parameters, and its values are the local ones
-    (two float sums to ~1e-15 relative, see that module).
-    """
-    from datadiet.engine import check_engine, load_ray
-    from datadiet.eval.stats import dataset_stats
-
-    ray_stats = load_ray("ray_stats") if check_engine(engine) == "ray" else None
-
-    def build(writer: PartWriter) -> dict[str, Any]:
-        if ray_stats is not None:
-            stats = ray_stats.dataset_stats(ds, tokens=tokens, address=address, tracker=tracker)
-        else:
-            stats = dataset_stats(ds.read(), tokens=tokens, tracker=tracker)
-        writer.write_file(STATS_FILE, json.dumps(stats, indent=2, default=str).encode())
-        return stats
-
-    params = {"tokens": tokens}
-    return store.commit(ds.name, operation="stats", params=params, parents=[ds.ref], build=build, kind="stats").dataset
 
 
 def eval_version(
@@ -67,11 +34,12 @@ def eval_version(
     With `samples` > 0 it also generates that many continuations (seeded) and reports their
     distinct-n and the share of their word 8-grams copied verbatim from the run's training data.
     """
-    from datadiet.eval.metrics import evaluate, sample_generations
-    from datadiet.train.checkpoint import load_checkpoint
+    from datadiet.eval.generations import sample_generations
+    from datadiet.train.checkpoint import CHECKPOINT_FILE, load_checkpoint
+    from datadiet.train.device import select_device
+    from datadiet.train.metrics import evaluate
     from datadiet.train.model import GPT, GPTConfig
     from datadiet.train.pipeline import load_token_array, resolve_tokenizer, tokens_version
-    from datadiet.train.trainer import select_device
 
     run = store.resolve(run_ref, "runs")
     val = store.resolve(val_ref or run.manifest.parents[1])
@@ -86,7 +54,7 @@ def eval_version(
         model_cfg = GPTConfig(**run.manifest.params["model"])
         device = select_device("auto")
         model = GPT(model_cfg).to(device)
-        model.load_state_dict(load_checkpoint(run.file("checkpoint.pt"), map_location=device)["model"])
+        model.load_state_dict(load_checkpoint(run.file(CHECKPOINT_FILE), map_location=device)["model"])
         with tracker.task(f"Evaluating {run.ref}", total=None):
             metrics = evaluate(
                 model,

@@ -33,8 +33,8 @@ import polars as pl
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from datadiet.eval.metrics import ACCURACY, PERPLEXITY, STUDY_ACCURACY, STUDY_PERPLEXITY, VAL_LOSS
 from datadiet.eval.relate import DUP_RATE, SIZE_FRACTION, RelateResult
+from datadiet.train.metrics import ACCURACY, PERPLEXITY, STUDY_ACCURACY, STUDY_PERPLEXITY, VAL_LOSS
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"

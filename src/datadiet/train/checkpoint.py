@@ -17,6 +17,7 @@ import torch
 from datadiet.errors import DatadietError
 
 CHECKPOINT_FILE = "checkpoint.pt"
+METRICS_FILE = "metrics.jsonl"  # one JSON line per logged step, beside the checkpoint
 
 
 def checkpoint_path(out_dir: Path) -> Path:

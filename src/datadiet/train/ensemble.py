@@ -34,12 +34,12 @@ import torch
 
 from datadiet.errors import DatadietError, UsageError
 from datadiet.progress import NULL_TRACKER, Tracker
-from datadiet.train.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from datadiet.train.checkpoint import METRICS_FILE, checkpoint_path, load_checkpoint, save_checkpoint
 from datadiet.train.config import TrainConfig
+from datadiet.train.device import cpu_threads, select_device
 from datadiet.train.ensemble_model import EnsembleGPT
 from datadiet.train.model import GPT, GPTConfig
 from datadiet.train.trainer import (
-    METRICS_FILE,
     BatchSampler,
     TrainResult,
     _autocast,
@@ -47,14 +47,12 @@ from datadiet.train.trainer import (
     autocast_dtype,
     check_inputs,
     checkpoint_state,
-    cpu_threads,
     eval_starts,
     is_checkpoint_step,
     is_eval_step,
     keep_freed_memory,
     lr_at,
     nonfinite_error,
-    select_device,
     start_metrics,
     windows,
 )

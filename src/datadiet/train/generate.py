@@ -223,7 +223,7 @@ def load_run_model(store: Store, ref: str, device: str | torch.device = "cpu") -
         DatadietError: Its checkpoint or tokenizer cannot be read.
     """
     from datadiet.schema import EOT
-    from datadiet.train.checkpoint import load_checkpoint
+    from datadiet.train.checkpoint import CHECKPOINT_FILE, load_checkpoint
     from datadiet.train.model import GPT, GPTConfig
     from datadiet.train.pipeline import CONFIG_FILE
     from datadiet.train.tokenizer import load_tokenizer
@@ -231,7 +231,7 @@ def load_run_model(store: Store, ref: str, device: str | torch.device = "cpu") -
     run = store.resolve(ref, kind="runs")
     config = json.loads(run.file(CONFIG_FILE).read_text(encoding="utf-8"))
     model = GPT(GPTConfig(**config["model"]))
-    state = load_checkpoint(run.file("checkpoint.pt"), map_location=device)
+    state = load_checkpoint(run.file(CHECKPOINT_FILE), map_location=device)
     model.load_state_dict(state["model"])
     model.to(device).eval()
     tok = load_tokenizer(run_tokenizer_path(store, run))

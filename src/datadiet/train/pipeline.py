@@ -28,6 +28,7 @@ from datadiet.errors import DatadietError, UsageError
 from datadiet.progress import NULL_TRACKER, StepStatusTracker, Tracker
 from datadiet.schema import TEXT
 from datadiet.store import Commit, Dataset, PartWriter, Store, file_sha256
+from datadiet.train.checkpoint import CHECKPOINT_FILE, METRICS_FILE, checkpoint_path
 
 TOKENIZER_FILE = "tokenizer.json"
 TOKENS_FILE = "tokens.bin"
@@ -201,12 +202,12 @@ def train_run(
     trains on that many local DDP processes (the id and result do not change); under torchrun every
     rank calls this, rank 0 alone touches the store and all return the published run.
     """
-    from datadiet.eval.metrics import evaluate
     from datadiet.train.checkpoint import load_checkpoint
+    from datadiet.train.device import cpu_threads, select_device
     from datadiet.train.distributed import barrier, broadcast, prepare_processes
     from datadiet.train.distributed import train_processes as run_trainer
+    from datadiet.train.metrics import evaluate
     from datadiet.train.model import GPT
-    from datadiet.train.trainer import cpu_threads, select_device
 
     train_ds = store.resolve(spec.train_ref)
     val_ds = store.resolve(spec.val_ref)
@@ -231,7 +232,7 @@ def train_run(
         train_tokens = load_token_array(tokens_version(store, train_ds, tok, tracker))
         val_tok_ds = tokens_version(store, val_ds, tok, tracker)
         val_tokens = load_token_array(val_tok_ds)
-        has_ckpt = (work / "checkpoint.pt").exists()
+        has_ckpt = checkpoint_path(work).exists()
         if has_ckpt and not resume:
             shutil.rmtree(work)
         if world is not None:
@@ -267,7 +268,7 @@ def train_run(
             )
         # Copied, not moved: until the run is published, the work folder must still hold a complete
         # checkpoint for --resume; it is deleted only after publication.
-        for fname in ("checkpoint.pt", "metrics.jsonl"):
+        for fname in (CHECKPOINT_FILE, METRICS_FILE):
             shutil.copy2(work / fname, writer.dir / fname)
         config = {
             "model": model_cfg.to_dict(),
@@ -278,7 +279,7 @@ def train_run(
         writer.write_file(CONFIG_FILE, json.dumps(config, indent=2).encode())
         # The run keeps its tokenizer, so generation and export need nothing else (an external file may move).
         writer.write_file(TOKENIZER_FILE, tok.path.read_bytes())
-        summary = result.to_dict() | {"checkpoint": "checkpoint.pt"}
+        summary = result.to_dict() | {"checkpoint": CHECKPOINT_FILE}
         writer.write_file(RESULT_FILE, json.dumps({"train": summary, "metrics": metrics}, indent=2).encode())
         return {
             "train": summary,
@@ -301,7 +302,7 @@ def train_run(
 
 def run_curve(run: Dataset) -> list[dict[str, Any]]:
     """The `metrics.jsonl` records of a published run."""
-    path = run.file("metrics.jsonl")  # only this file: a remote run's checkpoint stays where it is
+    path = run.file(METRICS_FILE)  # only this file: a remote run's checkpoint stays where it is
     if not path.is_file():
-        raise DatadietError(f"run {run.ref} has no metrics.jsonl; run `curate verify {run.ref}`")
+        raise DatadietError(f"run {run.ref} has no {METRICS_FILE}; run `curate verify {run.ref}`")
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

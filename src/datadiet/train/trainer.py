@@ -34,9 +34,9 @@ from torch import nn
 
 from datadiet.errors import DatadietError, UsageError
 from datadiet.progress import NULL_TRACKER, Tracker
-from datadiet.train.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from datadiet.train.checkpoint import METRICS_FILE, checkpoint_path, load_checkpoint, save_checkpoint
 from datadiet.train.config import TrainConfig
-from datadiet.train.distributed import (
+from datadiet.train.ddp import (
     World,
     all_reduce_sum,
     check_nproc,
@@ -45,9 +45,9 @@ from datadiet.train.distributed import (
     threads_per_process,
     wrap_ddp,
 )
+from datadiet.train.device import cpu_threads, select_device
 from datadiet.train.model import GPT, GPTConfig
 
-METRICS_FILE = "metrics.jsonl"
 # Settings that change neither the weights nor the logged losses, so a run may resume with others.
 RESUMABLE_CHANGES = frozenset({"device", "compile", "threads", "checkpoint_every", "ce_chunk"})
 
@@ -81,24 +81,6 @@ class TrainResult:
         d = asdict(self)
         d["checkpoint"] = str(self.checkpoint)
         return d
-
-
-def select_device(name: str = "auto") -> torch.device:
-    """The torch device for a `TrainConfig.device` value; "auto" prefers cuda, then mps, then cpu.
-
-    Raises:
-        UsageError: The named device is not available here.
-    """
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
-    if not available.get(name, False):
-        raise UsageError(f"device {name!r} is not available on this machine; use --set device=auto")
-    return torch.device(name)
 
 
 def autocast_dtype(dtype: str, device: torch.device) -> torch.dtype | None:
@@ -240,18 +222,6 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> 
     return torch.optim.AdamW(
         groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=fused, foreach=None if fused else True
     )
-
-
-@contextlib.contextmanager
-def cpu_threads(device: torch.device, threads: int) -> Iterator[None]:
-    """Run torch's CPU kernels on `threads` threads (0: every core this process may use), then restore."""
-    before = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # glibc's mallopt parameters (malloc.h). After training they are set to the state glibc's own

@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from datadiet.curate.normalize import fmix64
+from datadiet.hashing import fmix64
 
 I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]

@@ -1,22 +1,8 @@
-"""Ingest corpus files into a new dataset version: `curate ingest PATH... --name NAME [--engine ray]`.
+"""Reading corpus files for `curate ingest`: inputs (local paths, folders, globs, URIs), formats,
+streaming readers, the plan of groups both engines share, and the local writing of a plan.
 
-Formats, chosen by extension (or `--format`): TinyStories-style text (`.txt`; documents separated
-by a line equal to the separator, `<|endoftext|>` by default), JSON Lines (`.jsonl`, `.ndjson`,
-`.json`), Parquet (`.parquet`); any of the text formats may be `.gz` or `.zst` compressed. Folders
-are searched recursively and globs are expanded.
-
-Inputs may also be URIs that pyarrow opens (`s3://bucket/corpus/*.jsonl.gz`, `gs://bucket/dir/`,
-`file:///abs/dir/`): folders and globs work as locally, and every object is streamed through
-`pyarrow.fs` (hashed, decompressed and parsed as it arrives, in 8 MiB reads), never copied first.
-
-Everything streams: documents are collected into bounded batches and written as Parquet parts as
-they come, so memory stays near one batch (~64 MiB of text) whatever the input size. The version
-id is derived from the sha256 of every input file, so re-ingesting unchanged files is "up to date".
-
-The inputs are read as a `plan` of groups: whole files packed in order into groups of about 64 MiB
-on disk, a file of 64 MiB or more alone, and a Parquet file larger than that split into runs of
-row groups. A part never spans two groups, so each group can be one task of a cluster
-(`--engine ray`, `datadiet.engine.ray_ingest`) that writes exactly the parts written here.
+    files = expand_inputs(["data/*.jsonl.gz", "s3://bucket/corpus/"])
+    groups = plan(files, [detect_format(f, "auto") for f in files], prefixes)
 """
 
 from __future__ import annotations
@@ -30,19 +16,21 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path, PurePath, PurePosixPath
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import polars as pl
 
-from datadiet.engine import check_engine, load_ray
+if TYPE_CHECKING:
+    from datadiet.curate.ingest.op import IngestConfig
 from datadiet.errors import InputError, UsageError
-from datadiet.progress import NULL_TRACKER, Tracker
-from datadiet.schema import EOT, ID, TEXT
-from datadiet.store import Commit, PartWriter, Store, check_name, file_sha256, is_uri
+from datadiet.schema import ID, TEXT
+from datadiet.store import PartWriter, file_sha256, first_line, is_uri
 
 FORMATS = ("auto", "text", "jsonl", "parquet")
+
+
 _EXT_FORMAT = {
     ".txt": "text",
     ".text": "text",
@@ -51,43 +39,32 @@ _EXT_FORMAT = {
     ".json": "jsonl",
     ".parquet": "parquet",
 }
+
+
 _COMPRESSION = (".gz", ".zst")
+
+
 # Text is flushed to a Parquet part every 64 MiB so ingesting 1 GB needs well under 2 GB of RAM.
 BATCH_BYTES = 64 * 1024 * 1024
+
+
 # Inputs are read in groups of about 64 MiB on disk (see `plan`): a cluster task's worth of work
 # (~1 s of parsing), and few enough extra part ends that a folder of small files still gives
 # parts near the batch size.
 GROUP_BYTES = 64 * 1024 * 1024
+
+
 # Below 1 GiB of input (~1 s of sha256 here) the ray engine hashes on the driver: starting tasks
 # would cost more, and an up-to-date ingest then never starts Ray.
 HASH_LOCAL_BYTES = 1 << 30
+
+
 _SURROGATE = re.compile("[\ud800-\udfff]")
-DEFAULT_MAX_DOC_BYTES = 16 * 1024 * 1024
+
+
 # Remote objects are read 8 MiB at a time: an object store serves each read as one ranged GET, and
 # at ~50 ms per request 8 MiB keeps a 1 Gbit/s link busy; memory stays 8 MiB per open file.
 READ_BUFFER = 8 * 1024 * 1024
-
-
-@dataclass(frozen=True)
-class IngestConfig:
-    """How to read the input files (every field changes the rows, so all are in the version id)."""
-
-    format: str = "auto"
-    separator: str = EOT
-    text_field: str = "text"
-    id_field: str | None = None
-    errors: str = "strict"
-    max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES
-
-    def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {self.format!r}")
-        if self.errors not in ("strict", "replace"):
-            raise UsageError(f"--errors must be 'strict' or 'replace', not {self.errors!r}")
-        if not self.separator.strip():
-            raise UsageError("--separator must not be empty or whitespace")
-        if self.max_doc_bytes < 1:
-            raise UsageError(f"--max-doc-bytes must be >= 1, not {self.max_doc_bytes}")
 
 
 def _base_suffix(path: PurePath) -> tuple[str, str]:
@@ -131,16 +108,10 @@ class Source:
         return cls(str(path), str(path.absolute()), str(path), path.stat().st_size)
 
 
-def _first_line(exc: BaseException, limit: int = 300) -> str:
-    # pyarrow's messages can run to dozens of lines (every credential provider it tried), and a cloud
-    # client's first line to 1,000 characters of retry metadata; errors are one readable line.
-    lines = str(exc).strip().splitlines()
-    line = lines[0] if lines else type(exc).__name__
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
 def _remote_error(name: str, exc: BaseException) -> InputError:
-    return InputError(f"{name}: cannot read ({_first_line(exc)}); check the URI, your credentials and the network")
+    return InputError(
+        f"{name}: cannot read ({first_line(exc, limit=300)}); check the URI, your credentials and the network"
+    )
 
 
 def _glob_match(parts: Sequence[str], pattern: Sequence[str]) -> bool:
@@ -193,7 +164,7 @@ class _Remote:
                 self.fs, base = pafs.FileSystem.from_uri(f"{head}/{fixed}" + (f"?{query}" if query else ""))
             except (OSError, ValueError, pa.ArrowException) as exc:
                 raise InputError(
-                    f"{raw}: cannot open ({_first_line(exc)}); check the URI "
+                    f"{raw}: cannot open ({first_line(exc, limit=300)}); check the URI "
                     "(s3://BUCKET/PATH, gs://BUCKET/PATH, file:///ABS/PATH) and your credentials"
                 ) from exc
         else:
@@ -819,85 +790,3 @@ def finish(writer: PartWriter, cfg: IngestConfig, files: Sequence[Source], count
         for i, f in enumerate(files)
     ]
     return {"documents": total_docs, "dropped_empty": sum(counts.dropped.values()), "files": per_file}
-
-
-# -- the operation --------------------------------------------------------------------------------
-
-
-def ingest(
-    store: Store,
-    paths: Sequence[str | Path],
-    name: str,
-    cfg: IngestConfig | None = None,
-    tracker: Tracker = NULL_TRACKER,
-    *,
-    engine: str = "local",
-    address: str | None = None,
-    filesystem: Any = None,
-) -> Commit:
-    """Read corpus files into a new version of dataset NAME (see the module docstring).
-
-    Ids are the source's own (`id_field`, must be unique) or `<file stem>:<index>`, which is stable
-    for an unchanged file. Raises InputError for unreadable input; nothing is published then.
-
-    The version id is made of the options, each file's sha256 and format, and how it was named:
-    the path as given for a local file, the local path for a `file://` URI (so `file:///abs/a.txt`
-    and `/abs/a.txt` are one version), the URI without its query otherwise.
-
-    Args:
-        store: Where to write.
-        paths: Files, folders or globs: local paths, or URIs pyarrow opens (`s3://`, `gs://`,
-            `hdfs://`, `file:///ABS/PATH`), streamed through `pyarrow.fs`.
-        name: Dataset name.
-        cfg: How to read the files.
-        tracker: Progress.
-        engine: "local" or "ray" (`datadiet.engine.ray_ingest`: one cluster task per group of
-            pieces); the version, rows and part files are the same.
-        address: The Ray cluster for engine "ray" (None: start a local one; "auto"; "HOST:PORT").
-        filesystem: A pyarrow filesystem that every path is a path in (for example an in-memory
-            one); None: local paths and URIs.
-    """
-    cfg = cfg or IngestConfig()
-    check_name(name)
-    ray_ingest = load_ray("ray_ingest") if check_engine(engine) == "ray" else None
-    files = expand_inputs(paths, filesystem)
-    if not files:
-        raise InputError("no input files given")
-    formats = [detect_format(f, cfg.format) for f in files]
-    if cfg.id_field and "text" in formats:
-        text_files = [f.name for f, fmt in zip(files, formats, strict=True) if fmt == "text"]
-        raise InputError(
-            f"--id-field applies to JSONL and Parquet only, but {text_files[0]} is plain text "
-            "(its documents get ids <file>:<index>); drop --id-field for text files"
-        )
-    sizes = [f.size for f in files]
-    total_bytes = sum(sizes)
-    if ray_ingest is not None and total_bytes >= HASH_LOCAL_BYTES:
-        hashes = ray_ingest.hash_files(files, address=address, tracker=tracker)
-    else:
-        with tracker.task("Hashing inputs", total=total_bytes) as task:
-            hashes = []
-            for f, size in zip(files, sizes, strict=True):
-                hashes.append(source_sha256(f))
-                task.advance(size)
-    params = {k: v for k, v in asdict(cfg).items() if k != "max_doc_bytes"}
-    params["sources"] = [
-        {"path": f.record, "sha256": h, "format": fmt} for f, h, fmt in zip(files, hashes, formats, strict=True)
-    ]
-    parents = [f"file:sha256:{h}" for h in hashes]
-    prefixes = _doc_prefixes(files, hashes)
-
-    def build(writer: PartWriter) -> dict[str, Any]:
-        groups = plan(files, formats, prefixes)
-        if ray_ingest is not None:
-            counts = ray_ingest.write_groups(writer, groups, cfg, address=address, tracker=tracker)
-            return finish(writer, cfg, files, counts)
-        counts = Counts()
-        batcher = Batcher(writer.write)
-        with tracker.task("Ingesting", total=total_bytes) as task:
-            for group in groups:
-                write_group(group, cfg, batcher, counts)
-                task.advance(sum(p.bytes for p in group))
-        return finish(writer, cfg, files, counts)
-
-    return store.commit(name, operation="ingest", params=params, parents=parents, build=build)

@@ -30,31 +30,36 @@ own (environment, instance role; pyarrow pickles no resolved keys). The driver l
 (and reads big Parquet files' footers) but none of their bytes, nor hashes them from 1 GiB on.
 The store may be a shared folder or an object store.
 
-Invoked by `datadiet.curate.ingest.ingest(..., engine="ray")` through `datadiet.engine.load_ray`.
+Invoked by `datadiet.curate.ingest.op.ingest(..., engine="ray")`, which imports this module only then:
+`hash_files` before the commit (the version id needs the hashes), `build` for the commit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import ray
 
-from datadiet.curate import ingest as local
-from datadiet.curate.ingest import (
+from datadiet.curate.ingest import read as local
+from datadiet.curate.ingest.read import (
     Batcher,
     Counts,
-    IngestConfig,
     Piece,
     Source,
     document_ids,
+    finish,
+    plan,
     read_piece,
     source_sha256,
     write_group,
 )
-from datadiet.engine.ray_engine import connect
+from datadiet.engine.ray import cancel, connect
+
+if TYPE_CHECKING:
+    from datadiet.curate.ingest.op import IngestConfig
 from datadiet.errors import DatadietError
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.store import STAGE_PREFIX, PartWriter, Staged, StageTarget
@@ -257,14 +262,29 @@ def write_groups(
                 counts.add(result.counts)
                 task.advance(sum(p.bytes for p in group))
         except BaseException:
-            _cancel(list(results.values()))
+            cancel(list(results.values()))
             raise
     return counts
 
 
-def _cancel(refs: Sequence[Any]) -> None:
-    """Cancel tasks and wait until none runs: none may write into the folder the store then removes."""
-    for ref in refs:
-        ray.cancel(ref)
-    if refs:
-        ray.wait(list(refs), num_returns=len(refs), timeout=60)
+def build(
+    files: Sequence[Source],
+    formats: Sequence[str],
+    prefixes: Sequence[str],
+    cfg: IngestConfig,
+    *,
+    address: str | None = None,
+    tracker: Tracker = NULL_TRACKER,
+) -> Callable[[PartWriter], dict[str, Any]]:
+    """`ingest.op.ingest`'s build function on a Ray cluster: one task per group of the plan, parts adopted in order.
+
+    Ray is started only when the function runs, so a version that is up to date never starts it
+    (unless `hash_files` already did, for inputs of HASH_LOCAL_BYTES or more).
+    """
+
+    def run(writer: PartWriter) -> dict[str, Any]:
+        groups = plan(files, formats, prefixes)
+        counts = write_groups(writer, groups, cfg, address=address, tracker=tracker)
+        return finish(writer, cfg, files, counts)
+
+    return run

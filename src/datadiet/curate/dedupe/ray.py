@@ -1,4 +1,4 @@
-"""`--engine ray`: `curate dedupe` on a Ray cluster, with results identical to the local engine.
+"""dedupe's Ray build: `curate dedupe --engine ray`, with results identical to the local engine.
 
     curate dedupe REF --engine ray [--address auto|HOST:PORT] [--verify] [--against OTHER]
 
@@ -37,9 +37,7 @@ exactly matched documents; and instead of stage 6 a shuffle by REF document pick
 (highest estimate, then lowest OTHER position, as `find_contaminated`) and one by OTHER document
 adds the matched id. The matched REF documents are removed; OTHER is not changed.
 
-Shuffles (2, 4-6) are Ray core tasks: a map task splits a block into P hash partitions
-(`num_returns=P`), a reduce task concatenates partition p of every block; each costs
-milliseconds to schedule, where a Ray Data all-to-all operator costs seconds on a small cluster.
+Shuffles (2, 4-6) are the Ray toolkit's (`datadiet.engine.ray`: `split`, `reduce`, `gather`).
 The table by position that three joins read (signatures, and texts with --verify) is gathered into
 one object per partition, so Ray's locality-aware scheduling runs those joins where it lies.
 Workers read the parts where the store keeps them (`Dataset.part_sources`: a path on a local or
@@ -47,18 +45,14 @@ shared filesystem, else straight from the object store) and stage their output t
 `PartWriter.stage_target()` (the version's temporary folder, or its manifest-less folder on the
 object store), so with a remote store no row passes through the driver's machine either way.
 
-Invoked by `datadiet.curate.dedupe.dedupe(..., engine="ray")` through `datadiet.engine.load_ray`.
+Invoked by `datadiet.curate.dedupe.op.dedupe(..., engine="ray")`, which imports this module only then and
+commits the version whose build function `build` returns.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import socket
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -69,9 +63,10 @@ import ray
 import ray.data
 import ray.data.context
 
-import datadiet
-from datadiet.curate import cluster
-from datadiet.curate.dedupe import (
+from datadiet.curate.dedupe import cluster
+from datadiet.curate.dedupe.find import _exact_for, _hashes_of, sign_texts
+from datadiet.curate.dedupe.minhash import MinhashConfig, estimate_jaccard
+from datadiet.curate.dedupe.output import (
     CLUSTER_ID,
     CLUSTERS_FILE,
     CLUSTERS_SCHEMA,
@@ -80,238 +75,72 @@ from datadiet.curate.dedupe import (
     KEEPER_ID,
     KEPT,
     POSITION,
-    _exact_for,
-    _hashes_of,
-    _Timer,
-    cut_slices,
-    sign_texts,
+    counters,
     summary_stats,
 )
-from datadiet.curate.minhash import MinhashConfig, estimate_jaccard
-from datadiet.curate.normalize import fmix64
-from datadiet.errors import DatadietError, UsageError
+from datadiet.engine.ray import (
+    I64,
+    Split,
+    U,
+    V,
+    column_array,
+    concat_blocks,
+    connect,
+    edge_table,
+    firsts,
+    fixed_list,
+    gather,
+    matrix,
+    plan_slices,
+    reduce,
+    sort_shuffle,
+    split,
+)
+from datadiet.errors import DatadietError
+from datadiet.hashing import fmix64
 from datadiet.progress import NULL_TRACKER, Tracker
+from datadiet.runtime import Timer
 from datadiet.schema import ID, TEXT
-from datadiet.store import STAGE_PREFIX, Commit, Dataset, PartSource, PartWriter, Staged, StageTarget, Store
+from datadiet.store import STAGE_PREFIX, Dataset, PartSource, PartWriter, Staged, StageTarget
 
-I64 = npt.NDArray[np.int64]
 U64 = npt.NDArray[np.uint64]
+
+
 F64 = npt.NDArray[np.float64]
+
 
 # Hash partitions per CPU of the cluster: 2 keeps every core busy while one partition is slower.
 PARTS_PER_CPU = 2
+
+
 # ... and at least one partition per 2M band rows (16 MB of keys + positions), so a reduce task's
 # input stays far below a worker's memory at any N.
 ROWS_PER_PART = 2_000_000
+
+
 # Large-star / small-star converges in O(log^2 n) rounds; real duplicate graphs take 2-5.
 MAX_ROUNDS = 100
 
+
 _POS, _LEN, _D0, _D1, _SIG, _KEYS = "pos", "length", "d0", "d1", "sig", "keys"
-_U, _V, _BAND, _KEY, _PART, _LABEL, _KEEPER = "u", "v", "band", "key", "part", "label", "keeper"
+
+
+_BAND, _KEY, _PART, _LABEL, _KEEPER = "band", "key", "part", "label", "keeper"
+
+
 _TEXT_U, _EST, _EXJ, _SAME = "text_u", "est", "exact", "same"
-_EDGES = pa.schema([(_U, pa.int64()), (_V, pa.int64())])
-_SCORED = pa.schema([(_U, pa.int64()), (_V, pa.int64()), (_EST, pa.float64()), (_EXJ, pa.float64())])
 
 
-# -- connecting ---------------------------------------------------------------------------------
-
-
-def connect(address: str | None = None) -> int:
-    """Join (or start) a Ray cluster; return its CPU count.
-
-    Args:
-        address: None starts a local cluster unless this process already joined one; "auto"
-            joins the cluster started on this machine by `ray start`; "HOST:PORT" a remote one
-            (the datadiet package is shipped to its workers).
-
-    Raises:
-        DatadietError: the cluster cannot be reached.
-    """
-    if address not in (None, "auto"):
-        _check_reachable(address, connect=not ray.is_initialized())
-    if not ray.is_initialized():
-        try:
-            if address is None:
-                ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-            else:
-                pkg = str(Path(datadiet.__file__).parent)
-                ray.init(
-                    address=address,
-                    log_to_driver=False,
-                    logging_level=logging.ERROR,
-                    runtime_env={"py_modules": [pkg]},
-                )
-        except (ConnectionError, RuntimeError) as exc:
-            raise DatadietError(
-                f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}; "
-                "start one with `ray start --head` or leave out --address"
-            ) from exc
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    # Ray Data prints two INFO lines per dataset it runs, and warns "no available CPUs" while this
-    # engine's own shuffle tasks hold them; progress goes through the tracker instead, and the full
-    # log stays in the session's ray-data.log (its file handler is left alone).
-    for handler in logging.getLogger("ray.data").handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setLevel(logging.ERROR)
-    return max(1, int(ray.cluster_resources().get("CPU", 1)))
-
-
-def _check_reachable(address: str, timeout_s: float = 10.0, *, connect: bool = True) -> None:
-    """Fail in seconds on an address nothing listens at: `ray.init` would retry it for minutes.
-
-    The form is always checked; with CONNECT false (this process already joined a cluster) nothing
-    is dialled.
-
-    Raises:
-        UsageError: ADDRESS is not HOST:PORT (optionally ray://HOST:PORT).
-        DatadietError: nothing accepts a connection there within TIMEOUT_S.
-    """
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise UsageError(f"--address must be auto or HOST:PORT (e.g. 10.0.0.5:6379), not {address!r}")
-    if not connect:
-        return
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
-    except OSError as exc:
-        raise DatadietError(
-            f"cannot join the Ray cluster at {address}: {exc.strerror or exc}; "
-            "start one with `ray start --head` or leave out --address"
-        ) from exc
-
-
-@contextmanager
-def _sort_shuffle() -> Iterator[None]:
-    """Ray Data's task-based shuffle for the band groupby.
-
-    The groupby column is already a hash of the band key, so this is a hash-partitioned shuffle;
-    Ray's actor-based HASH_SHUFFLE strategy measured 12-15 s per groupby on a 2-CPU cluster
-    (aggregator actors start each time), the sort-based one 0.5-1 s for the same 70k band rows.
-    """
-    ctx = ray.data.DataContext.get_current()
-    before = ctx.shuffle_strategy
-    ctx.shuffle_strategy = ray.data.context.ShuffleStrategy.SORT_SHUFFLE_PULL_BASED
-    try:
-        yield
-    finally:
-        ctx.shuffle_strategy = before
-
-
-# -- arrow helpers -------------------------------------------------------------------------------
-
-
-def _col(table: pa.Table, name: str, dtype: Any) -> Any:
-    return np.asarray(table.column(name).to_numpy(), dtype=dtype)
-
-
-def _mat(table: pa.Table, name: str, dtype: Any, width: int) -> Any:
-    col = table.column(name).combine_chunks()
-    if len(col) == 0:
-        return np.zeros((0, width), dtype=dtype)
-    return np.asarray(col.flatten().to_numpy(zero_copy_only=False), dtype=dtype).reshape(-1, width)
-
-
-def _fsl(a: npt.NDArray[Any]) -> pa.FixedSizeListArray:
-    return pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(a).reshape(-1)), a.shape[1])
-
-
-def _edges(u: I64, v: I64) -> pa.Table:
-    return pa.table({_U: pa.array(u, pa.int64()), _V: pa.array(v, pa.int64())}, schema=_EDGES)
-
-
-def _concat(tables: Sequence[pa.Table]) -> pa.Table:
-    return pa.concat_tables(list(tables), promote_options="default")
+_SCORED = pa.schema([(U, pa.int64()), (V, pa.int64()), (_EST, pa.float64()), (_EXJ, pa.float64())])
 
 
 def _lookup(keys: I64, table: pa.Table) -> I64:
     """Row of `table` (sorted or not) holding each position in `keys`; every key must be present."""
-    pos = _col(table, _POS, np.int64)
+    pos = column_array(table, _POS, np.int64)
     order = np.argsort(pos, kind="stable")
     idx = np.searchsorted(pos[order], keys)
     out: I64 = order[idx]
     return out
-
-
-# -- hash-partitioned shuffles on Ray core tasks ------------------------------------------------
-
-
-def _split(
-    table: pa.Table, key: str, parts: int, both: bool = False, columns: Sequence[str] | None = None
-) -> tuple[pa.Table, ...]:
-    if columns is not None:  # ship only what the reduce side reads
-        table = table.select([c for c in columns if c in table.column_names])
-    if both:  # an edge list seen from both ends, keyed by the first (for large-star)
-        u, v = _col(table, _U, np.int64), _col(table, _V, np.int64)
-        table = _edges(np.concatenate([u, v]), np.concatenate([v, u]))
-    k = _col(table, key, np.int64).astype(np.uint64) if table.num_rows else np.zeros(0, dtype=np.uint64)
-    part = (fmix64(k) % np.uint64(parts)).astype(np.int64)
-    order = np.argsort(part, kind="stable")
-    bounds = np.searchsorted(part[order], np.arange(parts + 1))
-    return tuple(table.take(pa.array(order[bounds[p] : bounds[p + 1]])) for p in range(parts))
-
-
-@ray.remote
-def _split_task(
-    table: pa.Table, key: str, parts: int, both: bool, columns: Sequence[str] | None
-) -> tuple[pa.Table, ...]:
-    return _split(table, key, parts, both, columns)
-
-
-@ray.remote
-def _reduce_task(fn: Callable[..., Any], sizes: list[int], *tables: pa.Table) -> Any:
-    sides, i = [], 0
-    for s in sizes:
-        sides.append(_concat(tables[i : i + s]))
-        i += s
-    return fn(*sides)
-
-
-Split = list[list[Any]]  # [block][partition] object refs
-
-
-def split(
-    refs: Sequence[Any], key: str, parts: int, both: bool = False, columns: Sequence[str] | None = None
-) -> Split:
-    """Hash-partition every block by `key` (int64 column) into `parts` pieces, in Ray tasks.
-
-    With `both`, the blocks are edge lists and each edge is sent to both its ends (keyed by the
-    first); with `columns`, only those columns are shipped.
-    """
-    out: Split = []
-    for r in refs:
-        pieces: Any = _split_task.options(num_returns=parts).remote(r, key, parts, both, columns)
-        out.append(list(pieces))
-    return out
-
-
-def reduce(sides: Sequence[Split], fn: Callable[..., Any], num_returns: int = 1) -> list[Any]:
-    """Run fn(side_0_partition_p, side_1_partition_p, ...) for every partition p, in Ray tasks."""
-    parts = len(sides[0][0])
-    out = []
-    for p in range(parts):
-        args = [blocks[p] for side in sides for blocks in side]
-        task = _reduce_task.options(num_returns=num_returns)
-        out.append(task.remote(fn, [len(side) for side in sides], *args))
-    return out
-
-
-def _firsts(refs: Sequence[Any], k: int) -> list[Any]:
-    return [r[k] for r in refs]
-
-
-def _whole(table: pa.Table) -> pa.Table:
-    return table
-
-
-def gather(pieces: Split) -> Split:
-    """The same partitions, each as one object (the pieces are freed once nothing else holds them).
-
-    A table read by several joins (the signatures by position: 3 joins, texts included with
-    --verify) is otherwise pulled piece by piece from every node by each join; as one object per
-    partition, Ray's locality-aware scheduling runs each later join on the node holding it, as
-    that object is the bulk of the task's arguments, so only the edges travel.
-    """
-    return [reduce([pieces], _whole)]
 
 
 # -- stage functions (run in Ray workers) -------------------------------------------------------
@@ -340,22 +169,22 @@ def _sign_batch(batch: pa.Table, sources: Sequence[PartSource], cfg: MinhashConf
         }
         if minhash:
             assert signed.sig is not None and signed.keys is not None
-            cols[_SIG] = _fsl(signed.sig)
-            cols[_KEYS] = _fsl(signed.keys)
+            cols[_SIG] = fixed_list(signed.sig)
+            cols[_KEYS] = fixed_list(signed.keys)
         if cfg.verify and minhash:  # exact dedupe has nothing to verify
             # The text rides with the signature (~1 KB a story next to 0.5 KB of signature) so the
             # joins that estimate an edge's Jaccard can also compute the exact one.
             cols[TEXT] = frame[TEXT].to_arrow()
         out.append(pa.table(cols))
-    return _concat(out)
+    return concat_blocks(out)
 
 
 def _band_rows(signed: pa.Table, rows: npt.NDArray[np.bool_], bands: int, band_parts: int) -> pa.Table:
     """One row (partition, position, band, key) per band of each selected document."""
     if _KEYS not in signed.column_names:
         return pa.table({_PART: pa.array([], pa.int64())})
-    pos = _col(signed, _POS, np.int64)[rows]
-    flat = _mat(signed, _KEYS, np.uint64, bands)[rows].reshape(-1)
+    pos = column_array(signed, _POS, np.int64)[rows]
+    flat = matrix(signed, _KEYS, np.uint64, bands)[rows].reshape(-1)
     return pa.table(
         {
             _PART: pa.array((flat % np.uint64(band_parts)).astype(np.int64)),
@@ -368,11 +197,13 @@ def _band_rows(signed: pa.Table, rows: npt.NDArray[np.bool_], bands: int, band_p
 
 def _exact(signed: pa.Table, bands: int, band_parts: int) -> tuple[pa.Table, pa.Table]:
     """Digest partition -> (edges to the lowest position with the same digest, band rows of representatives)."""
-    pos = _col(signed, _POS, np.int64)
-    frame = pl.DataFrame({"i": pos, "a": _col(signed, _D0, np.uint64), "b": _col(signed, _D1, np.uint64)})
+    pos = column_array(signed, _POS, np.int64)
+    frame = pl.DataFrame(
+        {"i": pos, "a": column_array(signed, _D0, np.uint64), "b": column_array(signed, _D1, np.uint64)}
+    )
     root = frame.select(pl.col("i").min().over("a", "b")).to_series().to_numpy().astype(np.int64)
     dup = root != pos
-    return _edges(pos[dup], root[dup]), _band_rows(signed, ~dup, bands, band_parts)
+    return edge_table(pos[dup], root[dup]), _band_rows(signed, ~dup, bands, band_parts)
 
 
 def _exact_against(signed: pa.Table, n: int, bands: int, band_parts: int) -> tuple[pa.Table, pa.Table]:
@@ -381,44 +212,46 @@ def _exact_against(signed: pa.Table, n: int, bands: int, band_parts: int) -> tup
     Every document gives band rows, exact copies included: `cluster.cross_edges` decides between
     all pairs and star edges by bucket size, and the local engine counts every document in it.
     """
-    pos = _col(signed, _POS, np.int64)
-    frame = pl.DataFrame({"i": pos, "a": _col(signed, _D0, np.uint64), "b": _col(signed, _D1, np.uint64)})
+    pos = column_array(signed, _POS, np.int64)
+    frame = pl.DataFrame(
+        {"i": pos, "a": column_array(signed, _D0, np.uint64), "b": column_array(signed, _D1, np.uint64)}
+    )
     theirs = frame.filter(pl.col("i") >= n).group_by("a", "b").agg(pl.col("i").min().alias("j"))
     hits = frame.filter(pl.col("i") < n).join(theirs, on=["a", "b"], how="inner")
-    edges = _edges(hits["i"].to_numpy().astype(np.int64), hits["j"].to_numpy().astype(np.int64))
+    edges = edge_table(hits["i"].to_numpy().astype(np.int64), hits["j"].to_numpy().astype(np.int64))
     return edges, _band_rows(signed, np.ones(pos.size, dtype=bool), bands, band_parts)
 
 
 def _band_group(rows: pa.Table) -> pa.Table:
     """One hash partition of band rows -> its candidate edges (as `cluster.band_edges`, band by band)."""
-    pos = _col(rows, _POS, np.int64)
-    band = _col(rows, _BAND, np.int64)
-    key = _col(rows, _KEY, np.uint64)
+    pos = column_array(rows, _POS, np.int64)
+    band = column_array(rows, _BAND, np.int64)
+    key = column_array(rows, _KEY, np.uint64)
     chunks = []
     for b in np.unique(band):
         m = band == b
         u, v = cluster.band_edges(pos[m], key[m])
         chunks.append(cluster.pack_edges(u, v))
     if not chunks:
-        return _edges(np.zeros(0, np.int64), np.zeros(0, np.int64))
+        return edge_table(np.zeros(0, np.int64), np.zeros(0, np.int64))
     u, v = cluster.unpack_edges(cluster.unique_packed(np.concatenate(chunks)))
-    return _edges(u, v)
+    return edge_table(u, v)
 
 
 def _cross_group(rows: pa.Table, n: int) -> pa.Table:
     """One hash partition of band rows -> edges (REF document u, OTHER document v), as `cluster.cross_edges`."""
-    pos = _col(rows, _POS, np.int64)
-    band = _col(rows, _BAND, np.int64)
-    key = _col(rows, _KEY, np.uint64)
+    pos = column_array(rows, _POS, np.int64)
+    band = column_array(rows, _BAND, np.int64)
+    key = column_array(rows, _KEY, np.uint64)
     chunks = []
     for b in np.unique(band):
         m = band == b
         u, v = cluster.cross_edges(pos[m], key[m], pos[m] >= n)
         chunks.append(cluster.pack_edges(u, v))
     if not chunks:
-        return _edges(np.zeros(0, np.int64), np.zeros(0, np.int64))
+        return edge_table(np.zeros(0, np.int64), np.zeros(0, np.int64))
     larger, smaller = cluster.unpack_edges(cluster.unique_packed(np.concatenate(chunks)))
-    return _edges(smaller, larger)  # u < n <= v
+    return edge_table(smaller, larger)  # u < n <= v
 
 
 def _texts(positions: I64, column: Any) -> dict[int, str]:
@@ -442,13 +275,13 @@ def _attach_u(
     With `exclude` (--against: the exact matches keyed by u), u is the REF document, the smaller
     end, and an edge whose u already has an exact match is dropped, as `find_contaminated` does.
     """
-    larger, smaller = cluster.unique_edges(_col(edges, _U, np.int64), _col(edges, _V, np.int64))
+    larger, smaller = cluster.unique_edges(column_array(edges, U, np.int64), column_array(edges, V, np.int64))
     u, v = (larger, smaller) if exclude is None else (smaller, larger)
     if exclude is not None and u.size:
-        new = ~np.isin(u, _col(exclude, _U, np.int64))
+        new = ~np.isin(u, column_array(exclude, U, np.int64))
         u, v = u[new], v[new]
     rows = pa.array(_lookup(u, signed))
-    cols = {_U: pa.array(u, pa.int64()), _V: pa.array(v, pa.int64()), _SIG: signed.column(_SIG).take(rows)}
+    cols = {U: pa.array(u, pa.int64()), V: pa.array(v, pa.int64()), _SIG: signed.column(_SIG).take(rows)}
     if cfg.verify:
         cols[_TEXT_U] = signed.column(TEXT).take(rows)
     return pa.table(cols), int(u.size)
@@ -456,7 +289,7 @@ def _attach_u(
 
 def _scored(u: I64, v: I64, est: F64, exact: F64) -> pa.Table:
     return pa.table(
-        {_U: pa.array(u, pa.int64()), _V: pa.array(v, pa.int64()), _EST: pa.array(est), _EXJ: pa.array(exact)},
+        {U: pa.array(u, pa.int64()), V: pa.array(v, pa.int64()), _EST: pa.array(est), _EXJ: pa.array(exact)},
         schema=_SCORED,
     )
 
@@ -468,12 +301,12 @@ def _filter_v(edges: pa.Table, signed: pa.Table, cfg: MinhashConfig, scores: boo
     of its shingle sets, hashed here from the two texts (only for the edges the estimate kept).
     With `scores`, the kept edges carry both values (for --against's choice of match).
     """
-    u, v = _col(edges, _U, np.int64), _col(edges, _V, np.int64)
+    u, v = column_array(edges, U, np.int64), column_array(edges, V, np.int64)
     est = np.ones(u.size)
     rows = _lookup(v, signed)
     if u.size:
-        su = _mat(edges, _SIG, np.uint32, cfg.num_perm)
-        sv = _mat(signed, _SIG, np.uint32, cfg.num_perm)[rows]
+        su = matrix(edges, _SIG, np.uint32, cfg.num_perm)
+        sv = matrix(signed, _SIG, np.uint32, cfg.num_perm)[rows]
         est = estimate_jaccard(su, sv)
     ok = est >= cfg.threshold
     by_estimate = int(ok.size - ok.sum())
@@ -487,35 +320,35 @@ def _filter_v(edges: pa.Table, signed: pa.Table, cfg: MinhashConfig, scores: boo
         passed = ok & (exact >= cfg.threshold)
         by_verify = int(ok.sum() - passed.sum())
         ok = passed
-    out = _scored(u[ok], v[ok], est[ok], exact[ok]) if scores else _edges(u[ok], v[ok])
+    out = _scored(u[ok], v[ok], est[ok], exact[ok]) if scores else edge_table(u[ok], v[ok])
     return out, by_estimate, by_verify
 
 
 def _large_star(edges: pa.Table) -> tuple[pa.Table, int]:
     """Edges (node, neighbour) keyed by node: link every larger neighbour to the lowest node seen."""
-    f = pl.DataFrame({"s": _col(edges, _U, np.int64), "d": _col(edges, _V, np.int64)}).unique()
+    f = pl.DataFrame({"s": column_array(edges, U, np.int64), "d": column_array(edges, V, np.int64)}).unique()
     f = f.with_columns(pl.min_horizontal(pl.col("d").min().over("s"), pl.col("s")).alias("m"))
     changed = f.filter((pl.col("d") > pl.col("s")) & (pl.col("m") < pl.col("s")))["s"].n_unique()
     out = f.filter(pl.col("d") > pl.col("s")).select("d", "m").unique()
-    return _edges(out["d"].to_numpy().astype(np.int64), out["m"].to_numpy().astype(np.int64)), int(changed)
+    return edge_table(out["d"].to_numpy().astype(np.int64), out["m"].to_numpy().astype(np.int64)), int(changed)
 
 
 def _small_star(edges: pa.Table) -> tuple[pa.Table, int]:
     """Edges (larger, smaller) keyed by the larger: link it and its smaller neighbours to the lowest."""
-    f = pl.DataFrame({"s": _col(edges, _U, np.int64), "d": _col(edges, _V, np.int64)}).unique()
+    f = pl.DataFrame({"s": column_array(edges, U, np.int64), "d": column_array(edges, V, np.int64)}).unique()
     f = f.with_columns(pl.col("d").min().over("s").alias("m"), pl.len().over("s").alias("k"))
     changed = f.filter(pl.col("k") > 1)["s"].n_unique()
     leaves = pl.concat([f.select(pl.col("d").alias("x"), "m"), f.select(pl.col("s").alias("x"), "m")])
     out = leaves.filter(pl.col("x") != pl.col("m")).unique()
-    return _edges(out["x"].to_numpy().astype(np.int64), out["m"].to_numpy().astype(np.int64)), int(changed)
+    return edge_table(out["x"].to_numpy().astype(np.int64), out["m"].to_numpy().astype(np.int64)), int(changed)
 
 
 def _members(leaves: pa.Table, centres: pa.Table, signed: pa.Table) -> pa.Table:
     """Star edges (leaf, centre) -> one row per member: position, label and what the keeper needs."""
-    leaf = _col(leaves, _U, np.int64)
-    centre = np.unique(_col(centres, _V, np.int64))
+    leaf = column_array(leaves, U, np.int64)
+    centre = np.unique(column_array(centres, V, np.int64))
     pos = np.concatenate([leaf, centre])
-    label = np.concatenate([_col(leaves, _V, np.int64), centre])
+    label = np.concatenate([column_array(leaves, V, np.int64), centre])
     rows = signed.take(pa.array(_lookup(pos, signed)))
     rows = rows.drop_columns([c for c in (_KEYS, _POS) if c in rows.column_names])
     return rows.append_column(_POS, pa.array(pos)).append_column(_LABEL, pa.array(label))
@@ -523,13 +356,13 @@ def _members(leaves: pa.Table, centres: pa.Table, signed: pa.Table) -> pa.Table:
 
 def _keepers(members: pa.Table, cfg: MinhashConfig) -> pa.Table:
     """Members keyed by label -> each member's keeper, kept flag, and estimated (and --verify exact) Jaccard to it."""
-    pos = _col(members, _POS, np.int64)
-    label = _col(members, _LABEL, np.int64)
+    pos = column_array(members, _POS, np.int64)
+    label = column_array(members, _LABEL, np.int64)
     # The orders of `cluster.choose_keepers`: the first row of each component is its keeper.
     if cfg.keep == "first":
         order = np.lexsort((pos, label))
     elif cfg.keep == "longest":
-        order = np.lexsort((pos, -_col(members, _LEN, np.int64), label))
+        order = np.lexsort((pos, -column_array(members, _LEN, np.int64), label))
     else:
         mixed = np.uint64((cfg.seed * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF)
         order = np.lexsort((pos, fmix64(pos.astype(np.uint64) ^ mixed), label))
@@ -540,13 +373,13 @@ def _keepers(members: pa.Table, cfg: MinhashConfig) -> pa.Table:
     keeper_row = order[first][group]  # row of the keeper, for each row in `order`
     k = np.empty(pos.size, dtype=np.int64)
     k[order] = keeper_row
-    d0, d1 = _col(members, _D0, np.uint64), _col(members, _D1, np.uint64)
+    d0, d1 = column_array(members, _D0, np.uint64), column_array(members, _D1, np.uint64)
     same = (d0 == d0[k]) & (d1 == d1[k])
     est = np.ones(pos.size)
     exact = np.where(same, 1.0, np.nan)
     near = np.flatnonzero(~same)
     if near.size and _SIG in members.column_names:
-        sig = _mat(members, _SIG, np.uint32, cfg.num_perm)
+        sig = matrix(members, _SIG, np.uint32, cfg.num_perm)
         est[near] = estimate_jaccard(sig[near], sig[k[near]])
     if near.size and cfg.verify:
         need = np.unique(np.concatenate([near, k[near]]))
@@ -573,19 +406,19 @@ def _pick(scored: pa.Table, exact: pa.Table, signed: pa.Table) -> pa.Table:
     An exact match wins (such documents have no other edges); otherwise the highest estimate,
     then the lowest OTHER position, as `find_contaminated` picks.
     """
-    u, v = _col(scored, _U, np.int64), _col(scored, _V, np.int64)
-    est, ex = _col(scored, _EST, np.float64), _col(scored, _EXJ, np.float64)
+    u, v = column_array(scored, U, np.int64), column_array(scored, V, np.int64)
+    est, ex = column_array(scored, _EST, np.float64), column_array(scored, _EXJ, np.float64)
     order = np.lexsort((v, -est, u))
     first = np.ones(order.size, dtype=bool)
     first[1:] = u[order][1:] != u[order][:-1]
     pick = order[first]
-    eu, ev = _col(exact, _U, np.int64), _col(exact, _V, np.int64)
+    eu, ev = column_array(exact, U, np.int64), column_array(exact, V, np.int64)
     u = np.concatenate([eu, u[pick]])
     return pa.table(
         {
             ID: signed.column(ID).take(pa.array(_lookup(u, signed))),
-            _U: pa.array(u, pa.int64()),
-            _V: pa.array(np.concatenate([ev, v[pick]]), pa.int64()),
+            U: pa.array(u, pa.int64()),
+            V: pa.array(np.concatenate([ev, v[pick]]), pa.int64()),
             _EST: pa.array(np.concatenate([np.ones(eu.size), est[pick]])),
             _EXJ: pa.array(np.concatenate([np.ones(eu.size), ex[pick]])),
             _SAME: pa.array(np.concatenate([np.ones(eu.size, dtype=bool), np.zeros(pick.size, dtype=bool)])),
@@ -595,7 +428,7 @@ def _pick(scored: pa.Table, exact: pa.Table, signed: pa.Table) -> pa.Table:
 
 def _keeper_ids(picked: pa.Table, signed: pa.Table) -> pa.Table:
     """Matches keyed by the OTHER document -> with its id."""
-    v = _col(picked, _V, np.int64)
+    v = column_array(picked, V, np.int64)
     return picked.append_column(KEEPER_ID, signed.column(ID).take(pa.array(_lookup(v, signed))))
 
 
@@ -612,27 +445,6 @@ def _write_part(source: PartSource, drop: I64, target: StageTarget, stem: str) -
 
 
 _write_part_task = ray.remote(_write_part)
-
-
-# -- the pipeline -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Slice:
-    """Rows [offset, offset + length) of one part, at global positions start, start + 1, ..."""
-
-    source: PartSource
-    offset: int
-    length: int
-    start: int
-
-
-def plan_slices(sources: Sequence[PartSource], workers: int) -> list[Slice]:
-    """The slices of `dedupe.cut_slices` (the local engine's cuts) over parts (`Dataset.part_sources`, concatenated).
-
-    Row counts come from the parts' footers: nothing is downloaded to this machine.
-    """
-    return [Slice(sources[i], off, n, start) for i, off, n, start in cut_slices([s.rows for s in sources], workers)]
 
 
 def _partitions(n: int, cpus: int, bands: int) -> int:
@@ -662,13 +474,13 @@ def _filter(
 ) -> list[Any]:
     """Stage 4 (and 5 under --verify): the candidate edges that pass, counting the rejected into STATS."""
     kept = reduce(
-        [split(_firsts(with_u, 0), _V, parts), by_pos],
+        [split(firsts(with_u, 0), V, parts), by_pos],
         lambda e, s: _filter_v(e, s, cfg, scores=scores),
         num_returns=3,
     )
-    stats["rejected_by_estimate"] = sum(ray.get(_firsts(kept, 1)))
-    stats["rejected_by_verification"] = sum(ray.get(_firsts(kept, 2)))
-    return _firsts(kept, 0)
+    stats["rejected_by_estimate"] = sum(ray.get(firsts(kept, 1)))
+    stats["rejected_by_verification"] = sum(ray.get(firsts(kept, 2)))
+    return firsts(kept, 0)
 
 
 def find_members(
@@ -678,7 +490,7 @@ def find_members(
     rows: int,
     *,
     cpus: int,
-    timer: _Timer,
+    timer: Timer,
     tracker: Tracker = NULL_TRACKER,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Stages 1-6 on the cluster: every member of every cluster of size > 1, and the counters.
@@ -692,7 +504,7 @@ def find_members(
     n = sum(ds.rows for ds in datasets)
     minhash = cfg.method == "minhash"
     parts = _partitions(n, cpus, bands if minhash else 1)
-    stats: dict[str, Any] = {"candidate_pairs": 0, "rejected_by_estimate": 0, "rejected_by_verification": 0}
+    stats = counters()
     with timer.stage("sign"):
         signed = _sign(datasets, cfg, bands, rows, cpus, tracker)
         by_pos = gather(split(signed, _POS, parts, columns=(_POS, ID, _LEN, _D0, _D1, _SIG, TEXT)))
@@ -702,30 +514,30 @@ def find_members(
             lambda t: _exact(t, bands, parts),
             num_returns=2,
         )
-        exact_edges, band_rows = _firsts(exact_out, 0), _firsts(exact_out, 1)
+        exact_edges, band_rows = firsts(exact_out, 0), firsts(exact_out, 1)
     near: list[Any] = []
     if minhash:
         with timer.stage("candidates"):
-            with _sort_shuffle():
+            with sort_shuffle():
                 grouped = ray.data.from_arrow_refs(band_rows).groupby(_PART, num_partitions=parts)
                 candidates = grouped.map_groups(_band_group, batch_format="pyarrow").to_arrow_refs()
-            with_u = reduce([split(candidates, _U, parts), by_pos], lambda e, s: _attach_u(e, s, cfg), num_returns=2)
-            stats["candidate_pairs"] = sum(ray.get(_firsts(with_u, 1)))
+            with_u = reduce([split(candidates, U, parts), by_pos], lambda e, s: _attach_u(e, s, cfg), num_returns=2)
+            stats["candidate_pairs"] = sum(ray.get(firsts(with_u, 1)))
         with timer.stage("filter"):
             near = _filter(with_u, by_pos, parts, cfg, stats, scores=False)
     with timer.stage("cluster"), tracker.task("Components (ray)", total=None):
         edges = exact_edges + near
         for _ in range(MAX_ROUNDS):
-            large = reduce([split(edges, _U, parts, both=True)], _large_star, num_returns=2)
-            small = reduce([split(_firsts(large, 0), _U, parts)], _small_star, num_returns=2)
-            edges = _firsts(small, 0)
-            if sum(ray.get(_firsts(large, 1))) == 0 and sum(ray.get(_firsts(small, 1))) == 0:
+            large = reduce([split(edges, U, parts, both=True)], _large_star, num_returns=2)
+            small = reduce([split(firsts(large, 0), U, parts)], _small_star, num_returns=2)
+            edges = firsts(small, 0)
+            if sum(ray.get(firsts(large, 1))) == 0 and sum(ray.get(firsts(small, 1))) == 0:
                 break
         else:
             raise DatadietError(f"connected components did not converge in {MAX_ROUNDS} rounds; report this as a bug")
-        members = reduce([split(edges, _U, parts), split(edges, _V, parts), by_pos], _members)
+        members = reduce([split(edges, U, parts), split(edges, V, parts), by_pos], _members)
         keepers = reduce([split(members, _LABEL, parts)], lambda m: _keepers(m, cfg))
-        frame = pl.from_arrow(_concat(ray.get(keepers)))
+        frame = pl.from_arrow(concat_blocks(ray.get(keepers)))
     assert isinstance(frame, pl.DataFrame)
     sizes = frame.group_by(CLUSTER_ID).len()
     stats.update(clusters=sizes.height, largest_cluster=int(sizes["len"].max()) if sizes.height else min(n, 1))  # type: ignore[arg-type]
@@ -740,7 +552,7 @@ def find_matches(
     rows: int,
     *,
     cpus: int,
-    timer: _Timer,
+    timer: Timer,
     tracker: Tracker = NULL_TRACKER,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """`--against`: the documents of `source` that duplicate a document of `other`, on the cluster.
@@ -755,7 +567,7 @@ def find_matches(
     n, m = source.rows, other.rows
     minhash = cfg.method == "minhash"
     parts = _partitions(n + m, cpus, bands if minhash else 1)
-    stats: dict[str, Any] = {"candidate_pairs": 0, "rejected_by_estimate": 0, "rejected_by_verification": 0}
+    stats = counters()
     with timer.stage("sign"):
         signed = _sign([source, other], cfg, bands, rows, cpus, tracker)
         by_pos = gather(split(signed, _POS, parts, columns=(_POS, ID, _SIG, TEXT)))
@@ -765,28 +577,28 @@ def find_matches(
             lambda t: _exact_against(t, n, bands, parts),
             num_returns=2,
         )
-        exact = split(_firsts(exact_out, 0), _U, parts)
-        band_rows = _firsts(exact_out, 1)
+        exact = split(firsts(exact_out, 0), U, parts)
+        band_rows = firsts(exact_out, 1)
     scored = [ray.put(_scored(*(np.zeros(0, np.int64),) * 2, *(np.zeros(0),) * 2))]
     if minhash and m:
         with timer.stage("candidates"):
-            with _sort_shuffle():
+            with sort_shuffle():
                 grouped = ray.data.from_arrow_refs(band_rows).groupby(_PART, num_partitions=parts)
                 candidates = grouped.map_groups(lambda r: _cross_group(r, n), batch_format="pyarrow").to_arrow_refs()
             with_u = reduce(
-                [split(candidates, _U, parts), exact, by_pos],
+                [split(candidates, U, parts), exact, by_pos],
                 lambda e, x, s: _attach_u(e, s, cfg, exclude=x),
                 num_returns=2,
             )
-            stats["candidate_pairs"] = sum(ray.get(_firsts(with_u, 1)))
+            stats["candidate_pairs"] = sum(ray.get(firsts(with_u, 1)))
         with timer.stage("filter"):
             scored = _filter(with_u, by_pos, parts, cfg, stats, scores=True)
     with timer.stage("match"):
-        picked = reduce([split(scored, _U, parts), exact, by_pos], _pick)
-        named = reduce([split(picked, _V, parts), by_pos], _keeper_ids)
-        frame = pl.from_arrow(_concat(ray.get(named)))
+        picked = reduce([split(scored, U, parts), exact, by_pos], _pick)
+        named = reduce([split(picked, V, parts), by_pos], _keeper_ids)
+        frame = pl.from_arrow(concat_blocks(ray.get(named)))
     assert isinstance(frame, pl.DataFrame)
-    counts = frame.group_by(_V).len()
+    counts = frame.group_by(V).len()
     stats.update(clusters=counts.height, largest_cluster=int(counts["len"].max()) + 1 if counts.height else 0)  # type: ignore[arg-type]
     return frame, stats
 
@@ -812,8 +624,8 @@ def _against_frame(matches: pl.DataFrame, n: int) -> pl.DataFrame:
     """clusters.parquet of an --against version: one row per removed document, its cluster the OTHER position."""
     return matches.select(
         pl.col(ID).cast(pl.String),
-        pl.col(_U).cast(pl.Int64).alias(POSITION),
-        (pl.col(_V) - n).cast(pl.Int64).alias(CLUSTER_ID),
+        pl.col(U).cast(pl.Int64).alias(POSITION),
+        (pl.col(V) - n).cast(pl.Int64).alias(CLUSTER_ID),
         pl.lit(False).alias(KEPT),
         pl.col(KEEPER_ID).cast(pl.String),
         pl.col(_EST).cast(pl.Float64).fill_nan(None).alias(JACCARD_ESTIMATE),
@@ -853,41 +665,31 @@ def write_parts(
             task.advance()
 
 
-def dedupe(
-    store: Store,
+def build(
     source: Dataset,
     cfg: MinhashConfig,
-    name: str,
     *,
-    params: dict[str, Any],
-    parents: list[str],
     other: Dataset | None = None,
     address: str | None = None,
     tracker: Tracker = NULL_TRACKER,
-) -> Commit:
-    """`dedupe.dedupe` on a Ray cluster; same version id, rows, clusters.parquet and stats (timings aside).
+) -> Callable[[PartWriter], dict[str, Any]]:
+    """`dedupe.op.dedupe`'s build function on a Ray cluster: same rows, clusters.parquet, stats (timings aside).
+
+    Ray is started only when the function runs, so a version that is up to date never starts it.
 
     Args:
-        store: The store holding `source` (a folder every Ray worker mounts, or an object store).
-        source: The version to deduplicate.
+        source: The version to deduplicate (its store is a folder every Ray worker mounts, or an object store).
         cfg: The parameters.
-        name: Name of the new version.
-        params: The version's parameters, as the local engine computes them.
-        parents: The version's parents.
         other: With --against: remove the documents of `source` that duplicate one of `other`.
-        address: The Ray cluster (see `connect`).
+        address: The Ray cluster (see `datadiet.engine.ray.connect`).
         tracker: Progress.
-
-    Returns:
-        The new version (`up_to_date` when it already exists; Ray is then never started).
     """
     bands, rows = cfg.bands_rows() if cfg.method == "minhash" else (1, 1)
 
-    def build(writer: PartWriter) -> dict[str, Any]:
-        timer = _Timer()
+    def run(writer: PartWriter) -> dict[str, Any]:
+        timer = Timer()
         n = source.rows
-        found: dict[str, Any] = {"candidate_pairs": 0, "rejected_by_estimate": 0, "rejected_by_verification": 0}
-        found.update(clusters=0, largest_cluster=0)
+        found = counters(clusters=0, largest_cluster=0)
         clusters = pl.DataFrame(schema=CLUSTERS_SCHEMA)
         exact = 0
         if n:
@@ -906,4 +708,4 @@ def dedupe(
             write_parts(writer, source, removed, remote=bool(n), tracker=tracker)
         return summary_stats(cfg, n, int(removed.size), exact, found, timer.seconds)
 
-    return store.commit(name, operation="dedupe", params=params, parents=parents, build=build)
+    return run

@@ -1,14 +1,14 @@
 """Dataset statistics of one version: size, duplication, diversity and compressibility.
 
 Computed once per version by `curate stats REF` (the CLI stores the dict in the manifest's stats;
-`--engine ray` computes the same dict on a Ray cluster, `datadiet.engine.ray_stats`); library use::
+`--engine ray` computes the same dict on a Ray cluster, `ray.py` beside this module); library use::
 
-    from datadiet.eval.stats import dataset_stats
+    from datadiet.eval.stats.compute import dataset_stats
     stats = dataset_stats(dataset.read(), tokens=n_tokens)
 
 Definitions (keys are the constants below):
 
-- words are those of `datadiet.curate.normalize.normalize` (NFKC, lowercase, every punctuation,
+- words are those of `datadiet.curate.dedupe.normalize.normalize` (NFKC, lowercase, every punctuation,
   symbol or whitespace character separates words), so "exact duplicate" here means the same as in
   `curate dedupe --method exact`;
 - `exact_duplicate_share`: documents whose normalised text equals that of an earlier document;
@@ -50,7 +50,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import os
 import re
 import unicodedata
 import zlib
@@ -65,11 +64,13 @@ import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 
-from datadiet.curate.dedupe import Signed, find_duplicates
-from datadiet.curate.minhash import MinhashConfig, band_keys, permutations, signatures
-from datadiet.curate.normalize import fmix64, shingle_hashes, word_tokens
+from datadiet.curate.dedupe.find import Signed, find_duplicates
+from datadiet.curate.dedupe.minhash import MinhashConfig, band_keys, permutations, signatures
+from datadiet.curate.dedupe.normalize import shingle_hashes, word_tokens
 from datadiet.errors import UsageError
+from datadiet.hashing import fmix64
 from datadiet.progress import NULL_TRACKER, Tracker
+from datadiet.runtime import cpu_count
 from datadiet.schema import TEXT
 
 U32 = npt.NDArray[np.uint32]
@@ -402,13 +403,6 @@ def _compression_ratio(texts: pl.Series, lengths: I64) -> float | None:
     return len(zlib.compress(raw, ZLIB_LEVEL)) / len(raw) if raw else None
 
 
-def _workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 @dataclass
 class _Signer:
     """MinHash signatures and band keys of the distinct normalised texts, in first-seen order.
@@ -550,7 +544,7 @@ def dataset_stats(
     signer = _Signer(_config(minhash_threshold, seed), n) if near_dup and n else None
     # Normalised-text hashes seen in earlier blocks: a document is signed iff its text is new.
     seen: set[int] = set()
-    workers = _workers()
+    workers = cpu_count()
     with tracker.task("Statistics", total=n) as task, ThreadPoolExecutor(max_workers=workers) as pool:
         # Threads, not processes: numpy and polars release the GIL in every heavy step, so blocks
         # overlap on all cores without copying text between processes. zlib does too.

@@ -24,9 +24,9 @@ independent of Python's `hash()`, library versions and processes:
 `block_shingles` computes the same values for thousands of documents at once with numpy: the
 per-word polynomial is a Horner step per byte position over all words at once, and the n-gram Horner
 sum is n shifted multiply-adds, so no Python code runs per word or per shingle. Invoked from
-`datadiet.curate.minhash` and `datadiet.curate.dedupe`; use directly as::
+`minhash.py` and `find.py` of this package, and by the statistics; use directly as::
 
-    from datadiet.curate.normalize import normalize, shingles, shingle_hash
+    from datadiet.curate.dedupe.normalize import normalize, shingles, shingle_hash
     hashes = [shingle_hash(s, "word") for s in shingles(text, 5, "word")]
 """
 
@@ -43,9 +43,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from datadiet.hashing import MASK64, fmix64, fmix64_int
+
 SHINGLE_KINDS = ("word", "char")
 
-MASK64 = (1 << 64) - 1
 # 64-bit FNV prime.
 WORD_BASE = 0x100000001B3
 WORD_OFFSET = 0xCBF29CE484222325  # FNV offset basis, so the empty prefix does not hash to 0
@@ -59,25 +60,6 @@ DIGEST_BYTES = 16
 U64 = npt.NDArray[np.uint64]
 U32 = npt.NDArray[np.uint32]
 I64 = npt.NDArray[np.int64]
-
-
-def fmix64_int(x: int) -> int:
-    """MurmurHash3's 64-bit finaliser on a Python int (a bijection on [0, 2^64))."""
-    x ^= x >> 33
-    x = (x * 0xFF51AFD7ED558CCD) & MASK64
-    x ^= x >> 33
-    x = (x * 0xC4CEB9FE1A85EC53) & MASK64
-    return x ^ (x >> 33)
-
-
-def fmix64(x: U64) -> U64:
-    """`fmix64_int` over a uint64 array; multiplication wraps mod 2^64, as intended."""
-    x = x ^ (x >> np.uint64(33))
-    x *= np.uint64(0xFF51AFD7ED558CCD)
-    x ^= x >> np.uint64(33)
-    x *= np.uint64(0xC4CEB9FE1A85EC53)
-    x ^= x >> np.uint64(33)
-    return x
 
 
 # -- normalisation ------------------------------------------------------------------------------

@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from datadiet.curate.normalize import SHINGLE_KINDS, fmix64
+from datadiet.curate.dedupe.normalize import SHINGLE_KINDS
 from datadiet.errors import UsageError
+from datadiet.hashing import fmix64
 
 U32 = npt.NDArray[np.uint32]
 U64 = npt.NDArray[np.uint64]

@@ -1,7 +1,6 @@
-"""`--engine ray` for `curate duplicate` and `curate subset`, with versions identical to the local engine's.
+"""duplicate's Ray build: `curate duplicate --engine ray`, with versions identical to the local engine's.
 
     curate duplicate REF --rate R [--pool P | --copies K] [--append] [--near E] --engine ray [--address auto|HOST:PORT]
-    curate subset REF (--fraction F | --docs N | --tokens T) --engine ray [--address auto|HOST:PORT]
 
 The global choices are cheap integer work on positions and counts and stay on the driver; every
 step that reads or writes text runs in Ray tasks over the input's Parquet parts, one task per
@@ -18,7 +17,7 @@ duplicate:
    the object store. If the input already has copies, a second pass finds each pool document's
    highest copy_index (`base`), so new copy ids continue from it.
 3. near copies (`--near`): the driver sorts the copies by source length into the local
-   engine's blocks (`inject.edit_plan`) and cuts them into edit tasks. Each edit task receives
+   engine's blocks (`near.edit_plan`) and cuts them into edit tasks. Each edit task receives
    only the pool rows its blocks copy (a multicast keyed by edit task) and the vocabulary,
    edits its blocks (block b draws from its own stream, so the rows are the local ones) and
    sends each copy row to the task of the part it lands in.
@@ -30,49 +29,53 @@ duplicate:
    writes the same chunks. Each output task also hash-partitions its distinct `source_id`s, and
    small tasks count them per partition for the `unique_documents` stat.
 
-subset: the driver draws the seeded permutation and the subset size (for `--tokens` from the
-parts' character counts, a first pass); output task t filters part t by its slice of the keep
-mask and stages the kept rows.
-
 The version id is the local engine's (the engine is no parameter). Workers read the parts where
 the store keeps them (`Dataset.part_sources`: a shared folder, or the object store itself), so no
 row passes through the driver's machine.
 
-Invoked by `datadiet.curate.inject.duplicate(..., engine="ray")` and
-`datadiet.curate.subset.subset(..., engine="ray")` through `datadiet.engine.load_ray("ray_degrade")`.
+Invoked by `datadiet.curate.duplicate.op.duplicate(..., engine="ray")`, which imports this module
+only then and commits the version whose build function `build` returns.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 import ray
 
-from datadiet.curate import inject
-from datadiet.curate import subset as subset_mod
-from datadiet.curate.inject import JACCARD_TO_SOURCE, POOL_FILE, DuplicateConfig
-from datadiet.curate.subset import SubsetConfig
-from datadiet.engine.ray_engine import connect
+from datadiet.curate.duplicate import inject
+from datadiet.curate.duplicate.inject import JACCARD_TO_SOURCE, POOL_FILE
+from datadiet.curate.duplicate.near import edit_plan, edit_texts, merge_vocab, vocab_sample, vocab_words, word_counts
+from datadiet.engine.ray import adopt_all, connect, get_all, stage_stem
+
+if TYPE_CHECKING:
+    from datadiet.curate.duplicate.op import DuplicateConfig
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.schema import COPY_INDEX, ID, SOURCE_ID, TEXT, conform
-from datadiet.store import STAGE_PREFIX, Commit, Dataset, PartSource, PartWriter, Staged, StageTarget, Store
+from datadiet.store import Dataset, PartSource, PartWriter, StageTarget
 
 # Edit tasks per CPU of the cluster: 2 keeps every core busy while one task is slower.
 TASKS_PER_CPU = 2
+
+
 # ... and at least one edit task per this many (copy, word) cells: about 3 s of editing on one
 # core (~10M cells/s: 100k copies of a 170-word story took 1.7 s of CPU at E = 0.1), and a few
 # hundred MB of copies, far below a worker's memory.
 EDIT_TASK_CELLS = 32_000_000
+
+
 # Hash partitions of the distinct source ids counted for `unique_documents`, per CPU.
 COUNT_PARTS_PER_CPU = 2
 
+
 # Helper columns of rows in flight (never written).
 _POOL, _J, _EDIT, _JAC = "_pool", "_copy", "_edit", "_jaccard"
+
 
 Refs = list[Any]  # Ray object refs
 
@@ -109,8 +112,8 @@ def _extract(
     if with_jaccard:
         frame = inject.with_jaccard_column(frame)
     rows = frame[pool_local].with_columns(pl.Series(_POOL, pool_idx, dtype=pl.Int64)).sort(_POOL)
-    counts = inject.word_counts(rows.get_column(TEXT)) if near else np.zeros(0, dtype=np.int64)
-    words = inject.vocab_words(rows.get_column(TEXT), frame.get_column(TEXT)[sample_local]) if near else None
+    counts = word_counts(rows.get_column(TEXT)) if near else np.zeros(0, dtype=np.int64)
+    words = vocab_words(rows.get_column(TEXT), frame.get_column(TEXT)[sample_local]) if near else None
     return rows, (rows.get_column(_POOL).to_numpy(), rows.get_column(ID), counts), words
 
 
@@ -151,7 +154,7 @@ def _edit(
     """Edit some consecutive blocks of near copies; their rows split by the output task they go to.
 
     Args:
-        vocab: The vocabulary (`inject.merge_vocab`).
+        vocab: The vocabulary (`near.merge_vocab`).
         sources: Pool index copied by each edit row.
         bounds: The blocks as ranges of edit rows; the first is block `first_block`.
         cfg: The duplication.
@@ -164,7 +167,7 @@ def _edit(
     """
     rows = pl.concat(list(pool), how="vertical").sort(_POOL)
     local = np.searchsorted(rows.get_column(_POOL).to_numpy(), sources)
-    texts, edit, jac = inject.edit_texts(rows.get_column(TEXT), vocab, local, bounds, first_block, cfg.near, cfg.seed)
+    texts, edit, jac = edit_texts(rows.get_column(TEXT), vocab, local, bounds, first_block, cfg.near, cfg.seed)
     copies = (
         rows[local]
         .drop(_POOL)
@@ -240,41 +243,6 @@ def _count_distinct(*pieces: pl.Series) -> int:
     return int(pl.concat(list(pieces)).n_unique())
 
 
-# -- tasks: subset ------------------------------------------------------------------------------
-
-
-@ray.remote
-def _chars(source: PartSource) -> np.ndarray:
-    return subset_mod.text_chars(source.read([TEXT]))
-
-
-@ray.remote
-def _write_subset(
-    source: PartSource, target: StageTarget, stem: str, keep: np.ndarray
-) -> tuple[list[Staged], int, int]:
-    """Input part -> its kept rows, staged in TARGET; and its characters in all and in the kept rows."""
-    frame = conform(source.read())
-    chars = subset_mod.text_chars(frame)
-    staged = target.stage(frame.filter(pl.Series(keep)), stem)
-    return staged, int(chars.sum()), int(chars[keep].sum())
-
-
-# -- driver helpers -----------------------------------------------------------------------------
-
-
-def _get(refs: Sequence[Any], tracker: Tracker, label: str) -> list[Any]:
-    """ray.get with progress: results in the order of REFS."""
-    out: dict[Any, Any] = {}
-    pending = list(refs)
-    with tracker.task(label, total=len(pending)) as task:
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            for ref in done:
-                out[ref] = ray.get(ref)
-                task.advance()
-    return [out[r] for r in refs]
-
-
 def _multicast(rows: dict[int, Any], home: np.ndarray, dest: np.ndarray, pool: np.ndarray) -> dict[int, Refs]:
     """Send pool rows to the tasks that need them: each (dest, pool index) pair once, from its home part.
 
@@ -311,54 +279,33 @@ def _runs(values: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in itertools.pairwise(cuts) if b > a]
 
 
-def _stem(t: int) -> str:
-    return f"{STAGE_PREFIX}-ray-{t:05d}"
-
-
-def _adopt(writer: PartWriter, staged: Sequence[Sequence[Staged]]) -> None:
-    for files in staged:
-        for item in files:
-            writer.adopt_staged(item)
-
-
 # -- duplicate ----------------------------------------------------------------------------------
 
 
-def duplicate(
-    store: Store,
-    source: Dataset,
-    cfg: DuplicateConfig,
-    name: str,
-    *,
-    params: dict[str, Any],
-    address: str | None = None,
-    tracker: Tracker = NULL_TRACKER,
-) -> Commit:
-    """`inject.duplicate` on a Ray cluster: the same version id, rows, Parquet files, pool.parquet and stats.
+def build(
+    source: Dataset, cfg: DuplicateConfig, *, address: str | None = None, tracker: Tracker = NULL_TRACKER
+) -> Callable[[PartWriter], dict[str, Any]]:
+    """`duplicate.op.duplicate`'s build function on a Ray cluster: the same rows, files, pool.parquet, stats.
+
+    Ray is started only when the function runs, so a version that is up to date never starts it.
 
     Args:
-        store: The store holding `source` (a folder every Ray worker mounts, or an object store).
-        source: The version to duplicate into.
+        source: The version to duplicate into (its store is a folder every Ray worker mounts, or an object store).
         cfg: The duplication.
-        name: Name of the new version.
-        params: The version's parameters, as the local engine computes them.
-        address: The Ray cluster (see `ray_engine.connect`).
+        address: The Ray cluster (see `datadiet.engine.ray.connect`).
         tracker: Progress.
 
-    Returns:
-        The new version (`up_to_date` when it already exists; Ray is then never started).
-
-    Raises:
-        UsageError: as the local engine (empty dataset, pool too large, `--doc` not an original).
+    The function raises UsageError as the local engine does (empty dataset, pool too large, `--doc`
+    not an original).
     """
 
-    def build(writer: PartWriter) -> dict[str, Any]:
+    def run(writer: PartWriter) -> dict[str, Any]:
         if source.rows == 0:
             inject.plan_positions(0, np.zeros(0, dtype=np.int64), cfg)  # raises the local engine's error
         cpus = connect(address)
         return _duplicate(writer, source, cfg, cpus, tracker)
 
-    return store.commit(name, operation=inject.OPERATION, params=params, parents=[source.ref], build=build)
+    return run
 
 
 def _duplicate(
@@ -368,7 +315,7 @@ def _duplicate(
     near = cfg.near > 0
 
     # 1. meta, and the plan on the driver.
-    metas = _get([_meta.remote(p, cfg.doc) for p in parts], tracker, "Planning (ray)")
+    metas = get_all([_meta.remote(p, cfg.doc) for p in parts], tracker, "Planning (ray)")
     part_rows = [m[0] for m in metas]
     starts = np.concatenate([[0], np.cumsum(part_rows)]).astype(np.int64)
     n = int(starts[-1])
@@ -387,7 +334,7 @@ def _duplicate(
 
     # 2. pool rows, ids, word counts and vocabulary shares, in the parts that hold them.
     home = np.searchsorted(starts, plan.pool_pos, side="right") - 1
-    sample = inject.vocab_sample(n, cfg.seed) if near else np.zeros(0, dtype=np.int64)
+    sample = vocab_sample(n, cfg.seed) if near else np.zeros(0, dtype=np.int64)
     sample_home = np.searchsorted(starts, sample, side="right") - 1
     rows: dict[int, Any] = {}
     infos: dict[int, Any] = {}
@@ -401,7 +348,7 @@ def _duplicate(
     pool_ids_parts: list[pl.Series] = []
     lengths = np.zeros(p, dtype=np.int64)
     pool_of = np.zeros(0, dtype=np.int64)
-    for idx, ids, counts in _get(list(infos.values()), tracker, "Reading the pool (ray)"):
+    for idx, ids, counts in get_all(list(infos.values()), tracker, "Reading the pool (ray)"):
         pool_of = np.concatenate([pool_of, idx])
         pool_ids_parts.append(ids)
         if near:
@@ -410,7 +357,7 @@ def _duplicate(
     base = np.zeros(p, dtype=np.int64)
     if has_copies:
         ids_ref = ray.put(pool_ids)
-        for idx, top in _get([_base.remote(part, ids_ref) for part in parts], tracker, "Copy numbers (ray)"):
+        for idx, top in get_all([_base.remote(part, ids_ref) for part in parts], tracker, "Copy numbers (ray)"):
             np.maximum.at(base, idx, top)
     k = inject.copy_numbers(base, plan.copy_pool, p)
 
@@ -439,7 +386,7 @@ def _duplicate(
         outs = _write_duplicate.options(num_returns=2 + count_parts).remote(
             part,
             target,
-            _stem(t),
+            stage_stem(t),
             cfg,
             with_jaccard,
             plan.copy_pos[js] - bounds[t],
@@ -450,10 +397,10 @@ def _duplicate(
         )
         written.append(outs[:2])
         distinct.append(outs[2:])
-    results = _get([w[0] for w in written], tracker, "Writing (ray)")
+    results = get_all([w[0] for w in written], tracker, "Writing (ray)")
     copy_rows = sum(ray.get([w[1] for w in written]))
     unique = sum(ray.get([_count_distinct.remote(*[d[b] for d in distinct]) for b in range(count_parts)]))
-    _adopt(writer, results)
+    adopt_all(writer, results)
     writer.write_file(POOL_FILE, inject.pool_file_bytes(inject.pool_table(pool_ids, plan.copy_pool)))
     return inject.summary_stats(
         cfg,
@@ -484,7 +431,7 @@ def _near_copies(
     Returns:
         Output task -> refs of its copy rows; the edit fractions and Jaccards in copy order.
     """
-    order, sources, blocks = inject.edit_plan(lengths, plan.copy_pool)
+    order, sources, blocks = edit_plan(lengths, plan.copy_pool)
     vocab = _merge_vocab.remote(*shares)
     cells = int(lengths[sources].sum())
     n_tasks = min(len(blocks), max(TASKS_PER_CPU * cpus, math.ceil(cells / EDIT_TASK_CELLS)))
@@ -514,7 +461,7 @@ def _near_copies(
         for d, ref in zip(dests.tolist(), outs[:-1], strict=True):
             incoming.setdefault(d, []).append(ref)
         stats_refs.append(outs[-1])
-    parts = _get(stats_refs, tracker, "Editing near copies (ray)")
+    parts = get_all(stats_refs, tracker, "Editing near copies (ray)")
     inverse = np.empty(order.size, dtype=np.int64)
     inverse[order] = np.arange(order.size, dtype=np.int64)
     edit = np.concatenate([e for e, _ in parts])[inverse]
@@ -524,62 +471,4 @@ def _near_copies(
 
 @ray.remote
 def _merge_vocab(*shares: pl.Series) -> pl.Series:
-    return inject.merge_vocab(list(shares))
-
-
-# -- subset -------------------------------------------------------------------------------------
-
-
-def subset(
-    store: Store,
-    source: Dataset,
-    cfg: SubsetConfig,
-    name: str,
-    *,
-    params: dict[str, Any],
-    address: str | None = None,
-    tracker: Tracker = NULL_TRACKER,
-) -> Commit:
-    """`subset.subset` on a Ray cluster: the same version id, rows, Parquet files and stats.
-
-    Args:
-        store: The store holding `source` (a folder every Ray worker mounts, or an object store).
-        source: The version to take a subset of.
-        cfg: The size of the subset and the seed.
-        name: Name of the new version.
-        params: The version's parameters, as the local engine computes them.
-        address: The Ray cluster (see `ray_engine.connect`).
-        tracker: Progress.
-
-    Returns:
-        The new version (`up_to_date` when it already exists; Ray is then never started).
-
-    Raises:
-        UsageError: as the local engine (empty dataset, more docs or tokens than it holds).
-    """
-
-    def build(writer: PartWriter) -> dict[str, Any]:
-        n = source.rows
-        if n == 0:
-            raise subset_mod.empty_error()
-        parts = source.part_sources()  # read by the workers where the store keeps them
-        part_rows = [p.rows for p in parts]
-        starts = np.concatenate([[0], np.cumsum(part_rows)]).astype(np.int64)
-        connect(address)
-        order = subset_mod.permutation(n, cfg.seed)
-        chars = None
-        if cfg.tokens is not None:
-            chars = np.concatenate(_get([_chars.remote(p) for p in parts], tracker, "Counting characters (ray)"))
-        k = subset_mod.subset_size(n, cfg, order, chars)
-        keep = subset_mod.keep_mask(order, k)
-        del order
-        target = writer.stage_target()
-        refs = [
-            _write_subset.remote(part, target, _stem(t), keep[starts[t] : starts[t + 1]])
-            for t, part in enumerate(parts)
-        ]
-        results = _get(refs, tracker, "Writing (ray)")
-        _adopt(writer, [r[0] for r in results])
-        return subset_mod.summary_stats(n, k, sum(r[1] for r in results), sum(r[2] for r in results))
-
-    return store.commit(name, operation=subset_mod.OPERATION, params=params, parents=[source.ref], build=build)
+    return merge_vocab(list(shares))

@@ -1,563 +1,78 @@
-"""Controlled, labelled duplication of a dataset: `curate duplicate REF --rate R [options]`.
+"""Near copies for `curate duplicate --near E`: every copy gets round(E·W) of its W words edited
+(substitution, deletion, insertion, swap), vectorised over blocks of similar source length; block
+b draws from its own stream spawned from (seed, b) (edit scheme NEAR_SCHEME), so it gives the same
+rows in this process, in worker processes (from MIN_PARALLEL_COPIES copies on) or in a Ray task.
 
-Semantics (DESIGN.md, "Duplication, defined"), for a dataset of N documents and a pool of P
-documents (default P = 1):
-
-* default (overwrite, the original study's method): `int(R·(N−P))` randomly chosen slots other
-  than the pool documents' own are overwritten by copies, so the dataset keeps N rows. With P = 1
-  that is `int(R·(N−1))`, and `--rate 1` gives N copies of one story; `--rate 0` gives rows equal
-  to the input (a version of its own, so every cell of a grid is addressable).
-* `--pool P`: the copies are drawn round robin from P distinct original documents, so each is
-  copied equally often (the counts differ by at most one).
-* `--copies K`: P is chosen so that each pool document gets about K injected copies:
-  P = round(R·N / (K+R)) when overwriting (because then P·K = R·(N−P)), P = round(R·N / K) when
-  appending; P is at least 1.
-* `--append`: `int(R·N)` copies are inserted at random positions instead (the dataset grows).
-* `--near E`: every copy gets `round(E·W)` of its W words edited (substitution by another word of
-  the corpus vocabulary, deletion, insertion of a vocabulary word, swap with the next word; one
-  operation per chosen word), so `edit_fraction` = round(E·W)/W. A deleted word's whitespace goes with
-  it unless it holds a line break, so paragraphs survive. The word-5-gram Jaccard of the
-  copy to its source is stored in the extra column `jaccard_to_source`; with independent edits it
-  is about s/(2−s) with s = (1−E)^5 (E = 0.1 → ~0.42, E = 0.2 → ~0.20).
-
-Labels: a copy has `source_id` = the pool document's id, `copy_index` = k (k-th copy of that
-source, counting on from any copies already in the input), `id` = f"{source_id}#dup{k}" and
-`edit_fraction` = its realised edit share; originals are untouched (copy_index 0). Pool documents
-are always originals (copy_index 0). `jaccard_to_source` (Float32) is written only when `--near`
-is set (or when the input already has it): null for rows that are not copies, 1.0 for exact ones.
-Words are maximal runs of non-whitespace (compared exactly, no case folding); the whitespace after
-each word is kept with it, so paragraph breaks survive edits. Substituted and inserted words are
-drawn uniformly from the word types of the pool and of a seeded sample of 10,000 documents.
-
-The stats (manifest "stats") give the pool ids (the first 1,000), pool size, copies injected,
-per-pool-document copy counts, unique documents remaining (distinct `source_id`), the share of
-rows injected now and the share that are copies at all; `pool.parquet` beside the parts lists the
-whole pool (`id`, `copies`).
-
-Everything is drawn from numpy Generators spawned from the seed (never Python's hash()), one
-stream each for the pool, the slots and the edits, so the same input, parameters and seed give
-byte-identical rows, and exact and near copies of one seed overwrite the same slots. Near copies
-are edited in blocks of similar source length; block b draws from its own stream, spawned from
-(seed, b) (edit scheme NEAR_SCHEME), so a block gives the same rows wherever it is edited: in this
-process, in worker processes (from MIN_PARALLEL_COPIES copies on) or in a Ray task.
-
-The output is written one `PartWriter.write` per input part (the rows that part's originals and
-the copies between them make, see `chunk_bounds`), so `--engine ray`, whose tasks each write one
-input part's output, gives byte-identical parts (`datadiet.engine.ray_degrade`).
-
-Library use::
-
-    cfg = DuplicateConfig(rate=0.5, pool=10, seed=1)
-    frame, stats = duplicate_frame(frame, cfg)          # pure
-    commit = duplicate(Store(), "tiny", cfg)            # reads a version, commits a new one
-    commit = duplicate(Store(), "tiny", cfg, engine="ray", address="auto")   # same version, on Ray
+    texts, edit_fraction, jaccard = near_copies(pool_texts, copy_pool, near=0.1, seed=1, vocab=vocab)
 """
 
 from __future__ import annotations
 
-import io
 import itertools
-import math
 import multiprocessing
 import os
 import tempfile
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from datadiet.engine import check_engine, load_ray
-from datadiet.errors import UsageError, real_number, whole_number
-from datadiet.progress import NULL_TRACKER, Tracker
-from datadiet.schema import COPY_INDEX, EDIT_FRACTION, ID, SOURCE_ID, TEXT, conform
-from datadiet.store import Commit, Dataset, PartWriter, Store
+from datadiet.runtime import cpu_count
+from datadiet.schema import TEXT
 
-OPERATION = "duplicate"
-JACCARD_TO_SOURCE = "jaccard_to_source"
 SHINGLE_WORDS = 5
-COPY_SUFFIX = "#dup"
-POOL_FILE = "pool.parquet"
-# The manifest lists at most this many pool ids (P can reach N/2 with --copies 1); the full pool
-# is always in POOL_FILE next to the parts.
-MAX_POOL_IDS_IN_MANIFEST = 1000
+
+
 # Substitutions and insertions draw from the words of this many seeded sample documents plus the
 # pool's own: ~10k TinyStories give ~20k word types, plenty of variety at a fraction of a second.
 VOCAB_SAMPLE_DOCS = 10_000
+
+
 # Near copies are built in blocks of about this many (copy, word) cells: 64k cells keep each
 # per-block int64 temporary at 512 KiB, inside the L2 cache, which measured 3x faster than 8M-cell
 # blocks (memory-bound) at 150k copies. Each block has its own stream, so changing this changes
 # near-copy rows: bump NEAR_SCHEME with it.
 BLOCK_CELLS = 1 << 16
+
+
 # The edit scheme of near copies, in the parameters (and so the version id) of every version with
 # --near > 0. 1: all blocks drew in turn from one stream (workers needed the parent to replay it);
 # 2: block b draws from its own stream spawned from (seed, b), so blocks are independent and can
 # be edited on any machine. Exact copies draw no edits, so their versions keep their ids.
 NEAR_SCHEME = 2
+
+
 NEAR_SCHEME_PARAM = "near_scheme"
-
-# Keys of the stats dict (stored in the manifest under "stats").
-STAT_ROWS_IN = "rows_in"
-STAT_ROWS_OUT = "rows_out"
-STAT_MODE = "mode"
-STAT_POOL_SIZE = "pool_size"
-STAT_POOL_IDS = "pool_ids"
-STAT_POOL_IDS_TRUNCATED = "pool_ids_truncated"
-STAT_COPIES_INJECTED = "copies_injected"
-STAT_COPIES_PER_POOL_DOC_MIN = "copies_per_pool_doc_min"
-STAT_COPIES_PER_POOL_DOC_MAX = "copies_per_pool_doc_max"
-STAT_ROWS_OVERWRITTEN = "rows_overwritten"
-STAT_UNIQUE_DOCUMENTS = "unique_documents"
-STAT_INJECTED_SHARE = "injected_share"
-STAT_COPY_SHARE = "copy_share"
-STAT_EDIT_FRACTION_MEAN = "edit_fraction_mean"
-STAT_JACCARD_MEAN = "jaccard_to_source_mean"
-
-DUPLICATE_HELP: dict[str, str] = {
-    "rate": (
-        "Share of the documents outside the pool that are overwritten by copies: int(R·(N−P)) slots, so with the "
-        "default pool of 1, --rate 1 makes N copies of one story and --rate 0 keeps the rows unchanged."
-    ),
-    "pool": "Copy P distinct original documents round robin, each equally often (default 1, as the original study).",
-    "copies": "Choose the pool size so that each pool document gets about K copies (a small subset repeated K times).",
-    "append": "Insert int(R·N) copies at random positions instead of overwriting, so the dataset grows by that much.",
-    "near": "Make each copy a near duplicate: E in [0, 1) of its words substituted, deleted, inserted or swapped.",
-    "doc": "Id of the document to copy (the first pool member); otherwise the pool is drawn with the seed.",
-    "seed": "Seed for the pool, the overwritten slots and the edits; the same seed and input give the same version.",
-}
-
-
-@dataclass(frozen=True)
-class DuplicateConfig:
-    """What `duplicate` does; every field changes the rows, so all of them are in the version id.
-
-    Attributes:
-        rate: Share R in [0, 1] of the non-pool documents overwritten (or, with `append`, int(R·N) copies added).
-        pool: Number P of distinct documents copied round robin; None means 1, or derived from `copies`.
-        copies: Target number K of copies per pool document (chooses P; excludes `pool`).
-        append: Insert the copies at random positions instead of overwriting documents.
-        near: Share E in [0, 1) of each copy's words that are edited; 0 gives exact copies.
-        doc: Id of the (first) document to copy; otherwise drawn with the seed.
-        seed: Seed of every random choice.
-    """
-
-    rate: float
-    pool: int | None = None
-    copies: int | None = None
-    append: bool = False
-    near: float = 0.0
-    doc: str | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        rate = real_number(self.rate, "--rate")
-        if not 0.0 <= rate <= 1.0:
-            raise UsageError(f"--rate must be between 0 and 1, not {self.rate}; e.g. --rate 0.25")
-        near = real_number(self.near, "--near")
-        if not 0.0 <= near < 1.0:
-            raise UsageError(f"--near must be at least 0 and below 1, not {self.near}; e.g. --near 0.1")
-        if self.pool is not None and self.copies is not None:
-            raise UsageError("--pool and --copies both choose the pool size; give only one of them")
-        if self.pool is not None and whole_number(self.pool, "--pool") < 1:
-            raise UsageError(f"--pool must be at least 1, not {self.pool}")
-        if self.copies is not None and whole_number(self.copies, "--copies") < 1:
-            raise UsageError(f"--copies must be at least 1, not {self.copies}")
-        seed = whole_number(self.seed, "--seed")
-        if seed < 0:
-            raise UsageError(f"--seed must be >= 0, not {self.seed}")
-        if self.doc is not None and (not isinstance(self.doc, str) or not self.doc):
-            raise UsageError(f"--doc must be a document id, not {self.doc!r}")
-        # Canonical types, so that --rate 1 and --rate 1.0 give the same version id.
-        object.__setattr__(self, "rate", rate)
-        object.__setattr__(self, "near", near)
-        object.__setattr__(self, "append", bool(self.append))
-        object.__setattr__(self, "seed", seed)
-        if self.pool is not None:
-            object.__setattr__(self, "pool", int(self.pool))
-        if self.copies is not None:
-            object.__setattr__(self, "copies", int(self.copies))
-
-    def to_params(self) -> dict[str, Any]:
-        """The parameters as stored in the manifest and hashed into the version id.
-
-        With near copies they include the edit scheme (NEAR_SCHEME), so a change of scheme makes
-        new versions instead of passing old rows off as new ones.
-        """
-        params = asdict(self)
-        if self.near > 0:
-            params[NEAR_SCHEME_PARAM] = NEAR_SCHEME
-        return params
-
-
-@dataclass(frozen=True)
-class DuplicationPlan:
-    """Which documents are copied where; a pure function of N, the config and the seed."""
-
-    pool_pos: np.ndarray  # (P,) row positions of the pool documents, in pool order
-    copy_pool: np.ndarray  # (n,) pool member of each copy (round robin: j % P)
-    copy_pos: np.ndarray  # (n,) output position of each copy
-    rows_out: int
-
-
-def pool_size(n_docs: int, cfg: DuplicateConfig) -> int:
-    """The pool size P for a dataset of `n_docs` documents (see the module docstring)."""
-    if cfg.pool is not None:
-        return cfg.pool
-    if cfg.copies is None:
-        return 1
-    # Overwriting: P pool documents with K copies each fill R·(N−P) slots, so P = R·N/(K+R).
-    target = cfg.rate * n_docs / (cfg.copies + (0.0 if cfg.append else cfg.rate))
-    return int(min(max(1, math.floor(target + 0.5)), max(n_docs, 1)))
-
-
-def copies_count(n_docs: int, pool: int, cfg: DuplicateConfig) -> int:
-    """How many copies are injected: int(R·N) when appending, else int(R·(N−P))."""
-    return int(cfg.rate * n_docs) if cfg.append else int(cfg.rate * (n_docs - pool))
-
-
-def plan_duplication(ids: pl.Series, copy_index: pl.Series, cfg: DuplicateConfig) -> DuplicationPlan:
-    """Draw the pool and the slots of the copies for a dataset with these ids and copy indices.
-
-    Raises:
-        UsageError: see `plan_positions`.
-    """
-    doc = None
-    if cfg.doc is not None:
-        hits = np.flatnonzero((ids == cfg.doc).to_numpy())
-        doc = (int(hits[0]), int(copy_index[int(hits[0])])) if hits.size else None
-    return plan_positions(ids.len(), np.flatnonzero(copy_index.to_numpy() == 0), cfg, doc)
-
-
-def plan_positions(
-    n: int, originals: np.ndarray, cfg: DuplicateConfig, doc: tuple[int, int] | None = None
-) -> DuplicationPlan:
-    """`plan_duplication` from counts alone: what a cluster's driver knows without reading any text.
-
-    Args:
-        n: Rows of the dataset.
-        originals: Ascending positions of its original documents (copy_index 0).
-        cfg: The duplication.
-        doc: With `cfg.doc`: the position of the first row with that id and its copy_index, or
-            None when no row has it.
-
-    Raises:
-        UsageError: the dataset is empty, the pool is larger than its original documents, or
-            `cfg.doc` is not the id of an original document in it.
-    """
-    if n == 0:
-        raise UsageError("the dataset is empty; there is nothing to duplicate")
-    p = pool_size(n, cfg)
-    if p > originals.size:
-        raise UsageError(
-            f"--pool {p} is larger than the {originals.size} original documents of the dataset; "
-            f"use at most {originals.size}"
-        )
-    pool_seq, slot_seq, _ = np.random.SeedSequence(cfg.seed).spawn(3)
-    pool_rng = np.random.default_rng(pool_seq)
-    if cfg.doc is not None:
-        if doc is None:
-            raise UsageError(f"--doc {cfg.doc!r} is not an id in the dataset; pick one from `curate head REF`")
-        first, first_copy_index = doc
-        if first_copy_index != 0:
-            raise UsageError(f"--doc {cfg.doc!r} is itself a copy; pick an original document (copy_index 0)")
-        others = originals[originals != first]
-        rest = others[pool_rng.choice(others.size, p - 1, replace=False)] if p > 1 else others[:0]
-        pool_pos = np.concatenate([[first], rest]).astype(np.int64)
-    else:
-        pool_pos = originals[pool_rng.choice(originals.size, p, replace=False)].astype(np.int64)
-    n_copies = copies_count(n, p, cfg)
-    copy_pool = np.arange(n_copies, dtype=np.int64) % p
-    slot_rng = np.random.default_rng(slot_seq)
-    if cfg.append:
-        rows_out = n + n_copies
-        copy_pos = slot_rng.choice(rows_out, n_copies, replace=False).astype(np.int64)
-    else:
-        rows_out = n
-        eligible = np.delete(np.arange(n, dtype=np.int64), pool_pos)
-        copy_pos = eligible[slot_rng.choice(eligible.size, n_copies, replace=False)]
-    return DuplicationPlan(pool_pos=pool_pos, copy_pool=copy_pool, copy_pos=copy_pos, rows_out=rows_out)
-
-
-def copy_numbers(base: np.ndarray, copy_pool: np.ndarray, pool: int) -> np.ndarray:
-    """The copy_index k of every copy: its source's highest existing copy_index (BASE) plus its round."""
-    out: np.ndarray = base[copy_pool] + np.arange(copy_pool.size, dtype=np.int64) // pool + 1
-    return out
-
-
-def chunk_bounds(part_rows: Sequence[int], plan: DuplicationPlan, append: bool) -> np.ndarray:
-    """Output row ranges written one `PartWriter.write` each: chunk t holds input part t's rows.
-
-    Overwriting keeps every position, so chunk t is part t's range. Appending, chunk t starts at
-    part t's first original (chunk 0 at 0, so copies before the first original go to it) and runs
-    to the next chunk's start; copies after the last original go to the last chunk.
-
-    Returns:
-        (parts + 1,) ascending output positions, from 0 to `plan.rows_out`.
-    """
-    starts = np.concatenate([[0], np.cumsum(np.asarray(part_rows, dtype=np.int64))]).astype(np.int64)
-    if not append:
-        return starts
-    n = int(starts[-1])
-    taken = np.zeros(plan.rows_out, dtype=bool)
-    taken[plan.copy_pos] = True
-    free = np.flatnonzero(~taken)  # free[i] is the output position of original i
-    inner = starts[1:-1]  # n >= 1: an empty dataset has no plan
-    at = np.where(inner < n, free[np.minimum(inner, n - 1)], plan.rows_out)
-    return np.concatenate([[0], at, [plan.rows_out]]).astype(np.int64)
-
-
-def with_jaccard_column(frame: pl.DataFrame) -> pl.DataFrame:
-    """FRAME with a null `jaccard_to_source` column (Float32) where it has none."""
-    if JACCARD_TO_SOURCE in frame.columns:
-        return frame
-    return frame.with_columns(pl.lit(None, dtype=pl.Float32).alias(JACCARD_TO_SOURCE))
-
-
-def label_copies(
-    copies: pl.DataFrame, k: np.ndarray, edit: np.ndarray, jaccard: np.ndarray, with_jaccard: bool
-) -> pl.DataFrame:
-    """Label copies of pool rows (the text possibly edited): id, source_id, copy_index, edit share, Jaccard."""
-    source = copies.get_column(ID)
-    copies = copies.with_columns(
-        pl.format("{}{}{}", source, pl.lit(COPY_SUFFIX), pl.Series(k)).alias(ID),
-        source.alias(SOURCE_ID),
-        pl.Series(COPY_INDEX, k, dtype=pl.Int32),
-        pl.Series(EDIT_FRACTION, edit, dtype=pl.Float32),
-    )
-    if with_jaccard:
-        copies = copies.with_columns(pl.Series(JACCARD_TO_SOURCE, jaccard, dtype=pl.Float32))
-    return copies
-
-
-def place(frame: pl.DataFrame, copies: pl.DataFrame, positions: np.ndarray, append: bool) -> pl.DataFrame:
-    """Put copy j at output row positions[j]: over FRAME's row there, or (append) between its rows, kept in order."""
-    n, n_copies = frame.height, copies.height
-    if not n_copies:
-        return frame
-    # One gather places originals and copies: output row i comes from combined row order[i].
-    if append:
-        order = np.full(n + n_copies, -1, dtype=np.int64)
-        order[positions] = n + np.arange(n_copies, dtype=np.int64)
-        order[order < 0] = np.arange(n, dtype=np.int64)
-    else:
-        order = np.arange(n, dtype=np.int64)
-        order[positions] = n + np.arange(n_copies, dtype=np.int64)
-    return pl.concat([frame, copies], how="vertical")[order]
-
-
-def duplicate_frame(
-    frame: pl.DataFrame, cfg: DuplicateConfig, tracker: Tracker = NULL_TRACKER, workers: int | None = None
-) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Return FRAME with copies injected as CFG says, and the operation's stats.
-
-    Pure: the input is not modified, and the result depends only on the rows, CFG and its seed.
-
-    Args:
-        frame: Rows with at least `id` and `text` (other bookkeeping columns are filled in).
-        cfg: The duplication to apply.
-        tracker: Progress reporting.
-        workers: Processes that edit near copies (default: every core); does not change the result.
-
-    Returns:
-        The new rows (conformed to the schema) and a stats dict with the keys `STAT_*`.
-
-    Raises:
-        UsageError: see `plan_duplication`.
-    """
-    out, stats, _, _ = _duplicate(frame, cfg, tracker, workers)
-    return out, stats
-
-
-def _duplicate(
-    frame: pl.DataFrame, cfg: DuplicateConfig, tracker: Tracker, workers: int | None = None
-) -> tuple[pl.DataFrame, dict[str, Any], pl.DataFrame, DuplicationPlan]:
-    frame = conform(frame)
-    n = frame.height
-    plan = plan_duplication(frame.get_column(ID), frame.get_column(COPY_INDEX), cfg)
-    p, n_copies = plan.pool_pos.size, plan.copy_pool.size
-    pool = frame[plan.pool_pos]
-    pool_ids = pool.get_column(ID)
-    # k counts on from copies of the same source already in the input, so ids stay unique.
-    base = (
-        pl.DataFrame({SOURCE_ID: pool_ids})
-        .join(
-            frame.filter(pl.col(SOURCE_ID).is_in(pool_ids.implode()))
-            .group_by(SOURCE_ID)
-            .agg(pl.col(COPY_INDEX).max().alias("base")),
-            on=SOURCE_ID,
-            how="left",
-            maintain_order="left",
-        )
-        .get_column("base")
-        .fill_null(0)
-        .to_numpy()
-        .astype(np.int64)
-    )
-    k = copy_numbers(base, plan.copy_pool, p)
-    with_jaccard = cfg.near > 0 or JACCARD_TO_SOURCE in frame.columns
-    if with_jaccard:
-        frame = with_jaccard_column(frame)
-        pool = with_jaccard_column(pool)
-    copies = pool[plan.copy_pool]
-    edit = np.zeros(n_copies, dtype=np.float32)
-    jaccard = np.ones(n_copies, dtype=np.float32)
-    if cfg.near > 0 and n_copies > 0:
-        with tracker.task("Editing near copies", total=n_copies) as task:
-            texts, edit, jaccard = near_copies(
-                pool.get_column(TEXT), plan.copy_pool, frame.get_column(TEXT), cfg.near, cfg.seed, task, workers
-            )
-        copies = copies.with_columns(texts.alias(TEXT))
-    copies = label_copies(copies, k, edit, jaccard, with_jaccard)
-    out = place(frame, copies, plan.copy_pos, cfg.append)
-    stats = summary_stats(
-        cfg,
-        n=n,
-        rows_out=out.height,
-        pool_ids=pool_ids,
-        copy_pool=plan.copy_pool,
-        unique_documents=int(out.get_column(SOURCE_ID).n_unique()),
-        copy_rows=int((out.get_column(COPY_INDEX) > 0).sum()),
-        edit=edit,
-        jaccard=jaccard,
-    )
-    return out, stats, pool_table(pool_ids, plan.copy_pool), plan
-
-
-def summary_stats(
-    cfg: DuplicateConfig,
-    *,
-    n: int,
-    rows_out: int,
-    pool_ids: pl.Series,
-    copy_pool: np.ndarray,
-    unique_documents: int,
-    copy_rows: int,
-    edit: np.ndarray,
-    jaccard: np.ndarray,
-) -> dict[str, Any]:
-    """The manifest stats of a duplicate version (the same whichever engine made it).
-
-    Args:
-        cfg: The duplication.
-        n: Input rows.
-        rows_out: Output rows.
-        pool_ids: Ids of the pool documents, in pool order.
-        copy_pool: Pool member of each copy.
-        unique_documents: Distinct `source_id` values of the output.
-        copy_rows: Output rows with copy_index > 0 (copies made now and any in the input).
-        edit: Edit fraction of each copy, in copy order (Float32).
-        jaccard: Jaccard of each copy to its source, in copy order (Float32).
-    """
-    p, n_copies = pool_ids.len(), copy_pool.size
-    counts = np.bincount(copy_pool, minlength=p)
-    stats: dict[str, Any] = {
-        STAT_ROWS_IN: n,
-        STAT_ROWS_OUT: rows_out,
-        STAT_MODE: "append" if cfg.append else "overwrite",
-        STAT_POOL_SIZE: p,
-        STAT_POOL_IDS: pool_ids.head(MAX_POOL_IDS_IN_MANIFEST).to_list(),
-        STAT_POOL_IDS_TRUNCATED: p > MAX_POOL_IDS_IN_MANIFEST,
-        STAT_COPIES_INJECTED: n_copies,
-        STAT_COPIES_PER_POOL_DOC_MIN: int(counts.min()),
-        STAT_COPIES_PER_POOL_DOC_MAX: int(counts.max()),
-        STAT_ROWS_OVERWRITTEN: 0 if cfg.append else n_copies,
-        STAT_UNIQUE_DOCUMENTS: unique_documents,
-        STAT_INJECTED_SHARE: n_copies / rows_out,
-        STAT_COPY_SHARE: copy_rows / rows_out,
-    }
-    if cfg.near > 0:
-        stats[STAT_EDIT_FRACTION_MEAN] = float(edit.mean()) if n_copies else 0.0
-        stats[STAT_JACCARD_MEAN] = float(jaccard.mean()) if n_copies else 1.0
-    return stats
-
-
-def pool_table(pool_ids: pl.Series, copy_pool: np.ndarray) -> pl.DataFrame:
-    """The rows of POOL_FILE: every pool document's id and its number of copies."""
-    counts = np.bincount(copy_pool, minlength=pool_ids.len())
-    return pl.DataFrame({ID: pool_ids, "copies": counts.astype(np.int64)})
-
-
-def pool_file_bytes(pool: pl.DataFrame) -> bytes:
-    """POOL_FILE's content."""
-    buf = io.BytesIO()
-    pool.write_parquet(buf, compression="zstd")
-    return buf.getvalue()
-
-
-def read_parts(source: Dataset) -> tuple[pl.DataFrame, list[int]]:
-    """All rows of SOURCE (as its parts concatenated) and the rows of each part."""
-    frames = list(source.iter_frames())
-    if not frames:
-        return source.read(), []  # raises: not a dataset
-    rows = [f.height for f in frames]
-    return (pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0]), rows
-
-
-def duplicate(
-    store: Store,
-    ref: str,
-    cfg: DuplicateConfig,
-    name: str | None = None,
-    tracker: Tracker = NULL_TRACKER,
-    workers: int | None = None,
-    *,
-    engine: str = "local",
-    address: str | None = None,
-) -> Commit:
-    """Commit a duplicated version of REF (operation "duplicate", params = CFG, parent = REF's full ref).
-
-    Args:
-        store: The store holding REF and receiving the new version.
-        ref: `NAME` or `NAME@VERSION` of the input dataset.
-        cfg: The duplication to apply.
-        name: Name of the new version; defaults to the input's name (a new version of it).
-        tracker: Progress reporting.
-        workers: Processes that edit near copies (default: every core); does not change the result.
-        engine: "local" (this machine) or "ray" (a Ray cluster, `datadiet.engine.ray_degrade`);
-            the result, version id and Parquet files included, is the same.
-        address: The Ray cluster for engine "ray" (None: start a local one; "auto"; "HOST:PORT").
-
-    Returns:
-        The commit; `up_to_date` is True when the same duplication of the same input already existed.
-    """
-    on_ray = check_engine(engine) == "ray"
-    source = store.resolve(ref)
-    params = cfg.to_params()
-    if on_ray:
-        return load_ray("ray_degrade").duplicate(
-            store, source, cfg, name or source.name, params=params, address=address, tracker=tracker
-        )
-
-    def build(writer: PartWriter) -> dict[str, Any]:
-        with tracker.task(f"Reading {source.ref}", total=None):
-            frame, part_rows = read_parts(source)
-        out, stats, pool, plan = _duplicate(frame, cfg, tracker, workers)
-        del frame
-        with tracker.task("Writing", total=len(part_rows)) as task:
-            for lo, hi in itertools.pairwise(chunk_bounds(part_rows, plan, cfg.append).tolist()):
-                writer.write(out.slice(lo, hi - lo))
-                task.advance()
-            writer.write_file(POOL_FILE, pool_file_bytes(pool))
-        return stats
-
-    return store.commit(name or source.name, operation=OPERATION, params=params, parents=[source.ref], build=build)
 
 
 # -- near copies ---------------------------------------------------------------------------------
 
 _TOKEN_RE = r"\S+\s*"
+
+
 _WORD_RE = r"\S+"
 # Edit operations, drawn uniformly for every chosen word.
 _SUB, _DEL, _INS, _SWAP = 0, 1, 2, 3
+
+
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+
+
 _GRAM_MUL = np.uint64(0x9E3779B97F4A7C15)
+
+
 _SENTINEL = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
 # Below this many copies the near copies are edited in this process: spawning a worker and
 # importing polars costs ~1 s, the time of ~100k copies in one process.
 MIN_PARALLEL_COPIES = 100_000
+
+
 # Blocks are handed to the workers in about this many tasks per worker, so a worker slowed down by
 # other load does not leave the other cores idle for long; each task costs one message of block
 # ranges and one result message.
@@ -972,6 +487,8 @@ def edit_texts(
 
 # Tables of the current near_copies call in a worker process, memory-mapped from the parent's files.
 _WORKER_TABLES: _Tables | None = None
+
+
 _ARRAY_FIELDS = (
     "data",
     "doc_start",
@@ -1002,14 +519,6 @@ def _worker_edit(
 ) -> _Block:
     assert _WORKER_TABLES is not None, "worker started without _init_worker"
     return _edit_blocks(_WORKER_TABLES, sources, bounds, first_block, near, seed)
-
-
-def default_workers() -> int:
-    """Worker processes for near copies: every core this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def near_copies(
@@ -1052,7 +561,7 @@ def near_copies(
     if n == 0:
         return pl.Series(TEXT, [], dtype=pl.String), np.zeros(0, dtype=np.float32), np.ones(0, dtype=np.float32)
     order, sources, bounds = edit_plan(np.diff(tab.tok_offsets), copy_pool)
-    workers = workers or default_workers()
+    workers = workers or cpu_count()
     if workers == 1 or n < MIN_PARALLEL_COPIES:
         result = _edit_blocks(tab, sources, bounds, 0, near, seed, task)
     else:

@@ -2,10 +2,10 @@
 
     curate stats REF --engine ray [--address auto|HOST:PORT]
 
-The statistics are those of `datadiet.eval.stats.dataset_stats`, from the same per-block code
+The statistics are those of `compute.dataset_stats`, from the same per-block code
 (`stats._block_summary`), in four steps:
 
-1. map: one task per slice of a part (`ray_engine.plan_slices`) reads its texts (where the store
+1. map: one task per slice of a part (`datadiet.engine.ray.plan_slices`) reads its texts (where the store
    keeps them: a shared folder, or the object store itself) and returns a small summary
    (documents, bytes, characters, words and n-gram occurrences, the type-token sum, histograms
    of characters and words per document) plus P hash partitions: the slice's distinct words
@@ -18,7 +18,7 @@ The statistics are those of `datadiet.eval.stats.dataset_stats`, from the same p
 3. compression: the local engine's zlib sample (every document, or every k-th one above
    COMPRESSION_SAMPLE_BYTES, chosen by global position) is gathered by per-slice tasks and
    compressed in one task: at most ~50 MB of text goes to one node, whatever the size.
-4. near duplicates: `ray_engine.find_members` (the `curate dedupe --engine ray` pipeline, which
+4. near duplicates: `datadiet.curate.dedupe.ray.find_members` (the `curate dedupe --engine ray` pipeline, which
    reads and signs the parts itself) with the statistics' MinHash settings; only the members of
    clusters come back, and the shares are counted from them.
 
@@ -28,7 +28,7 @@ Exact as the local engine (same integers, same floats): every count, share and r
 sums taken in another order and agree to ~1e-15 relative (not bit for bit): `unigram_entropy_bits`
 (a sum per partition) and `type_token_ratio` (a sum per slice).
 
-Invoked by `datadiet.eval.pipeline.stats_version(..., engine="ray")` through `datadiet.engine.load_ray`.
+Invoked by `datadiet.eval.stats.op.stats_version(..., engine="ray")`, which imports this module only then.
 """
 
 from __future__ import annotations
@@ -44,11 +44,11 @@ import numpy.typing as npt
 import polars as pl
 import ray
 
-from datadiet.curate.dedupe import CLUSTER_ID, _Timer
-from datadiet.curate.normalize import fmix64
-from datadiet.engine.ray_engine import connect, find_members, plan_slices
-from datadiet.eval import stats as local
-from datadiet.eval.stats import (
+from datadiet.curate.dedupe.output import CLUSTER_ID
+from datadiet.curate.dedupe.ray import find_members
+from datadiet.engine.ray import connect, plan_slices
+from datadiet.eval.stats import compute as local
+from datadiet.eval.stats.compute import (
     BLOCK_DOCS,
     BYTES,
     COMPRESSION_RATIO,
@@ -79,7 +79,9 @@ from datadiet.eval.stats import (
     _unique,
     check_threshold,
 )
+from datadiet.hashing import fmix64
 from datadiet.progress import NULL_TRACKER, Tracker
+from datadiet.runtime import Timer
 from datadiet.schema import TEXT
 from datadiet.store import Dataset, PartSource, part_metadata
 
@@ -328,10 +330,10 @@ def dataset_stats(
     Args:
         ds: The dataset version (in a folder every worker mounts, or on an object store).
         tokens: Token count under the run's tokenizer, when known; stored as given.
-        near_dup: Also count MinHash near duplicates (`ray_engine.find_members`).
+        near_dup: Also count MinHash near duplicates (`datadiet.curate.dedupe.ray.find_members`).
         minhash_threshold: Jaccard threshold of the near-duplicate detection, in (0, 1).
         seed: MinHash permutation seed.
-        address: The Ray cluster (see `ray_engine.connect`).
+        address: The Ray cluster (see `datadiet.engine.ray.connect`).
         tracker: Progress.
 
     Returns:
@@ -365,7 +367,7 @@ def dataset_stats(
         # Before the merge tasks, not beside them: Ray Data's operators in find_members wait for
         # free CPUs rather than share them.
         bands, rows = cfg.bands_rows()
-        members, _ = find_members([ds], cfg, bands, rows, cpus=cpus, timer=_Timer(), tracker=tracker)
+        members, _ = find_members([ds], cfg, bands, rows, cpus=cpus, timer=Timer(), tracker=tracker)
     total_words = sum(s.totals[1] for s in done)
     total_bytes = sum(s.bytes for s in done)
     with tracker.task("Merging (ray)", total=None):

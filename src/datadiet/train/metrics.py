@@ -1,8 +1,9 @@
 """Model metrics on the fixed validation set, and the original study's two figures beside them.
 
-Used by `curate eval RUN [--val REF] [--max-tokens T]` and by the sweep after each run::
+Used at the end of every training run (`train/pipeline.py`), by `curate eval RUN [--val REF]
+[--max-tokens T]` and by the sweep after each run::
 
-    from datadiet.eval.metrics import evaluate
+    from datadiet.train.metrics import evaluate
     m = evaluate(model, val_tokens, block_size=128, bytes_per_token=3.9)
     m["val_loss"], m["perplexity"], m["accuracy"], m["bits_per_byte"]
 
@@ -30,19 +31,16 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import polars as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from datadiet.errors import UsageError
 from datadiet.progress import NULL_TRACKER, Tracker
-from datadiet.schema import EOT
 
 VAL_LOSS = "val_loss"
 PERPLEXITY = "perplexity"
@@ -53,11 +51,6 @@ STUDY_ACCURACY = "study_accuracy"
 EVAL_TOKENS = "eval_tokens"
 EVAL_WINDOWS = "eval_windows"
 METRICS: tuple[str, ...] = (VAL_LOSS, PERPLEXITY, ACCURACY, BITS_PER_BYTE, STUDY_PERPLEXITY, STUDY_ACCURACY)
-
-DISTINCT_1 = "distinct_1"
-DISTINCT_2 = "distinct_2"
-MEMORISED_8GRAM_SHARE = "memorised_8gram_share"
-MEMORISATION_NGRAM = 8
 
 
 def _exp(x: float) -> float:
@@ -98,7 +91,8 @@ def eval_windows(n_tokens: int, block_size: int, max_tokens: int | None = None) 
     return out
 
 
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+def eval_autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast on a GPU for evaluation and sampling (nothing on a CPU)."""
     # bf16 on a GPU roughly doubles throughput; the loss itself is computed in fp32 below.
     if device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
@@ -157,7 +151,7 @@ def evaluate(
                 rows = tokens[starts[i : i + batch_size, None] + offsets].astype(np.int64)  # (B, T+1)
                 data = torch.from_numpy(rows).to(dev)
                 x, y = data[:, :-1], data[:, 1:]  # (B, T) each
-                with _autocast(dev):
+                with eval_autocast(dev):
                     logits, _ = model(x)  # (B, T, V)
                 logits = logits.float()
                 losses = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
@@ -197,88 +191,3 @@ def bytes_per_token(tokenizer: Any, val_tokens: npt.NDArray[Any]) -> float:
     if not ids:
         raise UsageError("the validation token array is empty; tokenize a non-empty validation set")
     return len(tokenizer.decode(ids).encode("utf-8")) / len(ids)
-
-
-def _word_ngrams(texts: Sequence[str], n: int) -> npt.NDArray[np.uint64]:
-    # The same vectorised word hashing as the dataset statistics, so 8-grams match across the two.
-    from datadiet.eval.stats import BLOCK_DOCS, ngram_hashes
-
-    parts = [
-        ngram_hashes(pl.Series(list(texts[s : s + BLOCK_DOCS]), dtype=pl.String), n)
-        for s in range(0, len(texts), BLOCK_DOCS)
-    ]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
-
-
-def _distinct(hashes: npt.NDArray[np.uint64]) -> float | None:
-    return np.unique(hashes).size / hashes.size if hashes.size else None
-
-
-def sample_generations(
-    model: nn.Module,
-    tokenizer: Any,
-    n: int,
-    max_new_tokens: int,
-    seed: int,
-    train_texts: Sequence[str],
-    *,
-    block_size: int | None = None,
-    temperature: float = 1.0,
-    device: str | torch.device = "cpu",
-) -> dict[str, Any]:
-    """Sample `n` continuations of the end-of-text token and measure their diversity and copying.
-
-    Args:
-        model: As for `evaluate`.
-        tokenizer: A `tokenizers.Tokenizer` with the `<|endoftext|>` token.
-        n: Samples.
-        max_new_tokens: Tokens generated per sample.
-        seed: Seeds the sampling generator (the same seed gives the same samples on one device).
-        train_texts: The run's training documents (for the memorisation share).
-        block_size: Longest context fed to the model; default `model.cfg.block_size`.
-        temperature: Softmax temperature (> 0).
-        device: Where to run.
-
-    Returns:
-        `distinct_1` / `distinct_2` (distinct word 1- / 2-grams over all samples / their count),
-        `memorised_8gram_share` (generated word 8-grams found verbatim in the training documents;
-        None when the samples have no 8-gram), and the `samples` themselves.
-    """
-    if n < 1 or max_new_tokens < 1:
-        raise UsageError(f"need at least one sample and one new token, got n={n}, max_new_tokens={max_new_tokens}")
-    if not temperature > 0:
-        raise UsageError(f"temperature must be positive, not {temperature}")
-    cfg = getattr(model, "cfg", None)
-    context = block_size or getattr(cfg, "block_size", None)
-    if context is None:
-        raise UsageError("pass block_size: the model has no cfg.block_size")
-    eot = tokenizer.token_to_id(EOT)
-    if eot is None:
-        raise UsageError(f"the tokenizer has no {EOT} token; use one trained by `curate tokenizer train`")
-    dev = torch.device(device)
-    gen = torch.Generator(device=dev).manual_seed(seed)
-    was_training = model.training
-    model.to(dev)
-    model.eval()
-    idx = torch.full((n, 1), eot, dtype=torch.long, device=dev)
-    try:
-        with torch.inference_mode():
-            for _ in range(max_new_tokens):
-                with _autocast(dev):
-                    logits, _ = model(idx[:, -context:])
-                probs = torch.softmax(logits[:, -1, :].float() / temperature, dim=-1)
-                nxt = torch.multinomial(probs, 1, generator=gen)
-                idx = torch.cat([idx, nxt], dim=1)
-    finally:
-        model.train(was_training)
-    samples = [tokenizer.decode(row[1:]) for row in idx.cpu().tolist()]
-    ones = _word_ngrams(samples, 1)
-    twos = _word_ngrams(samples, 2)
-    gen8 = _word_ngrams(samples, MEMORISATION_NGRAM)
-    train8 = _word_ngrams(train_texts, MEMORISATION_NGRAM) if gen8.size else np.zeros(0, dtype=np.uint64)
-    return {
-        DISTINCT_1: _distinct(ones),
-        DISTINCT_2: _distinct(twos),
-        MEMORISED_8GRAM_SHARE: float(np.isin(gen8, train8).mean()) if gen8.size else None,
-        "samples": samples,
-    }

@@ -1,0 +1,273 @@
+"""The remote backend: a store (or an input) on any filesystem pyarrow knows (s3://, gs://, hdfs://, file:///).
+
+`Remote` wraps a pyarrow filesystem with the few operations the store needs (atomic put, rename,
+listing, chunked transfer); `is_uri` tells a URI from a path; `first_line` shortens a backend
+error to the one line a user sees. Used by the store and by ingest's URI inputs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import re
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from datadiet.errors import DatadietError, UsageError
+
+if TYPE_CHECKING:
+    import pyarrow.fs
+from datadiet.store.model import VERSION_LEN
+
+CACHE_ENV = "DATADIET_CACHE"
+
+
+UPLOAD_DIR = ".uploads"  # (remote stores) one marker per upload this machine began and has not finished
+
+
+FETCH_PREFIX = ".fetch-"  # (remote stores) a download in progress inside the cache
+
+
+# Object stores whose single PUT of a small object is atomic; elsewhere the manifest is written to a
+# temporary name and moved into place (a rename on local filesystems and HDFS).
+_ATOMIC_PUT = frozenset({"s3", "gcs", "abfs"})
+
+
+_IO_THREADS = 8  # concurrent transfers: object stores are latency-bound, 8 keeps a 1 Gbit/s link busy
+
+
+_CHUNK = 8 << 20  # 8 MiB per read/write: few calls per file, flat memory per transfer
+
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]+://")  # 2+ letters, so a Windows drive "C://" stays a path
+
+
+def is_uri(root: str | Path) -> bool:
+    """Whether a `--store` value names a pyarrow filesystem URI (`s3://...`) rather than a folder."""
+    return isinstance(root, str) and _URI.match(root) is not None
+
+
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first line of an error's message (at most LIMIT characters), for a one-line error.
+
+    pyarrow's messages can run to dozens of lines (every credential provider or libjvm path it
+    tried), and a cloud client's first line to 1,000 characters of retry metadata.
+    """
+    lines = str(exc).strip().splitlines()
+    line = lines[0] if lines else type(exc).__name__
+    return line if limit is None or len(line) <= limit else line[: limit - 1] + "…"
+
+
+def cache_root(uri: str, cache: str | Path | None) -> Path:
+    """The local cache of a remote store: CACHE itself, else a folder per URI under $DATADIET_CACHE."""
+    if cache is not None:
+        return Path(cache).expanduser().absolute()
+    base = os.environ.get(CACHE_ENV)
+    if not base:
+        xdg = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+        base = str(Path(xdg) / "datadiet")
+    # A folder per store, so two stores never share cached manifests or locks.
+    digest = hashlib.sha256(uri.encode("utf-8")).hexdigest()[:VERSION_LEN]
+    return Path(base).expanduser().absolute() / digest
+
+
+class Remote:
+    """The published versions of a store on a pyarrow filesystem; every failure becomes one line."""
+
+    def __init__(self, fs: pyarrow.fs.FileSystem, base: str, uri: str) -> None:
+        self.fs = fs
+        self.base = base.rstrip("/")
+        # Options in the query (gs://b/p?retry_limit_seconds=30) configure the client, not the place.
+        self.uri = uri.partition("?")[0].rstrip("/")
+        self.atomic_put = fs.type_name in _ATOMIC_PUT
+
+    @classmethod
+    def open(cls, root: str, filesystem: pyarrow.fs.FileSystem | None) -> Remote:
+        import pyarrow as pa
+        import pyarrow.fs as pafs
+
+        if filesystem is not None:
+            scheme = filesystem.type_name.rpartition(":")[2]  # "py::name" for filesystems written in Python
+            return cls(filesystem, root, f"{scheme}://{root.lstrip('/')}")
+        try:
+            fs, base = pafs.FileSystem.from_uri(root)
+        except (OSError, ValueError, pa.ArrowException) as exc:
+            raise UsageError(
+                f"cannot open store {root}: {first_line(exc)}; check the URI "
+                "(s3://BUCKET/PREFIX, gs://BUCKET/PREFIX, hdfs://HOST/PATH, file:///ABS/PATH) and your credentials"
+            ) from exc
+        return cls(fs, base, root)
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.base, *parts])
+
+    def url(self, *parts: str) -> str:
+        return "/".join([self.uri, *parts])
+
+    @contextlib.contextmanager
+    def errors(self, action: str, *parts: str, missing_ok: bool = True) -> Iterator[None]:
+        import pyarrow as pa
+
+        try:
+            yield
+        except FileNotFoundError:
+            if missing_ok:
+                raise  # the caller decides what a missing object means (usually: removed by a concurrent gc)
+            raise DatadietError(
+                f"cannot {action} {self.url(*parts)}: the folder is gone; check the store URI"
+            ) from None
+        except (OSError, pa.ArrowException) as exc:
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # the cache's disk, not the store
+                raise DatadietError(
+                    f"no space left on the device to {action} {self.url(*parts)}; free some space "
+                    f"(or point ${CACHE_ENV} at a larger disk) and rerun"
+                ) from exc
+            raise DatadietError(
+                f"cannot {action} {self.url(*parts)}: {first_line(exc)}; check the store URI, credentials and network"
+            ) from exc
+
+    def info(self, *parts: str) -> Any:
+        with self.errors("read", *parts):
+            return self.fs.get_file_info(self.path(*parts))
+
+    def infos(self, paths: Sequence[Sequence[str]]) -> list[Any]:
+        if not paths:
+            return []
+        with self.errors("read", *paths[0][:-1]):
+            return list(self.fs.get_file_info([self.path(*p) for p in paths]))
+
+    def _listing(self, parts: Sequence[str], recursive: bool) -> list[tuple[str, Any]]:
+        import pyarrow.fs as pafs
+
+        top = self.path(*parts)
+        with self.errors("list", *parts):
+            found = self.fs.get_file_info(pafs.FileSelector(top, recursive=recursive, allow_not_found=True))
+        prefix = top.rstrip("/") + "/"
+        return [(i.path[len(prefix) :] if i.path.startswith(prefix) else i.base_name, i) for i in found]
+
+    def subdirs(self, *parts: str) -> list[str]:
+        """Names of the folders directly inside PARTS (none when it does not exist)."""
+        import pyarrow.fs as pafs
+
+        return sorted(rel for rel, i in self._listing(parts, False) if i.type == pafs.FileType.Directory)
+
+    def files(self, *parts: str) -> dict[str, Any]:
+        """Every file under PARTS (recursively) by its path relative to PARTS, with its FileInfo."""
+        import pyarrow.fs as pafs
+
+        return {rel: i for rel, i in self._listing(parts, True) if i.type == pafs.FileType.File}
+
+    def read_bytes(self, *parts: str) -> bytes:
+        with self.errors("read", *parts), self.fs.open_input_stream(self.path(*parts)) as f:
+            data: bytes = f.read()
+        return data
+
+    def sha256(self, *parts: str) -> str:
+        h = hashlib.sha256()
+        with self.errors("read", *parts), self.fs.open_input_stream(self.path(*parts)) as f:
+            while block := f.read(_CHUNK):
+                h.update(block)
+        return h.hexdigest()
+
+    def parquet_rows(self, *parts: str) -> int:
+        import pyarrow.parquet as pq
+
+        with self.errors("read", *parts), self.fs.open_input_file(self.path(*parts)) as f:
+            rows: int = pq.ParquetFile(f).metadata.num_rows
+        return rows
+
+    def download(self, parts: Sequence[str], dest: Path, digest: str) -> None:
+        """Copy a remote file to DEST through a temporary name, refusing content whose sha256 is not DIGEST."""
+        tmp = dest.parent / f"{FETCH_PREFIX}{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        h = hashlib.sha256()
+        try:
+            with (
+                self.errors("download", *parts),
+                self.fs.open_input_stream(self.path(*parts)) as fin,
+                open(tmp, "wb") as fout,
+            ):
+                while block := fin.read(_CHUNK):
+                    h.update(block)
+                    fout.write(block)
+                fout.flush()
+                # Cached files are trusted without rehashing, so they must survive a crash whole.
+                os.fsync(fout.fileno())
+            if h.hexdigest() != digest:
+                raise DatadietError(
+                    f"{self.url(*parts)} differs from its manifest (sha256 mismatch), so it was not used; "
+                    f"run `curate verify {parts[1]}@{parts[2]}`"
+                )
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def upload(self, src: Path, parts: Sequence[str]) -> None:
+        dst = self.path(*parts)
+        with self.errors("upload to", *parts, missing_ok=False):
+            if not self.atomic_put:
+                self.fs.create_dir(dst.rsplit("/", 1)[0], recursive=True)
+            with open(src, "rb") as fin, self.fs.open_output_stream(dst) as fout:
+                while block := fin.read(_CHUNK):
+                    fout.write(block)
+
+    def rename(self, src: Sequence[str], dst: Sequence[str]) -> None:
+        """Move a file within the store: a rename where the filesystem has one, a server-side copy on S3/GCS.
+
+        Raises:
+            FileNotFoundError: SRC is gone (the caller decides what that means).
+        """
+        import pyarrow as pa
+
+        with self.errors("publish", *dst):
+            try:
+                self.fs.move(self.path(*src), self.path(*dst))
+            except pa.ArrowNotImplementedError:  # e.g. Azure without a hierarchical namespace
+                self.fs.copy_file(self.path(*src), self.path(*dst))
+                self.fs.delete_file(self.path(*src))
+
+    def put_atomic(self, data: bytes, parts: Sequence[str]) -> None:
+        """Write one small object so that readers see all of it or nothing."""
+        dst = self.path(*parts)
+        with self.errors("publish", *parts, missing_ok=False):
+            if self.atomic_put:
+                with self.fs.open_output_stream(dst) as f:
+                    f.write(data)
+                return
+            # Elsewhere (local, NFS, HDFS) a direct write can be read half-done: write aside, then move.
+            self.fs.create_dir(dst.rsplit("/", 1)[0], recursive=True)
+            tmp = f"{dst}.{uuid.uuid4().hex[:8]}.part"
+            with self.fs.open_output_stream(tmp) as f:
+                f.write(data)
+            self.fs.move(tmp, dst)
+
+    def delete(self, parts: Sequence[str], folder: bool) -> None:
+        with self.errors("delete", *parts), contextlib.suppress(FileNotFoundError):
+            if folder:
+                self.fs.delete_dir(self.path(*parts))
+            else:
+                self.fs.delete_file(self.path(*parts))
+
+
+def is_file(info: Any) -> bool:
+    import pyarrow.fs as pafs
+
+    return bool(info.type == pafs.FileType.File)
+
+
+def transfer(jobs: Sequence[Callable[[], None]]) -> None:
+    """Run transfers concurrently (they wait on the network, not the CPU); the first failure is raised."""
+    if len(jobs) <= 1:
+        for job in jobs:
+            job()
+        return
+    pool = ThreadPoolExecutor(max_workers=min(_IO_THREADS, len(jobs)))
+    try:
+        for future in [pool.submit(job) for job in jobs]:
+            future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # after a failure, queued transfers are pointless
