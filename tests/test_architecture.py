@@ -24,7 +24,14 @@ ROOT = "datadiet"
 # Lowest first. A module belongs to the first prefix it matches (so "datadiet" itself, holding
 # only __version__, is the bottom layer).
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("datadiet.errors", "datadiet.progress", "datadiet.schema", "datadiet.hashing", "datadiet.runtime"),
+    (
+        "datadiet.errors",
+        "datadiet.progress",
+        "datadiet.schema",
+        "datadiet.hashing",
+        "datadiet.runtime",
+        "datadiet.config",
+    ),
     ("datadiet.store",),
     ("datadiet.engine",),
     ("datadiet.curate",),
