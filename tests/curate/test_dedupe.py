@@ -15,11 +15,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from datadiet.cli.help import DEDUPE_HELP as HELP_TEXT
 from datadiet.curate.dedupe import find as dd
 from datadiet.curate.dedupe.explain import explain_clusters, word_diff
 from datadiet.curate.dedupe.find import dedupe_texts
 from datadiet.curate.dedupe.minhash import MinhashConfig
-from datadiet.curate.dedupe.op import HELP_TEXT, dedupe
+from datadiet.curate.dedupe.op import dedupe
 from datadiet.curate.dedupe.output import CLUSTERS_FILE
 from datadiet.errors import RefError, UsageError
 from datadiet.schema import ID, TEXT

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from datadiet.cli.help import DUPLICATE_HELP
 from datadiet.curate.duplicate import near as inject
 from datadiet.curate.duplicate.inject import (
     JACCARD_TO_SOURCE,
@@ -28,7 +29,7 @@ from datadiet.curate.duplicate.inject import (
     STAT_UNIQUE_DOCUMENTS,
     duplicate_frame,
 )
-from datadiet.curate.duplicate.op import DUPLICATE_HELP, OPERATION, DuplicateConfig, duplicate
+from datadiet.curate.duplicate.op import OPERATION, DuplicateConfig, duplicate
 from datadiet.errors import UsageError
 from datadiet.schema import COPY_INDEX, EDIT_FRACTION, ID, SOURCE_ID, TEXT, conform
 from datadiet.store import PartWriter, Store

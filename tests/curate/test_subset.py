@@ -16,7 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datadiet.curate.subset.op import OPERATION, SUBSET_HELP, SubsetConfig, subset
+from datadiet.cli.help import SUBSET_HELP
+from datadiet.curate.subset.op import OPERATION, SubsetConfig, subset
 from datadiet.curate.subset.select import STAT_EST_TOKENS_OUT, STAT_ROWS_OUT, permutation, subset_frame
 from datadiet.errors import UsageError
 from datadiet.schema import ID, TEXT
