@@ -170,9 +170,10 @@ def duplicate(
     Returns:
         The commit; `up_to_date` is True when the same duplication of the same input already existed.
     """
+    on_ray = check_engine(engine) == "ray"  # a wrong --engine is reported before a wrong REF
     source = store.resolve(ref)
     params = cfg.to_params()
-    if check_engine(engine) == "ray":
+    if on_ray:
         require_ray()
         from datadiet.curate.duplicate import ray as ray_build
 
