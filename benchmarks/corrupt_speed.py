@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT / "src"))
 import polars as pl  # noqa: E402
 
 from datadiet.curate.corrupt.op import CorruptConfig, corrupt, corrupt_rows  # noqa: E402
-from datadiet.curate.inject import DuplicateConfig, duplicate_frame  # noqa: E402
+from datadiet.curate.duplicate.inject import duplicate_frame  # noqa: E402
+from datadiet.curate.duplicate.op import DuplicateConfig  # noqa: E402
 from datadiet.schema import ID, TEXT, conform  # noqa: E402
 from datadiet.store import PartWriter, Store  # noqa: E402
 from shared_stories import read_stories  # noqa: E402
