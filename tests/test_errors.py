@@ -310,6 +310,11 @@ CATALOGUE: list[tuple[list[str], int, str]] = [
     (["filter", "c-train", "--rule", "word_count:min=9,max=1"], 2, "is above max"),
     (["filter", "c-train", "--where", "length(text) >>> 1"], 2, "is not a valid SQL condition"),
     (["filter", "c-train", "--where", "nope > 1"], 2, "cannot be evaluated on this dataset"),
+    # diff
+    (["diff", "nothing", "c-train"], 2, "no dataset named 'nothing'"),
+    (["diff", "c-train", "amb@{amb}"], 2, "is ambiguous"),
+    (["diff", "c-train"], 2, "Missing argument"),
+    (["diff", "c-train", "c-val", "--examples", "-1"], 2, "Invalid value for '--examples'"),
     # generate
     (["generate", "nothing"], 2, "no run named 'nothing'"),
     (["generate", "c-train", "--temperature", "-1"], 2, "--temperature must be between 0 (greedy) and 100"),

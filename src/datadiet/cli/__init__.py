@@ -7,6 +7,7 @@ they are imported in workflow order, which is also the order `curate --help` lis
 from __future__ import annotations
 
 from datadiet.cli import data as _data  # noqa: F401  (registers commands)
+from datadiet.cli import diff as _diff  # noqa: F401
 from datadiet.cli import filter as _filter  # noqa: F401
 from datadiet.cli import maintain as _maintain  # noqa: F401
 from datadiet.cli import model as _model  # noqa: F401

@@ -1,0 +1,1 @@
+"""`curate diff`: what changed between two dataset versions (read-only; makes no version)."""
