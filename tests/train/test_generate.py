@@ -132,6 +132,12 @@ def test_curate_generate(runner: CliRunner, store_path: Path) -> None:
         assert result.exit_code == 2, result.output
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and message in lines[0]
+    # The store's listings describe tokenizers and runs in their own terms.
+    toks = cli(runner, "tokenizer", "ls")
+    assert [(t["name"], t["vocab_size"], t["eos_token"]) for t in toks] == [("c-train", 300, "<|endoftext|>")]
+    listed = cli(runner, "ls", "--kind", "runs")
+    assert listed[0]["summary"] == f"val loss {run['stats']['metrics']['val_loss']:.4f}, 20 steps"
+    assert "also: 1 tokenizers, 1 runs" in runner.invoke(app, ["ls"]).stdout
     missing = runner.invoke(app, ["generate", "nope"])
     assert missing.exit_code == 2 and "no run named 'nope'" in missing.stderr
     assert json.loads(runner.invoke(app, ["generate", "c-train", "--max-tokens", "3", "--json"]).stdout)["run"]

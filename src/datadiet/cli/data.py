@@ -102,6 +102,23 @@ def corpus(
         report_commit(o, val, "validation")
 
 
+def _summary(d: Any) -> str:
+    """What a version holds, in the terms of its kind (a run's rows are not a useful number)."""
+    stats = d.manifest.stats
+    if d.kind == "datasets":
+        return f"{d.manifest.rows:,}"
+    if d.kind == "tokenizers":
+        return f"vocab {stats.get('vocab_size', '?'):,}" if isinstance(stats.get("vocab_size"), int) else "tokenizer"
+    if d.kind == "tokens":
+        return f"{stats['tokens']:,} tokens" if isinstance(stats.get("tokens"), int) else "tokens"
+    if d.kind == "runs":
+        m = stats.get("metrics") or {}
+        steps = (stats.get("train") or {}).get("steps")
+        loss = f"val loss {m['val_loss']:.4f}" if isinstance(m.get("val_loss"), (int, float)) else "run"
+        return f"{loss}, {steps:,} steps" if isinstance(steps, int) else loss
+    return f"{d.manifest.bytes:,} bytes"
+
+
 @command("ls")
 def ls_(
     kind: Annotated[
@@ -127,6 +144,7 @@ def ls_(
             "name": d.name,
             "version": d.version,
             "rows": d.manifest.rows,
+            "summary": _summary(d),
             "bytes": d.manifest.bytes,
             "operation": d.manifest.operation,
             "parents": d.manifest.parents,
@@ -140,12 +158,16 @@ def ls_(
             c.print(f"no {kind} in {st.location}")
             return
         t = Table(title=f"{kind} in {st.location}")
-        for col in ("name", "version", "rows", "operation", "parent", "age"):
+        size = "rows" if kind == "datasets" else "what"
+        for col in ("name", "version", size, "operation", "parent", "age"):
             t.add_column(col, justify="right" if col == "rows" else "left")
         for r in rows:
             parents = ", ".join(p if not p.startswith("file:") else p[:20] + "…" for p in r["parents"])
-            t.add_row(r["name"], r["version"], f"{r['rows']:,}", r["operation"], parents, _age(r["created"]))
+            t.add_row(r["name"], r["version"], r["summary"], r["operation"], parents, _age(r["created"]))
         c.print(t)
+        if kind == "datasets" and not name:
+            others = [f"{len(st.all(k)):,} {k}" for k in ("tokenizers", "runs", "sweeps")]
+            c.print(f"also: {', '.join(others)} (curate tokenizer ls, curate runs, curate ls --kind KIND)")
 
     o.emit(rows, render)
 

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from datadiet.cli.common import Out, app, command, parse_overrides, report_commit
+from datadiet.ui import text
 
 tokenizer_app = typer.Typer(help="Train or inspect the BPE tokenizer shared by every variant.", no_args_is_help=True)
 app.add_typer(tokenizer_app, name="tokenizer")
@@ -31,6 +32,48 @@ def tokenizer_train(
 
     commit = tokenizer_version(o.store(), ref, vocab, name, tracker=o.tracker)
     report_commit(o, commit, f"vocab {commit.dataset.manifest.stats['vocab_size']}")
+
+
+@command("ls", group=tokenizer_app)
+def tokenizer_ls(
+    *,
+    o: Out,
+) -> None:
+    """List the tokenizers in the store: vocabulary, end-of-text token, the dataset each was trained on."""
+    st = o.store()
+    rows = [
+        {
+            "ref": d.ref,
+            "name": d.name,
+            "version": d.version,
+            "vocab_size": d.manifest.stats.get("vocab_size"),
+            "eos_token": d.manifest.params.get("eos_token", "<|endoftext|>"),
+            "trained_on": d.manifest.parents[0] if d.manifest.parents else None,
+            "trained_on_rows": d.manifest.stats.get("trained_on_rows"),
+            "created": d.manifest.created,
+        }
+        for d in st.all("tokenizers")
+    ]
+
+    def render(c: Console) -> None:
+        if not rows:
+            c.print("no tokenizers yet; make one with `curate tokenizer train DATASET`")
+            return
+        t = Table(title=f"tokenizers in {st.location}")
+        for col in ("tokenizer", "vocab", "end of text", "trained on", "documents"):
+            t.add_column(col, justify="right" if col in ("vocab", "documents") else "left")
+        for r in rows:
+            docs = r["trained_on_rows"]
+            t.add_row(
+                text(r["ref"]),
+                f"{r['vocab_size']:,}",
+                text(r["eos_token"]),
+                text(r["trained_on"] or "-"),
+                f"{docs:,}" if isinstance(docs, int) else "-",
+            )
+        c.print(t)
+
+    o.emit(rows, render)
 
 
 @command()

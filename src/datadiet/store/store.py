@@ -96,6 +96,15 @@ def disk_error(
     return DatadietError(f"cannot write to {where}: {exc}; nothing was published")
 
 
+# What a missing artefact of each kind is made with, for the "no … named" error.
+_MAKE_HINT = {
+    "tokenizers": "make one with `curate tokenizer train DATASET --name NAME` (see `curate tokenizer ls`), "
+    "or pass a tokenizer.json path to --tokenizer",
+    "runs": "train one with `curate train DATASET --val VAL` (see `curate runs`)",
+    "sweeps": "run one with `curate sweep` (see `curate ls --kind sweeps`)",
+}
+
+
 class Store:
     """A folder of immutable, content-addressed versions (see the module docstring).
 
@@ -274,7 +283,8 @@ class Store:
         versions = self.versions(name, kind)
         if not versions:
             known = ", ".join(self.names(kind)) or "none"
-            raise RefError(f"no {label} named {name!r} in store {self.location} (known: {known}); see `curate ls`")
+            hint = _MAKE_HINT.get(kind, "see `curate ls`")
+            raise RefError(f"no {label} named {name!r} in store {self.location} (known: {known}); {hint}")
         if not prefix:
             return versions[-1]
         matches = [d for d in versions if d.version.startswith(prefix)]
