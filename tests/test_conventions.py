@@ -76,3 +76,18 @@ def test_network_failure_is_one_clear_line(
 def test_default_sweep_title_reads_well() -> None:
     assert sweep_title(SweepConfig(base="ts", val="ts-val")) == "datadiet sweep of ts: size × duplication"
     assert sweep_title(SweepConfig(base="ts", val="ts-val", name="budget")) == "datadiet sweep budget"
+
+
+def test_dns_failure_is_a_network_error(runner: CliRunner, store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr("datadiet.store.Store.find", offline)
+    result = runner.invoke(app, ["show", "x"])
+    assert result.exit_code == 1
+    assert (
+        result.stderr
+        == "error: network error: Name or service not known; check your connection (or proxy) and rerun\n"
+    )

@@ -12,6 +12,7 @@ import functools
 import inspect
 import json
 import math
+import socket
 import sys
 import traceback
 import typing
@@ -88,6 +89,8 @@ def _task_cause(exc: BaseException) -> BaseException | None:
 def _os_message(exc: OSError) -> str:
     """One line for an OS error that reached the top: a full disk says what to do."""
     where = f" ({exc.filename})" if exc.filename else ""
+    if isinstance(exc, (socket.gaierror, socket.herror, ConnectionError, TimeoutError)):
+        return f"network error: {exc.strerror or exc}{where}; check your connection (or proxy) and rerun"
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return f"no space left on the device{where}; free some space and rerun (nothing was published)"
     return f"{exc.strerror or exc}{': ' + str(exc.filename) if exc.filename else ''}"

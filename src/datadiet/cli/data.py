@@ -37,16 +37,20 @@ def ingest(
         list[str],
         typer.Argument(
             help="Files, folders or globs (.txt, .jsonl, .parquet; .gz/.zst allowed), local or URIs pyarrow opens: "
-            "s3://BUCKET/corpus/*.jsonl.gz, gs://BUCKET/dir/, file:///ABS/DIR/ (wildcards in the path part).",
+            "s3://BUCKET/corpus/*.jsonl.gz, gs://BUCKET/dir/, file:///ABS/DIR/ (wildcards in the path part). "
+            "Also Arrow files and Hugging Face save_to_disk folders (every column kept).",
             show_default=False,
         ),
     ],
     name: Annotated[str, typer.Option("--name", "-n", help="Dataset name to write a new version of.")],
     fmt: Annotated[str, typer.Option("--format", help="auto (by extension), text, jsonl or parquet.")] = "auto",
     separator: Annotated[str, typer.Option("--separator", help="Line that separates documents in text files.")] = EOT,
-    text_field: Annotated[str, typer.Option("--text-field", help="JSONL/Parquet field holding the text.")] = "text",
+    text_field: Annotated[
+        str, typer.Option("--text-field", help="JSONL/Parquet/Arrow field holding the text.")
+    ] = "text",
     id_field: Annotated[
-        str | None, typer.Option("--id-field", help="JSONL/Parquet field with the source's own ids (must be unique).")
+        str | None,
+        typer.Option("--id-field", help="JSONL/Parquet/Arrow field with the source's own ids (must be unique)."),
     ] = None,
     errors: Annotated[
         str, typer.Option("--errors", help="strict: invalid UTF-8 is an error; replace: substitute U+FFFD.")
@@ -275,16 +279,36 @@ def lineage(
 def export(
     ref: Annotated[str, typer.Argument(help="Dataset NAME or NAME@VERSION-PREFIX.", show_default=False)],
     path: Annotated[
-        Path, typer.Argument(help="Output file: .parquet, .jsonl or .txt (TinyStories format).", show_default=False)
+        Path,
+        typer.Argument(
+            help="Output file: .parquet, .jsonl or .txt (TinyStories format); with --format hf, a new folder.",
+            show_default=False,
+        ),
     ],
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="auto (by PATH's extension) or hf: a Hugging Face save_to_disk folder that "
+            "datasets.load_from_disk opens (needs pip install 'datadiet[hf]').",
+        ),
+    ] = "auto",
     *,
     o: Out,
 ) -> None:
-    """Export a dataset version to one file, written atomically."""
+    """Export a dataset version to one file (or a Hugging Face datasets folder), written atomically."""
     from datadiet.curate.export import export as do_export
+    from datadiet.errors import UsageError
 
+    if format_ not in ("auto", "hf"):
+        raise UsageError(f"--format must be one of auto, hf, not {format_!r}")
     ds = o.store().resolve(ref)
-    rows = do_export(ds, path, tracker=o.tracker)
+    if format_ == "hf":
+        from datadiet.curate.hf.convert import export_hf
+
+        rows = export_hf(ds, path)
+    else:
+        rows = do_export(ds, path, tracker=o.tracker)
     o.emit(
         {"ref": ds.ref, "path": str(path), "rows": rows},
         lambda c: c.print(f"exported {rows:,} rows of {ds.ref} to {path}"),

@@ -3,7 +3,9 @@
 Formats, chosen by extension (or `--format`): TinyStories-style text (`.txt`; documents separated
 by a line equal to the separator, `<|endoftext|>` by default), JSON Lines (`.jsonl`, `.ndjson`,
 `.json`), Parquet (`.parquet`); any of the text formats may be `.gz` or `.zst` compressed. Folders
-are searched recursively and globs are expanded.
+are searched recursively and globs are expanded. Arrow files (`.arrow`) and folders written by
+Hugging Face `datasets`' `save_to_disk` are read as one table with every column kept
+(`datadiet.curate.hf.arrow`).
 
 Inputs may also be URIs that pyarrow opens (`s3://bucket/corpus/*.jsonl.gz`, `gs://bucket/dir/`,
 `file:///abs/dir/`): folders and globs work as locally, and every object is streamed through
@@ -29,6 +31,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from datadiet.curate.hf.arrow import commit_table, is_arrow_input, read_arrow
 from datadiet.curate.ingest import read
 from datadiet.curate.ingest.read import (
     FORMATS,
@@ -114,6 +117,15 @@ def ingest(
     cfg = cfg or IngestConfig()
     check_name(name)
     on_ray = check_engine(engine) == "ray"
+    if filesystem is None and paths and any(is_arrow_input(p) for p in paths):
+        # Hugging Face datasets' Arrow files and save_to_disk folders: a table with every column kept.
+        if not all(is_arrow_input(p) for p in paths):
+            raise InputError("give either Arrow files / save_to_disk folders or other files to one ingest, not both")
+        table = read_arrow(paths)
+        origin = ", ".join(str(p) for p in paths)
+        return commit_table(
+            store, table, name, text_field=cfg.text_field, id_field=cfg.id_field, origin=origin, tracker=tracker
+        )
     if on_ray:
         require_ray()
     files = expand_inputs(paths, filesystem)

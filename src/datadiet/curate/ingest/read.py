@@ -133,6 +133,21 @@ def _path_key(rel: str) -> tuple[str, ...]:
     return tuple(rel.split("/"))
 
 
+
+def _hf_filesystem() -> Any:
+    """The Hugging Face Hub as a pyarrow filesystem (`hf://datasets/OWNER/NAME/PATH`), through fsspec.
+
+    `huggingface_hub` (installed with the hf extra) provides `HfFileSystem`; `HF_TOKEN` authenticates
+    private repositories. Raises ValueError (reported as "cannot open") when it is not installed.
+    """
+    import pyarrow.fs as pafs
+
+    try:
+        from huggingface_hub import HfFileSystem
+    except ImportError:
+        raise ValueError("hf:// needs huggingface_hub: pip install 'datadiet[hf]'") from None
+    return pafs.PyFileSystem(pafs.FSSpecHandler(HfFileSystem()))
+
 class _Remote:
     """The inputs below one URI or one filesystem path: its filesystem, its location there and its name."""
 
@@ -161,11 +176,15 @@ class _Remote:
             # `uri` + "/" + a path relative to `base` names a file: "file://" + "/abs/a.txt", "s3://b" + "/k".
             self.uri = f"{head}/{fixed}" if fixed else head
             try:
-                self.fs, base = pafs.FileSystem.from_uri(f"{head}/{fixed}" + (f"?{query}" if query else ""))
+                if scheme == "hf":
+                    self.fs, base = _hf_filesystem(), f"{netloc}/{fixed}"
+                else:
+                    self.fs, base = pafs.FileSystem.from_uri(f"{head}/{fixed}" + (f"?{query}" if query else ""))
             except (OSError, ValueError, pa.ArrowException) as exc:
                 raise InputError(
                     f"{raw}: cannot open ({first_line(exc, limit=300)}); check the URI "
-                    "(s3://BUCKET/PATH, gs://BUCKET/PATH, file:///ABS/PATH) and your credentials"
+                    "(s3://BUCKET/PATH, gs://BUCKET/PATH, hf://datasets/OWNER/NAME/PATH, file:///ABS/PATH) "
+                    "and your credentials"
                 ) from exc
         else:
             self.fs = filesystem
