@@ -361,6 +361,9 @@ CATALOGUE: list[tuple[list[str], int, str]] = [
     ),
     (["sweep", "--base", "c-train", "--val", "c-val", "--seeds", "a"], 2, "--seeds must be comma-separated integers"),
     (["sweep", "--base", "c-train", "--val", "c-val", "--seeds", "-1"], 2, "--seeds[0] must be at least 0, not -1"),
+    (["sweep", "--base", "c-train", "--val", "c-val", "--data-seeds", "-1"], 2, "--data-seeds[0] must be at least 0"),
+    (["sweep", "--base", "c-train", "--val", "c-val", "--data-seeds", "0,0"], 2, "must not repeat a value"),
+    (["sweep", "--base", "c-train", "--val", "c-val", "--data-seeds", "x"], 2, "--data-seeds must be comma-separated"),
     (["sweep", "--base", "c-train", "--val", "c-val", "--pool", "0"], 2, "Invalid value for '--pool'"),
     (
         ["sweep", "--base", "c-train", "--val", "c-val", "--pool", "2", "--copies", "2"],

@@ -70,7 +70,7 @@ def test_two_by_two_sweep_runs_caches_and_resumes(
     runs_done = [n.key for n in nodes if n.kind == "runs" and n.state == "done"]
     assert len(runs_done) == 2
     missing = sorted(n.key for n in nodes if n.state != "done")
-    assert missing == ["run:1:0:0", "run:1:1:0", "variant:1:1"]
+    assert missing == ["run:0:1:0:0", "run:0:1:1:0"]  # every data step runs before the first training
 
     events: list[SweepEvent] = []
     commit = run_sweep(store, cfg, on_event=events.append)
@@ -118,7 +118,7 @@ def test_two_by_two_sweep_runs_caches_and_resumes(
     more = _config(train, val, rates=(0.0, 0.5, 1.0))
     nodes3, _ = plan(store, more)
     todo = sorted(n.key for n in nodes3 if n.state != "done")
-    assert todo == ["run:0.5:0.5:0", "run:1:0.5:0", "variant:0.5:0.5", "variant:1:0.5"]
+    assert todo == ["run:0:0.5:0.5:0", "run:0:1:0.5:0", "variant:0:0.5:0.5", "variant:0:1:0.5"]
 
 
 def test_dry_run_changes_nothing(runner: CliRunner, corpus: tuple[Store, str, str]) -> None:
@@ -147,7 +147,7 @@ def test_dry_run_changes_nothing(runner: CliRunner, corpus: tuple[Store, str, st
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     states = {n["key"]: n["state"] for n in payload["nodes"]}
-    assert states["decontaminate"] == "todo" and states["run:1:1:0"] == "pending"
+    assert states["decontaminate"] == "todo" and states["run:0:1:1:0"] == "pending"
     assert payload["estimated_seconds"] > 0
     assert store_snapshot(store.root) == before
 
@@ -171,6 +171,50 @@ def test_sweep_config_file_and_validation(tmp_path: Path, corpus: tuple[Store, s
         build(SweepConfig, {"base": "a", "val": "b", "sizes": (0.0, 1.0)}, source="")
     with pytest.raises(UsageError, match="--pool or --copies"):
         SweepConfig(base="a", val="b", pool=2, copies=3)
+    path.write_text(f'[sweep]\nbase = "{train}"\nval = "{val}"\ndata_seeds = [0, 1, 2]\nseeds = [0, 1]\n')
+    cfg = SweepConfig.from_toml(path, {})
+    assert cfg.data_seeds == (0, 1, 2) and cfg.seeds == (0, 1)
+    with pytest.raises(UsageError, match="must not repeat"):
+        SweepConfig(base="a", val="b", data_seeds=(1, 1))
+
+
+def test_each_data_seed_repeats_one_story_at_every_size_and_rate(corpus: tuple[Store, str, str]) -> None:
+    from datadiet.sweep import _resolve_done, build_dag, repeated_ids
+
+    store, train, val = corpus
+    cfg = _config(train, val, sizes=(0.25, 0.5, 1.0), rates=(0.0, 0.5, 1.0), data_seeds=(0, 1), seeds=(0, 1))
+    nodes = build_dag(store, cfg)
+    resolved: dict[str, object] = {}
+    for node in nodes:  # build every data step (no training)
+        _resolve_done(store, node, resolved)  # type: ignore[arg-type]
+        if node.state == "todo" and node.kind != "runs":
+            resolved[node.key] = node.run([resolved[d].ref for d in node.deps], _null()).dataset  # type: ignore[attr-defined]
+    runs = [n for n in nodes if n.kind == "runs"]
+    # Every (data seed, training seed) pair trains every cell.
+    assert len(runs) == 2 * 2 * 3 * 3
+    assert {(n.data_seed, n.train_seed) for n in runs} == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    stories = {}
+    for ds in (0, 1):
+        variants = [resolved[n.key] for n in nodes if n.key.startswith(f"variant:{ds}:")]
+        docs = {v.manifest.params["doc"] for v in variants}  # type: ignore[attr-defined]
+        pools = {tuple(v.manifest.stats["pool_ids"]) for v in variants}  # type: ignore[attr-defined]
+        assert len(docs) == 1 and pools == {tuple(docs)}  # one story, in the params and actually copied
+        smallest = resolved[f"subset:{ds}:0.25"]
+        assert docs == set(repeated_ids(store, smallest.ref, cfg, ds))  # type: ignore[attr-defined]
+        assert docs <= set(smallest.read()["id"].to_list())  # type: ignore[attr-defined]
+        stories[ds] = docs
+    # Each data seed redraws its subsets and its story.
+    assert stories[0] != stories[1]
+    assert resolved["subset:0:0.5"].ref != resolved["subset:1:0.5"].ref  # type: ignore[attr-defined]
+    # The plan now finds every data step done: the DAG reuses them.
+    planned, _ = plan(store, cfg)
+    assert all(n.state == "done" for n in planned if n.kind != "runs")
+
+
+def _null() -> object:
+    from datadiet.progress import NULL_TRACKER
+
+    return NULL_TRACKER
 
 
 @pytest.mark.slow
@@ -182,6 +226,8 @@ def test_demo_command_path(runner: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert len(payload["runs"]) == 12 and payload["verdict"]
+    # Two data seeds (the unit of replication) with one training seed each.
+    assert sorted({(r["data_seed"], r["seed"]) for r in payload["runs"]}) == [(0, 0), (1, 0)]
     assert (tmp_path / "report" / "report.html").is_file()
     html = (tmp_path / "report" / "report.html").read_text()
     assert "<img" in html and 'src="data:image/png;base64,' in html

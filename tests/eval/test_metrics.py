@@ -50,7 +50,7 @@ class Table(nn.Module):
 def test_uniform_logits_give_log_vocab() -> None:
     vocab = 7
     tokens = np.array([0, 3, 0, 5, 0, 6, 1, 2, 0], dtype=np.uint16)  # 8 targets, 3 of them token 0
-    m = M.evaluate(Uniform(vocab), tokens, block_size=4, batch_size=1, bytes_per_token=2.0)
+    m = M.evaluate(Uniform(vocab), tokens, block_size=4, batch_size=1, token_bytes=np.full(vocab, 2))
     assert m[M.VAL_LOSS] == pytest.approx(math.log(vocab), abs=1e-6)
     assert m[M.PERPLEXITY] == pytest.approx(vocab, rel=1e-6)
     assert m[M.STUDY_PERPLEXITY] == pytest.approx(vocab, rel=1e-6)
@@ -59,6 +59,7 @@ def test_uniform_logits_give_log_vocab() -> None:
     assert m[M.STUDY_ACCURACY] == 1.5
     assert m[M.BITS_PER_BYTE] == pytest.approx(math.log(vocab) / (2 * math.log(2)), abs=1e-6)
     assert m[M.EVAL_TOKENS] == 8
+    assert m[M.EVAL_BYTES] == 16
     assert m[M.EVAL_WINDOWS] == 2
 
 
@@ -140,7 +141,32 @@ def test_generations_distinct_and_memorisation() -> None:
     assert fresh[G.MEMORISED_8GRAM_SHARE] == 0.0
 
 
-def test_bytes_per_token() -> None:
-    tok = train_tokenizer(["hello world hello world", EOT], vocab_size=270)
-    ids = np.array(tok.encode("hello world").ids)
-    assert M.bytes_per_token(tok, ids) == len(tok.decode(ids.tolist()).encode()) / ids.size
+def test_token_bytes_are_exact_utf8_and_the_separator_is_one_byte() -> None:
+    texts = ["héllo wörld — ünïcode", "hello world hello", "naïve café"]
+    tok = train_tokenizer([*texts, EOT], vocab_size=280)
+    lengths = M.token_byte_lengths(tok)
+    assert lengths[tok.token_to_id(EOT)] == M.SEPARATOR_BYTES == 1
+    for text in texts:
+        ids = tok.encode(text).ids
+        # Summed per token, even where a token ends inside a multi-byte character.
+        assert int(lengths[ids].sum()) == len(text.encode("utf-8"))
+
+
+def test_bits_per_byte_counts_exactly_the_scored_targets() -> None:
+    text = "the cat sat on the mat. " * 30
+    tok = train_tokenizer([text, EOT], vocab_size=300)
+    eot = tok.token_to_id(EOT)
+    doc = tok.encode(text).ids
+    tokens = np.array([eot, *doc, eot, *doc, eot], dtype=np.int64)
+    lengths = M.token_byte_lengths(tok)
+    vocab = tok.get_vocab_size()
+    for cap in (None, 16):  # a capped evaluation scores fewer targets: their own bytes, not an average
+        m = M.evaluate(Uniform(vocab), tokens, block_size=8, batch_size=4, max_tokens=cap, token_bytes=lengths)
+        starts = M.eval_windows(tokens.size, 8, cap)
+        targets = tokens[starts[:, None] + np.arange(1, 9)]
+        assert m[M.EVAL_TOKENS] == targets.size
+        assert m[M.EVAL_BYTES] == int(lengths[targets].sum())
+        assert m[M.BITS_PER_BYTE] == pytest.approx(
+            m[M.VAL_LOSS] * m[M.EVAL_TOKENS] / (math.log(2) * m[M.EVAL_BYTES]), rel=1e-12
+        )
+    assert M.bits_per_byte(10.0, 0) is None

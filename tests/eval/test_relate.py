@@ -1,13 +1,15 @@
-"""Correlations against a reference computation, and the quantity/quality split where the truth is known."""
+"""relate: dataset-level correlations against a reference, the split where the truth is known, computed caveats."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import numpy as np
 import polars as pl
 import pytest
+from scipy import stats as sps
 
 from datadiet.errors import UsageError
 from datadiet.eval import relate as R
@@ -16,129 +18,124 @@ SIZES = (0.25, 0.5, 1.0)
 RATES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def grid(metric, seeds: int = 2, noise: float = 0.01, seed: int = 0) -> pl.DataFrame:
+def grid(metric, data_seeds: int = 3, seeds: int = 2, noise: float = 0.01, seed: int = 0) -> pl.DataFrame:
+    """A sweep's runs table: every (data seed, size, rate, training seed), one variant per (data seed, size, rate)."""
     rng = np.random.default_rng(seed)
     rows = []
-    for size, rate, s in itertools.product(SIZES, RATES, range(seeds)):
+    for d, size, rate, s in itertools.product(range(data_seeds), SIZES, RATES, range(seeds)):
         rows.append(
             {
                 "size_fraction": size,
                 "dup_rate": rate,
                 "pool": 1,
+                "data_seed": d,
                 "seed": s,
-                "exact_duplicate_share": rate * 0.99,
+                "variant": f"v{d}-{size}-{rate}",
+                "repeated": f"story-{d}",
+                "exact_duplicate_share": rate * 0.99 + 0.001 * d,
                 "documents": 1000 * size,
                 "constant_stat": 3.0,
+                "epochs": 0.5 / size,
                 "val_loss": metric(size, rate) + noise * rng.standard_normal(),
             }
         )
     return pl.DataFrame(rows)
 
 
-def rankdata(x: np.ndarray) -> np.ndarray:
-    """Reference average ranks, one element at a time."""
-    order = sorted(range(len(x)), key=lambda i: x[i])
-    ranks = np.empty(len(x))
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and x[order[j + 1]] == x[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return ranks
-
-
-def test_correlations_match_reference() -> None:
+def test_correlations_are_at_the_dataset_level_and_ranked() -> None:
     frame = grid(lambda size, rate: 3.0 + rate**2 - 0.1 * math.log(size), noise=0.05)
-    res = R.relate(frame, ["exact_duplicate_share", "documents", "constant_stat"], ["val_loss"], n_boot=200, seed=1)
-    table = {row["statistic"]: row for row in res.correlations.iter_rows(named=True)}
-    y = frame["val_loss"].to_numpy()
-    for stat in ("exact_duplicate_share", "documents"):
-        x = frame[stat].to_numpy()
-        row = table[stat]
-        assert row["n"] == 30
-        assert row["pearson"] == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-12)
-        assert row["spearman"] == pytest.approx(np.corrcoef(rankdata(x), rankdata(y))[0, 1], abs=1e-12)
-        assert row["pearson_lo"] <= row["pearson"] <= row["pearson_hi"]
-        assert row["spearman_lo"] <= row["spearman"] <= row["spearman_hi"]
-    assert math.isnan(table["constant_stat"]["pearson"])
-    assert math.isnan(table["constant_stat"]["spearman_hi"])
+    res = R.relate(frame, ["documents", "exact_duplicate_share", "constant_stat"], ["val_loss"])
+    per = frame.group_by("variant").agg(pl.col("exact_duplicate_share").mean(), pl.col("val_loss").mean())
+    row = res.correlations.row(0, named=True)
+    assert row["statistic"] == "exact_duplicate_share"  # the strongest comes first
+    assert row["datasets"] == 45  # 3 data seeds x 15 cells, not 90 runs
+    x, y = per["exact_duplicate_share"].to_numpy(), per["val_loss"].to_numpy()
+    assert row["pearson"] == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-12)
+    assert row["spearman"] == pytest.approx(sps.spearmanr(x, y).statistic, abs=1e-12)
+    assert row["pearson_lo"] < row["pearson"] < row["pearson_hi"]
+    const = res.correlations.filter(pl.col("statistic") == "constant_stat").row(0, named=True)
+    assert math.isnan(const["pearson"])
+    assert res.correlations["statistic"].to_list()[-1] == "constant_stat"
     assert res.strongest_statistic("val_loss") == "exact_duplicate_share"
 
 
-def test_average_ranks_with_ties() -> None:
-    x = np.array([[3.0, 1.0, 3.0, 2.0, 3.0]])
-    assert R.average_ranks(x).tolist() == [[4.0, 1.0, 4.0, 2.0, 4.0]]
-
-
 def test_quality_only_metric() -> None:
-    res = R.relate(grid(lambda size, rate: 3.0 + 2.0 * rate), [], ["val_loss"], n_boot=300)
-    fit = res.fits.row(0, named=True)
-    assert fit["r2"] == pytest.approx(1.0, abs=1e-3)
-    assert fit["quality_share"] == pytest.approx(1.0, abs=0.01)
-    assert fit["quantity_share"] == pytest.approx(0.0, abs=0.01)
-    assert fit["quality"] + fit["quantity"] == pytest.approx(fit["r2"], abs=1e-12)
-    assert fit["b_dup"] == pytest.approx(2.0, abs=0.02)
-    effect = res.effects.filter(pl.col("factor") == R.QUALITY).row(0, named=True)
-    assert effect["effect"] == pytest.approx(2.0, abs=0.05)
-    assert effect["lo"] <= effect["effect"] <= effect["hi"]
-    assert res.verdict.startswith("Data quality (duplication) explained more of the variance in validation loss")
-    assert "going from 0% to 100% duplication raised validation loss by 1.9" in res.verdict
+    res = R.relate(grid(lambda size, rate: 3.0 + 2.0 * rate), [], ["val_loss"])
+    split = res.splits.row(0, named=True)
+    assert split["quality_share"] == pytest.approx(1.0, abs=0.01)
+    assert split["quality_share_lo"] > split["quantity_share_hi"]
+    effect = res.effects.filter((pl.col("factor") == R.QUALITY) & (pl.col("to") == 1.0)).row(0, named=True)
+    assert effect["effect"] == pytest.approx(2.0, abs=0.03)
+    assert effect["lo"] < 2.0 < effect["hi"] and effect["n"] == 3
+    assert res.verdict.startswith("Data quality (duplication) moved validation loss more than quantity")
+    assert "duplication 0.0% → 100.0% at 100.0% of the data changed it by 1.99" in res.verdict
 
 
 def test_quantity_only_metric() -> None:
-    res = R.relate(grid(lambda size, rate: 3.0 - 0.5 * math.log(size)), [], ["val_loss"], n_boot=300)
-    fit = res.fits.row(0, named=True)
-    assert fit["quantity_share"] == pytest.approx(1.0, abs=0.01)
-    assert fit["quality_share"] == pytest.approx(0.0, abs=0.01)
-    assert fit["b_log_size"] == pytest.approx(-0.5, abs=0.02)
-    effect = res.effects.filter(pl.col("factor") == R.QUANTITY).row(0, named=True)
-    assert effect["effect"] == pytest.approx(0.5 * math.log(4), abs=0.05)
-    assert res.verdict.startswith("Data quantity (dataset size) explained more")
-    assert "quartering the data (100% -> 25% of it) raised it by" in res.verdict
+    res = R.relate(grid(lambda size, rate: 3.0 - 0.5 * math.log(size)), [], ["val_loss"])
+    split = res.splits.row(0, named=True)
+    assert split["quantity_share"] == pytest.approx(1.0, abs=0.01)
+    assert split["quantity_share_lo"] > split["quality_share_hi"]
+    effect = res.effects.filter((pl.col("factor") == R.QUANTITY) & (pl.col("to") == 0.25)).row(0, named=True)
+    assert effect["effect"] == pytest.approx(0.5 * math.log(4), abs=0.03)
+    assert res.verdict.startswith("Data quantity (size) moved validation loss more")
 
 
-def test_interaction_is_split_half_and_half() -> None:
-    # y = centred ln(size) x centred dup: neither main effect alone explains anything, so the whole R²
-    # belongs to the pair and Shapley symmetry gives each factor half.
-    mean_log = sum(math.log(s) for s in SIZES) / len(SIZES)
-    res = R.relate(
-        grid(lambda size, rate: (math.log(size) - mean_log) * (rate - 0.5), noise=0.0), [], ["val_loss"], n_boot=10
+def test_cells_average_training_seeds_first() -> None:
+    frame = grid(lambda size, rate: 3.0, noise=0.0)
+    # Training seed s adds s, data seed d adds d: a cell's unit values are d + 0.5, its mean 1.5 + 3.
+    frame = frame.with_columns(pl.col("val_loss") + pl.col("seed") + pl.col("data_seed"))
+    res = R.relate(frame, [], ["val_loss"])
+    assert res.cells.height == len(SIZES) * len(RATES)
+    cell = res.cells.row(0, named=True)
+    assert (cell["mean"], cell["sd"], cell["data_seeds"], cell["train_seeds"]) == (4.5, 1.0, 3, 6)
+    half = sps.t.ppf(0.975, 2) / math.sqrt(3)
+    assert (cell["lo"], cell["hi"]) == pytest.approx((4.5 - half, 4.5 + half))
+
+
+def test_one_data_seed_is_not_estimable_never_zero_width() -> None:
+    res = R.relate(grid(lambda size, rate: 3.0 + rate, data_seeds=1), [], ["val_loss"])
+    assert res.cells["lo"].is_nan().all()
+    assert res.effects["lo"].is_nan().all()
+    assert math.isnan(res.splits.row(0, named=True)["quality_share_lo"])
+    assert "Only one data seed" in res.verdict and "not estimable" in res.verdict
+    assert "0.000 to 0.000" not in res.verdict and "[" not in res.verdict.split("Only one")[0].replace("CI)", "")
+
+
+def test_caveats_are_computed_from_compute_and_stories() -> None:
+    frame = grid(lambda size, rate: 3.0 + rate)
+    notes = R.caveats(frame)
+    # epochs = 0.5 / size: 2 at 25%, 1 at 50%, 0.5 at 100%: only the largest size is under one epoch.
+    assert any("Runs on 100% of the data saw under one epoch" in n for n in notes)
+    under = R.caveats(frame.with_columns(pl.col("epochs") * 0.1))
+    assert any("Every run saw under one epoch" in n and "size cannot matter" in n for n in under)
+    # A story that differs by size within a data seed is flagged.
+    mixed = frame.with_columns(
+        pl.when((pl.col("data_seed") == 1) & (pl.col("size_fraction") == 1.0))
+        .then(pl.lit("other"))
+        .otherwise(pl.col("repeated"))
+        .alias("repeated")
     )
-    fit = res.fits.row(0, named=True)
-    assert fit["r2"] == pytest.approx(1.0)
-    assert fit["quality"] == pytest.approx(0.5, abs=1e-9)
-    assert fit["quantity"] == pytest.approx(0.5, abs=1e-9)
+    assert any("differs between sizes within data seed(s) 1" in n for n in R.caveats(mixed))
+    assert not any("differs" in n for n in notes)
+    assert any("Only 2 data seeds" in n for n in R.caveats(grid(lambda s, r: r, data_seeds=2)))
 
 
-def test_single_seed_and_noise_caveats() -> None:
-    res = R.relate(grid(lambda size, rate: 3.0 + rate, seeds=1), [], ["val_loss"], n_boot=50)
-    fit = res.fits.row(0, named=True)
-    assert fit["quality_lo"] == pytest.approx(fit["quality_hi"])
-    assert "single run" in res.verdict
-    noisy = R.relate(grid(lambda size, rate: 3.0, noise=1.0), [], ["val_loss"], n_boot=200)
-    assert "Neither factor clearly dominated validation loss" in noisy.verdict
-    assert "unexplained" in noisy.verdict
-
-
-def test_spread_per_cell() -> None:
-    frame = grid(lambda size, rate: 3.0, seeds=3, noise=0.0)
-    frame = frame.with_columns(pl.col("val_loss") + pl.col("seed").cast(pl.Float64))
-    res = R.relate(frame, [], ["val_loss"], n_boot=10)
-    assert res.spread.height == len(SIZES) * len(RATES)
-    row = res.spread.row(0, named=True)
-    assert (row["mean"], row["std"], row["n"]) == (4.0, 1.0, 3)
+def test_number_format_is_one_format() -> None:
+    assert R.num(2.5) == "2.500"
+    assert R.num(81920.0) == "81,920"
+    assert R.num(166426.7656) == "166,427"
+    assert R.num(float("nan")) == "n/a"
+    assert R.pct(0.25) == "25.0%"
+    assert R.estimate(1.0, float("nan"), 2.0) == "1.000 (interval not estimable)"
+    assert R.metric_name("stat_exact_duplicate_share") == "exact duplicate share"
 
 
 def test_to_dict_is_json_ready_and_errors() -> None:
-    import json
-
-    res = R.relate(grid(lambda size, rate: rate), ["constant_stat"], ["val_loss"], n_boot=20)
+    res = R.relate(grid(lambda size, rate: rate), ["constant_stat"], ["val_loss"])
     d = res.to_dict()
     json.dumps(d, allow_nan=False)
     assert d["correlations"][0]["pearson"] is None
-    assert d["n_runs"] == 30
+    assert d["n_runs"] == 90 and d["data_seeds"] == 3
     with pytest.raises(UsageError, match="lacks columns"):
         R.relate(grid(lambda size, rate: rate), ["nope"], ["val_loss"])

@@ -181,11 +181,11 @@ def _render_summary(c: Console, runs: Any, verdict: str, report_path: Path | Non
 
     rows = summary_table(runs)
     if rows:
-        t = Table(title="validation metrics by size × duplication (mean ± sd over seeds)")
+        t = Table(title="validation metrics by size × duplication (mean [95% CI over data seeds])")
         for col in rows[0]:
             t.add_column(str(col), justify="right")
         for r in rows:
-            t.add_row(*[str(v) for v in r.values()])
+            t.add_row(*[Text(str(v)) for v in r.values()])
         c.print(t)
     c.print(styled("\n[bold]Verdict.[/] {}\n", verdict))
     if report_path is not None:
@@ -233,7 +233,8 @@ def _run_sweep(o: Out, cfg: Any, dest: Path | None, dry_run: bool) -> None:
         o.emit(payload, render)
         return
     live = not (o.quiet or o.json) and o.err.is_terminal and sys.stderr.isatty()
-    display = SweepDisplay(o.err, cfg.sizes, cfg.rates, cfg.seeds) if live else None
+    replicates = tuple(range(len(cfg.data_seeds) * len(cfg.seeds)))
+    display = SweepDisplay(o.err, cfg.sizes, cfg.rates, replicates) if live else None
     # Off a terminal a line per finished step as well as the periodic progress lines.
     on_event = display.event if display else getattr(o.tracker, "event", None)
     with display if display is not None else contextlib.nullcontext():
@@ -279,7 +280,16 @@ def sweep(
         ),
     ] = None,
     seeds: Annotated[
-        str | None, typer.Option("--seeds", help="Training seeds per cell. [default: 0]", show_default=False)
+        str | None,
+        typer.Option("--seeds", help="Training seeds per data seed and cell. [default: 0]", show_default=False),
+    ] = None,
+    data_seeds: Annotated[
+        str | None,
+        typer.Option(
+            "--data-seeds",
+            help="Data seeds: each redraws the subsets and the repeated story; the unit of replication. [default: 0]",
+            show_default=False,
+        ),
     ] = None,
     pool: Annotated[
         int | None,
@@ -372,6 +382,7 @@ def sweep(
         "sizes": _floats(sizes, "--sizes"),
         "rates": _floats(rates, "--rates"),
         "seeds": _ints(seeds, "--seeds"),
+        "data_seeds": _ints(data_seeds, "--data-seeds"),
         "pool": pool,
         "copies": copies,
         "near": near,
@@ -450,58 +461,36 @@ SweepOpt = Annotated[
 ]
 
 
+def _print_table(c: Console, title: str, content: tuple[list[str], list[list[str]]]) -> None:
+    header, rows = content
+    t = Table(title=title)
+    for k, col in enumerate(header):
+        t.add_column(col, justify="left" if k == 0 else "right")
+    for r in rows:
+        t.add_row(*(Text(x) for x in r))
+    c.print(t)
+
+
 @command()
 def relate(
     runs: RunsArg = None,
     sweep_ref: SweepOpt = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
     *,
     o: Out,
 ) -> None:
-    """Relate dataset statistics to model metrics: correlations with bootstrap CIs, variance split, verdict."""
+    """Relate dataset statistics to model metrics: cell intervals over data seeds, quantity/quality split, verdict."""
     from datadiet.eval.pipeline import relate_runs
+    from datadiet.eval.report import correlation_table, effects_table, split_table
 
     table, _ = _runs_table(o, runs, sweep_ref)
     if table.height < 2:
         raise UsageError(f"relating needs at least 2 runs, got {table.height}")
-    result = relate_runs(table, seed=seed)
+    result = relate_runs(table)
 
     def render(c: Console) -> None:
-        fits = Table(title="share of each metric's explained variance: quantity (size) vs quality (duplication)")
-        for col in ("metric", "runs", "R²", "quantity share", "quality share"):
-            fits.add_column(col, justify="left" if col == "metric" else "right")
-        for r in result.fits.to_dicts():
-
-            def ci(key: str, r: dict[str, Any] = r) -> str:
-                v, lo, hi = r[key], r[f"{key}_lo"], r[f"{key}_hi"]
-                return "–" if v is None else f"{v:.0%} [{lo:.0%}, {hi:.0%}]" if lo is not None else f"{v:.0%}"
-
-            fits.add_row(
-                str(r["metric"]),
-                str(r["n"]),
-                f"{r['r2']:.2f}" if r["r2"] is not None else "–",
-                ci("quantity_share"),
-                ci("quality_share"),
-            )
-        c.print(fits)
-        corr = result.correlations.with_columns(abs_r=result.correlations["pearson"].abs())
-        corr = corr.sort("abs_r", descending=True, nulls_last=True).head(12)
-        t = Table(title="strongest correlations of dataset statistics with metrics (bootstrap 95% CI)")
-        for col in ("statistic", "metric", "Pearson r", "Spearman ρ", "n"):
-            t.add_column(col, justify="left" if col in ("statistic", "metric") else "right")
-        for r in corr.to_dicts():
-            t.add_row(
-                str(r["statistic"]).removeprefix("stat_"),
-                str(r["metric"]),
-                f"{r['pearson']:.2f} [{r['pearson_lo']:.2f}, {r['pearson_hi']:.2f}]"
-                if r["pearson"] is not None
-                else "–",
-                f"{r['spearman']:.2f} [{r['spearman_lo']:.2f}, {r['spearman_hi']:.2f}]"
-                if r["spearman"] is not None
-                else "–",
-                str(r["n"]),
-            )
-        c.print(t)
+        _print_table(c, "differences between cells, paired by data seed (95% CI)", effects_table(result))
+        _print_table(c, "quantity vs quality: shares of the systematic variance (joint 95% CI)", split_table(result))
+        _print_table(c, "strongest correlations at the dataset level (95% CI)", correlation_table(result, top=12))
         c.print(styled("\n[bold]Verdict.[/] {}", result.verdict))
 
     o.emit(result.to_dict(), render)

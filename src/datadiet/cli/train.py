@@ -172,15 +172,19 @@ def runs(
                 "steps": s["train"]["steps"],
                 "metrics": s["metrics"],
                 "tokens_per_s": s["train"]["tokens_per_s"],
+                # Runs trained before compute accounting have none (null in --json, "–" in the table).
+                "compute": s.get("compute"),
             }
         )
 
     def render(c: Console) -> None:
         t = Table(title="runs")
-        for col in ("run", "train data", "preset", "seed", "steps", "val loss", "ppl", "acc", "tok/s"):
+        cols = ("run", "train data", "preset", "seed", "steps", "val loss", "bits/byte", "acc")
+        for col in (*cols, "tokens seen", "epochs", "FLOPs", "wall s", "tok/s"):
             t.add_column(col)
         for r in rows:
-            m = r["metrics"]
+            m, k = r["metrics"], r["compute"] or {}
+            bpb = m.get("bits_per_byte")
             t.add_row(
                 r["ref"],
                 r["train"],
@@ -188,8 +192,12 @@ def runs(
                 str(r["seed"]),
                 str(r["steps"]),
                 f"{m['val_loss']:.4f}",
-                f"{m['perplexity']:.2f}",
+                f"{bpb:.4f}" if bpb is not None else "–",
                 f"{m['accuracy']:.3f}",
+                f"{k['tokens_seen']:,}" if k else "–",
+                f"{k['epochs']:.3f}" if k else "–",
+                f"{k['flops']:.3g}" if k else "–",
+                f"{k['wall_time_s']:,.1f}" if k else "–",
                 f"{r['tokens_per_s']:,.0f}",
             )
         c.print(t if rows else "no runs yet")

@@ -1,65 +1,58 @@
 """Relate dataset statistics and experiment factors to model metrics across a sweep's runs.
 
-Used by `curate relate` and by the sweep before the report::
+Used by `curate relate`, `curate report` and the sweep before the report::
 
     from datadiet.eval.relate import relate
-    result = relate(runs, stats=["exact_duplicate_share", "distinct_4gram_ratio"], metrics=["val_loss", "accuracy"])
+    result = relate(runs, stats=["stat_exact_duplicate_share"], metrics=["val_loss", "bits_per_byte"])
     print(result.verdict)
 
-`runs` has one row per training run: the factor columns (`size_fraction`, `dup_rate`, `pool`,
-`seed`), dataset statistic columns and metric columns. `relate` returns:
+`runs` has one row per training run: the factor columns (`size_fraction`, `dup_rate`, and where
+known `data_seed`, `seed`, `variant` = the training dataset's ref, `repeated` = the id of the
+repeated story), dataset statistic columns, metric columns and, where recorded, the run's compute
+(`epochs`, see `datadiet.train.compute`). The data seed is the unit of replication throughout
+(`datadiet.eval.inference` says how and why). `relate` returns:
 
-(a) `correlations`: Pearson and Spearman (Pearson of average ranks) of every (statistic, metric)
-    pair over the runs where both are present, with 95% percentile bootstrap intervals (runs
-    resampled with replacement); NaN where a column is constant.
-(b) `fits`: for each metric the OLS fit `metric ~ 1 + ln(size_fraction) + dup_rate +
-    ln(size_fraction) * dup_rate` and the split of its R² between quantity (the size term) and
-    quality (the duplication term) by the Shapley value of the two factor groups (the LMG
-    decomposition). The interaction term is present only when both factors are, so its gain is
-    part of the two-factor coalition and Shapley's symmetry splits it half and half:
-    quantity = [R²(size) + R²(size, dup, size*dup) - R²(dup)] / 2 and likewise for quality; the two
-    sum to the full R². `quantity_share` / `quality_share` are those over the full R².
-(c) `effects`: model-free effect sizes from cell means: duplication (lowest -> highest rate, at the
-    largest size) and quantity (largest -> smallest size, at the lowest rate).
-(d) `spread`: seed-to-seed mean, standard deviation (ddof 1) and count per (size, rate) cell.
-(e) `verdict`: one paragraph written from those numbers.
-
-Intervals for (b) and (c) come from a bootstrap that resamples runs within each (size, rate)
-cell, so every resample keeps the design; with one run per cell they have zero width, and the
-verdict says that seed noise is then unmeasured.
+(a) `cells`: per metric and (size, rate) cell, the mean over data seeds (training seeds averaged
+    first) with its t-based 95% interval; NaN bounds ("not estimable") with one data seed;
+(b) `effects`: model-free differences of two cells, paired by data seed: duplication (lowest ->
+    highest rate, at the largest size; and lowest -> every other rate) and quantity (largest ->
+    smallest size, at the lowest rate), with t intervals;
+(c) `splits`: per metric, the two-way ANOVA of the unit values (size × rate + interaction, data
+    seed as block): shares of the systematic variance with joint 95% intervals, and the η² shares
+    of the total sum of squares (block and replication noise included);
+(d) `correlations`: Pearson and Spearman of every (statistic, metric) pair at the dataset level,
+    with Fisher-z intervals, ranked by |Pearson r|;
+(e) `caveats`: what the design and the runs' compute imply the numbers cannot say, computed;
+(f) `verdict`: one paragraph written from those numbers, caveats included.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import polars as pl
 
 from datadiet.errors import UsageError
+from datadiet.eval import inference as inf
 
-SIZE_FRACTION = "size_fraction"
-DUP_RATE = "dup_rate"
+SIZE_FRACTION = inf.SIZE_FRACTION
+DUP_RATE = inf.DUP_RATE
+DATA_SEED = inf.DATA_SEED
+SEED = inf.SEED
 POOL = "pool"
-SEED = "seed"
-FACTORS: tuple[str, ...] = (SIZE_FRACTION, DUP_RATE, POOL, SEED)
+VARIANT = "variant"
+REPEATED = "repeated"
+EPOCHS = "epochs"
+FACTORS: tuple[str, ...] = (SIZE_FRACTION, DUP_RATE, POOL, DATA_SEED, SEED)
 
 QUANTITY = "quantity"
 QUALITY = "quality"
-CI = (2.5, 97.5)
-# Below this many runs a correlation or a variance split is a sketch, not evidence.
-FEW_RUNS = 10
-# Below this R² the linear fit misses much of the pattern (e.g. the study's loss is flat up to 50%
-# duplication and jumps at 100%), which the verdict says.
-POOR_FIT = 0.8
 
-F64 = npt.NDArray[np.float64]
-
-# Plain-language names for metrics the verdict talks about; others are shown by column name.
+# Plain-language names for metrics and statistics; others are shown by column name.
 METRIC_NAMES = {
     "val_loss": "validation loss",
     "perplexity": "perplexity",
@@ -70,38 +63,84 @@ METRIC_NAMES = {
 }
 
 
+def metric_name(column: str) -> str:
+    """A readable name for a metric or `stat_*` column."""
+    if column in METRIC_NAMES:
+        return METRIC_NAMES[column]
+    return column.removeprefix("stat_").replace("_", " ")
+
+
+# -- one number format ----------------------------------------------------------------------------
+
+
+def num(x: float | None, digits: int = 3) -> str:
+    """Every number in the verdict and the report: 3 decimals, thousands separated; n/a when missing."""
+    if x is None or not math.isfinite(x):
+        return "n/a" if x is None or math.isnan(x) else ("∞" if x > 0 else "−∞")
+    # Counts (whole numbers from 100 on) and numbers from 100,000 on need no decimals.
+    return f"{x:,.0f}" if abs(x) >= 100_000 or (abs(x) >= 100 and x == round(x)) else f"{x:,.{digits}f}"
+
+
+def pct(x: float | None, digits: int = 1) -> str:
+    """A share as a percentage with one decimal."""
+    return "n/a" if x is None or not math.isfinite(x) else f"{100 * x:.{digits}f}%"
+
+
+def interval(lo: float | None, hi: float | None, fmt: Any = num) -> str:
+    """'[lo, hi]', or 'not estimable' when either bound is missing.
+
+    Bounds that differ but would print alike get more decimals (up to 3 more), so an interval never
+    looks zero-width when it is not.
+    """
+    if lo is None or hi is None or not (math.isfinite(lo) and math.isfinite(hi)):
+        return inf.NOT_ESTIMABLE
+    base = 3 if fmt is num else 1
+    for digits in range(base, base + 4):
+        a, b = fmt(lo, digits), fmt(hi, digits)
+        if a != b or lo == hi:
+            break
+    return f"[{a}, {b}]"
+
+
+def estimate(value: float | None, lo: float | None, hi: float | None, fmt: Any = num) -> str:
+    """'value [lo, hi]', 'value (interval not estimable)', or 'not estimable' without a value."""
+    if value is None or not math.isfinite(value):
+        return inf.NOT_ESTIMABLE
+    bounds = interval(lo, hi, fmt)
+    return f"{fmt(value)} {bounds}" if bounds != inf.NOT_ESTIMABLE else f"{fmt(value)} (interval {bounds})"
+
+
 @dataclass(frozen=True)
 class RelateResult:
-    """What `relate` found (tables are polars frames; see the module docstring for their meaning)."""
+    """What `relate` found (tables are polars frames; see the module docstring)."""
 
-    correlations: pl.DataFrame
-    fits: pl.DataFrame
+    cells: pl.DataFrame
     effects: pl.DataFrame
-    spread: pl.DataFrame
+    splits: pl.DataFrame
+    correlations: pl.DataFrame
+    caveats: list[str]
     verdict: str
     n_runs: int
-    n_boot: int
-    seed: int
+    data_seeds: int
+    metrics: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN becomes None)."""
         return {
-            "correlations": _rows(self.correlations),
-            "fits": _rows(self.fits),
+            "cells": _rows(self.cells),
             "effects": _rows(self.effects),
-            "spread": _rows(self.spread),
+            "splits": _rows(self.splits),
+            "correlations": _rows(self.correlations),
+            "caveats": self.caveats,
             "verdict": self.verdict,
             "n_runs": self.n_runs,
-            "n_boot": self.n_boot,
-            "seed": self.seed,
+            "data_seeds": self.data_seeds,
         }
 
     def strongest_statistic(self, metric: str) -> str | None:
         """The statistic with the largest |Pearson r| against `metric` (None if none is defined)."""
         rows = self.correlations.filter((pl.col("metric") == metric) & pl.col("pearson").is_not_nan())
-        if rows.is_empty():
-            return None
-        return str(rows.sort(pl.col("pearson").abs(), descending=True)["statistic"][0])
+        return None if rows.is_empty() else str(rows.sort(pl.col("pearson").abs(), descending=True)["statistic"][0])
 
 
 def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
@@ -111,282 +150,173 @@ def _rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
     ]
 
 
-# -- correlations ---------------------------------------------------------------------------------
+# -- tables ---------------------------------------------------------------------------------------
 
 
-def _pearson_rows(x: F64, y: F64) -> F64:
-    """Pearson r of each row pair of (B, n) arrays; NaN where either row is constant."""
-    xc = x - x.mean(axis=1, keepdims=True)
-    yc = y - y.mean(axis=1, keepdims=True)
-    sxx = (xc * xc).sum(axis=1)
-    syy = (yc * yc).sum(axis=1)
-    sxy = (xc * yc).sum(axis=1)
-    # Relative tolerance: a column of identical floats can leave ~1e-30 of rounding in sxx.
-    scale_x = (x * x).sum(axis=1) * 1e-24
-    scale_y = (y * y).sum(axis=1) * 1e-24
-    ok = (sxx > scale_x) & (syy > scale_y)
-    out = np.full(x.shape[0], np.nan)
-    out[ok] = sxy[ok] / np.sqrt(sxx[ok] * syy[ok])
-    return np.clip(out, -1.0, 1.0)
-
-
-def average_ranks(x: F64) -> F64:
-    """1-based ranks along the last axis, ties sharing their average rank (as scipy's rankdata)."""
-    # rank = (#less + #less-or-equal + 1) / 2; (B, n, n) comparisons are fine for sweeps of <= ~500 runs.
-    less = (x[..., None, :] < x[..., :, None]).sum(axis=-1)
-    leq = (x[..., None, :] <= x[..., :, None]).sum(axis=-1)
-    out: F64 = (less + leq + 1) / 2.0
-    return out
-
-
-def _interval(samples: F64) -> tuple[float, float]:
-    good = samples[np.isfinite(samples)]
-    if good.size == 0:
-        return math.nan, math.nan
-    lo, hi = np.percentile(good, CI)
-    return float(lo), float(hi)
-
-
-def _correlations(
-    frame: pl.DataFrame, stats: Sequence[str], metrics: Sequence[str], n_boot: int, seed: int
-) -> pl.DataFrame:
+def _effects(units: pl.DataFrame, metric: str) -> list[dict[str, Any]]:
+    sizes = sorted(set(units[SIZE_FRACTION].to_list()))
+    rates = sorted(set(units[DUP_RATE].to_list()))
+    if not sizes or not rates:
+        return []
     rows = []
-    for i, stat in enumerate(stats):
-        for j, metric in enumerate(metrics):
-            pair = (
-                frame.select(pl.col(stat).cast(pl.Float64), pl.col(metric).cast(pl.Float64)).drop_nulls().drop_nans()
+    big, low = sizes[-1], rates[0]
+    for rate in rates[1:]:
+        d = inf.paired_difference(units, (big, low), (big, rate))
+        rows.append({"metric": metric, "factor": QUALITY, "from": low, "to": rate, "at": big, **d})
+    for size in reversed(sizes[:-1]):
+        d = inf.paired_difference(units, (big, low), (size, low))
+        rows.append({"metric": metric, "factor": QUANTITY, "from": big, "to": size, "at": low, **d})
+    return rows
+
+
+def _split_row(metric: str, split: inf.Split) -> dict[str, Any]:
+    row: dict[str, Any] = {"metric": metric, "data_seeds": split.data_seeds, "note": split.note}
+    for term in inf.SPLIT_TERMS:
+        row[f"{term}_share"], row[f"{term}_share_lo"], row[f"{term}_share_hi"] = split.shares[term]
+    for term in ("quantity", "quality", "interaction", "block", "noise"):
+        row[f"eta_{term}"] = split.eta.get(term, math.nan)
+    return row
+
+
+def _correlations(frame: pl.DataFrame, stats: Sequence[str], metrics: Sequence[str]) -> pl.DataFrame:
+    key = VARIANT if VARIANT in frame.columns else None
+    per = (
+        inf.dataset_level(frame, key, [*stats, *metrics])
+        if key
+        else frame.select(pl.col(c).cast(pl.Float64) for c in [*stats, *metrics])
+    )
+    rows = []
+    for stat in stats:
+        for metric in metrics:
+            pair = per.select(pl.col(stat), pl.col(metric)).drop_nulls().drop_nans()
+            c = inf.correlation(pair[stat].to_numpy(), pair[metric].to_numpy())
+            rows.append({"statistic": stat, "metric": metric, **c, "datasets": pair.height})
+    schema: dict[str, Any] = {"statistic": pl.String, "metric": pl.String}
+    schema |= dict.fromkeys(
+        ("pearson", "pearson_lo", "pearson_hi", "spearman", "spearman_lo", "spearman_hi"), pl.Float64
+    )
+    schema |= {"datasets": pl.Int64}
+    out = pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
+    return out.sort(pl.col("pearson").abs().fill_nan(None), descending=True, nulls_last=True)
+
+
+# -- caveats and verdict --------------------------------------------------------------------------
+
+
+def caveats(frame: pl.DataFrame) -> list[str]:
+    """What the design and the runs' compute say the numbers cannot tell, one sentence each."""
+    out = []
+    n_data = frame[DATA_SEED].n_unique() if DATA_SEED in frame.columns else 1
+    if n_data < 2:
+        out.append(
+            "Only one data seed: every run shares one draw of the subsets and the repeated story, so the "
+            "intervals are not estimable and nothing here generalises beyond that draw; rerun with "
+            "--data-seeds 0,1,2."
+        )
+    elif n_data < 3:
+        out.append(f"Only {n_data} data seeds: the intervals have {n_data - 1} degree of freedom and are wide.")
+    if EPOCHS in frame.columns and frame[EPOCHS].drop_nulls().len():
+        by_size = frame.group_by(SIZE_FRACTION).agg(pl.col(EPOCHS).max()).sort(SIZE_FRACTION)
+        most = float(by_size[EPOCHS].to_numpy().max())
+        if most < 1.0:
+            out.append(
+                f"Every run saw under one epoch of its training set (at most {most:.2f}), so no model saw all of "
+                "even the smallest set: at this budget dataset size cannot matter, and a null size effect says "
+                "nothing about size at larger budgets."
             )
-            x = pair[stat].to_numpy()
-            y = pair[metric].to_numpy()
-            n = x.size
-            row: dict[str, Any] = {"statistic": stat, "metric": metric, "n": n}
-            if n < 3:
-                for k in ("pearson", "pearson_lo", "pearson_hi", "spearman", "spearman_lo", "spearman_hi"):
-                    row[k] = math.nan
-                rows.append(row)
-                continue
-            # One generator per pair, seeded from (seed, pair), so adding a column changes no other interval.
-            rng = np.random.default_rng([seed, i, j])
-            idx = rng.integers(0, n, size=(n_boot, n))
-            row["pearson"] = float(_pearson_rows(x[None], y[None])[0])
-            row["pearson_lo"], row["pearson_hi"] = _interval(_pearson_rows(x[idx], y[idx]))
-            row["spearman"] = float(_pearson_rows(average_ranks(x)[None], average_ranks(y)[None])[0])
-            row["spearman_lo"], row["spearman_hi"] = _interval(
-                _pearson_rows(average_ranks(x[idx]), average_ranks(y[idx]))
-            )
-            rows.append(row)
-    schema = {
-        "statistic": pl.String,
-        "metric": pl.String,
-        "pearson": pl.Float64,
-        "pearson_lo": pl.Float64,
-        "pearson_hi": pl.Float64,
-        "spearman": pl.Float64,
-        "spearman_lo": pl.Float64,
-        "spearman_hi": pl.Float64,
-        "n": pl.Int64,
-    }
-    return pl.DataFrame(rows, schema=schema) if rows else pl.DataFrame(schema=schema)
-
-
-# -- variance split -------------------------------------------------------------------------------
-
-
-def _r2(design: F64, y: F64) -> F64:
-    """R² of OLS fits of y (B, n) on design (B, n, p), batched; NaN where y is constant."""
-    beta = np.linalg.pinv(design) @ y[..., None]  # (B, p, 1)
-    resid = y - (design @ beta)[..., 0]
-    sst = ((y - y.mean(axis=-1, keepdims=True)) ** 2).sum(axis=-1)
-    sse = (resid**2).sum(axis=-1)
-    out = np.full(y.shape[0], np.nan)
-    ok = sst > 1e-24 * (y * y).sum(axis=-1)
-    out[ok] = 1.0 - sse[ok] / sst[ok]
-    return np.clip(out, 0.0, 1.0)
-
-
-def _split(log_size: F64, dup: F64, y: F64) -> dict[str, F64]:
-    """Shapley split of R² between the size and duplication groups, for each row of (B, n) arrays."""
-    ones = np.ones_like(y)
-    full = _r2(np.stack([ones, log_size, dup, log_size * dup], axis=-1), y)
-    r2_q = _r2(np.stack([ones, log_size], axis=-1), y)
-    r2_d = _r2(np.stack([ones, dup], axis=-1), y)
-    quantity = (r2_q + (full - r2_d)) / 2
-    quality = (r2_d + (full - r2_q)) / 2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return {
-            "r2": full,
-            QUANTITY: quantity,
-            QUALITY: quality,
-            "quantity_share": np.where(full > 0, quantity / full, np.nan),
-            "quality_share": np.where(full > 0, quality / full, np.nan),
-        }
-
-
-def _coefficients(log_size: F64, dup: F64, y: F64) -> F64:
-    design = np.stack([np.ones_like(y), log_size, dup, log_size * dup], axis=-1)
-    out: F64 = np.linalg.pinv(design) @ y
-    return out
-
-
-def _cell_mean(y: F64, idx: npt.NDArray[np.int64], mask: npt.NDArray[np.bool_]) -> tuple[float, F64]:
-    """Mean of y over the rows in `mask`, and its value in each bootstrap resample (NaN if the cell is empty)."""
-    if not mask.any():
-        return math.nan, np.full(idx.shape[0], np.nan)
-    weights = mask[idx].astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        boot: F64 = (y[idx] * weights).sum(axis=1) / weights.sum(axis=1)
-    return float(y[mask].mean()), boot
-
-
-def _cell_resamples(cells: npt.NDArray[np.int64], n_boot: int, rng: np.random.Generator) -> npt.NDArray[np.int64]:
-    """(n_boot, n) row indices: each row's cell keeps its size, filled by draws from the same cell."""
-    n = cells.size
-    out = np.empty((n_boot, n), dtype=np.int64)
-    for c in np.unique(cells):
-        members = np.flatnonzero(cells == c)
-        out[:, members] = members[rng.integers(0, members.size, size=(n_boot, members.size))]
-    return out
-
-
-# -- the verdict ----------------------------------------------------------------------------------
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.0f}%"
-
-
-def _num(x: float) -> str:
-    if not math.isfinite(x):
-        return "n/a"
-    ax = abs(x)
-    if ax >= 1000:
-        return f"{x:,.0f}"
-    if ax >= 10:
-        return f"{x:.1f}"
-    if ax >= 0.1:
-        return f"{x:.3f}"
-    return f"{x:.2g}"
-
-
-def _ci(lo: float, hi: float) -> str:
-    return f"95% CI {_num(lo)} to {_num(hi)}"
-
-
-def _ci_pct(lo: float, hi: float) -> str:
-    return f"95% CI {_pct(lo)} to {_pct(hi)}" if math.isfinite(lo) and math.isfinite(hi) else "no interval"
-
-
-def _size_phrase(small: float, large: float) -> str:
-    ratio = large / small
-    words = {2.0: "halving", 4.0: "quartering", 10.0: "cutting to a tenth"}
-    for r, word in words.items():
-        if abs(ratio - r) < 1e-9:
-            return f"{word} the data ({_pct(large)} -> {_pct(small)} of it)"
-    return f"shrinking the data from {_pct(large)} to {_pct(small)}"
-
-
-def _change(effect: float, lo: float, hi: float) -> str:
-    """'raised X by' style phrase pieces: the verb, the magnitude and its interval on the same scale."""
-    verb = "raised" if effect > 0 else "lowered" if effect < 0 else "left unchanged"
-    if effect < 0:
-        lo, hi = -hi, -lo
-    note = "; not distinguishable from zero" if lo <= 0 <= hi else ""
-    return f"{verb}|{_num(abs(effect))} ({_ci(lo, hi)}{note})"
-
-
-def _and(items: Sequence[str]) -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _verdict(fits: pl.DataFrame, effects: pl.DataFrame, n_runs: int, n_cells: int, metrics: Sequence[str]) -> str:
-    if fits.is_empty():
-        return (
-            f"Only {n_runs} run(s) with the factors present: too few to relate data quality or quantity to any metric."
-        )
-    sentences: list[str] = []
-    winners: dict[str, list[str]] = {QUANTITY: [], QUALITY: [], "tie": []}
-    for fit in fits.iter_rows(named=True):
-        metric = fit["metric"]
-        name = METRIC_NAMES.get(metric, metric)
-        if not math.isfinite(fit["r2"]):
-            sentences.append(f"{name.capitalize()} did not vary across runs, so neither factor moved it.")
-            continue
-        q, d = fit["quantity_share"], fit["quality_share"]
-        overlap = not (
-            fit["quality_share_lo"] > fit["quantity_share_hi"] or fit["quantity_share_lo"] > fit["quality_share_hi"]
-        )
-        winner = "tie" if overlap or not (math.isfinite(q) and math.isfinite(d)) else QUALITY if d > q else QUANTITY
-        winners[winner].append(name)
-        if metric != metrics[0]:
-            continue
-        lead = {
-            QUALITY: f"Data quality (duplication) explained more of the variance in {name} than quantity did",
-            QUANTITY: f"Data quantity (dataset size) explained more of the variance in {name} than quality did",
-            "tie": f"Neither factor clearly dominated {name}",
-        }[winner]
-        sentences.append(
-            f"{lead}: of the fit's R² = {fit['r2']:.2f}, duplication accounts for {_pct(d)} "
-            f"({_ci_pct(fit['quality_share_lo'], fit['quality_share_hi'])}) and size for {_pct(q)} "
-            f"({_ci_pct(fit['quantity_share_lo'], fit['quantity_share_hi'])})."
-        )
-        parts = []
-        for eff in effects.filter(pl.col("metric") == metric).iter_rows(named=True):
-            if not math.isfinite(eff["effect"]):
-                continue
-            verb, amount = _change(eff["effect"], eff["lo"], eff["hi"]).split("|")
-            if eff["factor"] == QUALITY:
-                parts.append(
-                    f"going from {_pct(eff['from'])} to {_pct(eff['to'])} duplication {verb} {name} by {amount}"
+        else:
+            under = [f"{100 * s:.0f}%" for s, e in by_size.iter_rows() if e < 1.0]
+            if under:
+                out.append(
+                    f"Runs on {', '.join(under)} of the data saw under one epoch of it: only the smaller sizes "
+                    "repeated their data, so size effects here are effects of repetition."
                 )
-            else:
-                parts.append(f"{_size_phrase(eff['to'], eff['from'])} {verb} it by {amount}")
-        if parts:
-            sentences.append("Measured directly, " + ", while ".join(parts) + ".")
-        if overlap:
-            sentences.append("The two shares' intervals overlap, so this run set cannot rank the factors for it.")
-        if fit["r2"] < POOR_FIT:
-            sentences.append(
-                f"The linear fit leaves {_pct(1 - fit['r2'])} of the variance unexplained "
-                "(seed noise or an effect that is not linear in these terms)."
-            )
-    others = []
-    for key, label in ((QUALITY, "duplication"), (QUANTITY, "size")):
-        names = [m for m in winners[key] if m != METRIC_NAMES.get(metrics[0], metrics[0])]
-        if names:
-            others.append(f"{label} dominated {_and(names)}")
-    ties = [m for m in winners["tie"] if m != METRIC_NAMES.get(metrics[0], metrics[0])]
-    if ties:
-        others.append(f"neither clearly dominated {_and(ties)}")
-    if others:
-        sentences.append("Across the other metrics, " + "; ".join(others) + ".")
-    if n_runs <= n_cells:
-        sentences.append(
-            "Each (size, duplication) cell has a single run, so seed-to-seed noise is unmeasured and the "
-            "intervals above understate the uncertainty; rerun with more seeds to firm this up."
+    if REPEATED in frame.columns and DATA_SEED in frame.columns:
+        stories = (
+            frame.filter(pl.col(DUP_RATE) > 0)
+            .filter(pl.col(REPEATED).is_not_null())
+            .group_by(DATA_SEED)
+            .agg(pl.col(REPEATED).n_unique().alias("n"))
         )
-    elif n_runs < FEW_RUNS:
-        sentences.append(f"With only {n_runs} runs, treat these numbers as indicative.")
-    return " ".join(sentences)
+        split = stories.filter(pl.col("n") > 1)[DATA_SEED].to_list()
+        if split:
+            out.append(
+                f"The repeated story differs between sizes within data seed(s) {', '.join(map(str, sorted(split)))}: "
+                "which story is repeated is confounded with size there."
+            )
+    return out
+
+
+def _winner(row: dict[str, Any]) -> str:
+    q_lo, q_hi = row["quantity_share_lo"], row["quantity_share_hi"]
+    d_lo, d_hi = row["quality_share_lo"], row["quality_share_hi"]
+    if not all(math.isfinite(v) for v in (q_lo, q_hi, d_lo, d_hi)):
+        return "unknown"
+    return QUALITY if d_lo > q_hi else QUANTITY if q_lo > d_hi else "tie"
+
+
+def _verdict(splits: pl.DataFrame, effects: pl.DataFrame, metrics: Sequence[str], notes: list[str]) -> str:
+    lead = metrics[0]
+    name = metric_name(lead)
+    rows = splits.filter(pl.col("metric") == lead).to_dicts()
+    sentences: list[str] = []
+    if rows:
+        row = rows[0]
+        shares = ", ".join(
+            f"{label} {estimate(row[f'{t}_share'], row[f'{t}_share_lo'], row[f'{t}_share_hi'], pct)}"
+            for t, label in (
+                ("quality", "quality (duplication)"),
+                ("quantity", "quantity (size)"),
+                ("interaction", "their interaction"),
+            )
+        )
+        head = {
+            QUALITY: f"Data quality (duplication) moved {name} more than quantity (size) did",
+            QUANTITY: f"Data quantity (size) moved {name} more than quality (duplication) did",
+            "tie": f"This sweep cannot rank quality against quantity for {name}: their intervals overlap",
+            "unknown": f"This sweep cannot rank quality against quantity for {name} with stated confidence",
+        }[_winner(row)]
+        sentences.append(f"{head}. Shares of the systematic variance between cells (95% CI): {shares}.")
+        if math.isfinite(row["eta_noise"]):
+            sentences.append(
+                f"Replication noise between data seeds left {pct(row['eta_noise'])} of the total variance."
+            )
+    parts = []
+    for e in effects.filter(pl.col("metric") == lead).to_dicts():
+        last_rate = (
+            e["factor"] == QUALITY
+            and e["to"] == effects.filter((pl.col("metric") == lead) & (pl.col("factor") == QUALITY))["to"].max()
+        )
+        smallest = (
+            e["factor"] == QUANTITY
+            and e["to"] == effects.filter((pl.col("metric") == lead) & (pl.col("factor") == QUANTITY))["to"].min()
+        )
+        if not (last_rate or smallest) or not math.isfinite(e["effect"]):
+            continue
+        what = (
+            f"duplication {pct(e['from'])} → {pct(e['to'])} at {pct(e['at'])} of the data"
+            if e["factor"] == QUALITY
+            else f"size {pct(e['from'])} → {pct(e['to'])} at {pct(e['at'])} duplication"
+        )
+        parts.append(f"{what} changed it by {estimate(e['effect'], e['lo'], e['hi'])}")
+    if parts:
+        sentences.append("Measured directly, paired by data seed: " + "; ".join(parts) + ".")
+    return " ".join(sentences + notes) if sentences or notes else "Too few runs to relate anything."
 
 
 # -- entry point ----------------------------------------------------------------------------------
 
 
-def relate(
-    frame: pl.DataFrame, stats: list[str], metrics: list[str], n_boot: int = 1000, seed: int = 0
-) -> RelateResult:
-    """Correlate statistics with metrics, split each metric's variance between quantity and quality, and say so.
+def relate(frame: pl.DataFrame, stats: list[str], metrics: list[str]) -> RelateResult:
+    """Cell means, paired effects, the quantity/quality split, correlations, caveats and a verdict.
 
     Args:
-        frame: One row per run with `size_fraction`, `dup_rate` (and optionally `pool`, `seed`),
-            the statistic columns and the metric columns.
+        frame: One row per run (see the module docstring for its columns).
         stats: Statistic columns to correlate (missing ones are an error).
         metrics: Metric columns; the first is the one the verdict leads with.
-        n_boot: Bootstrap resamples for every interval.
-        seed: Seed of the bootstrap.
 
-    Returns:
-        The tables and the verdict (see the module docstring).
+    Raises:
+        UsageError: A named column is missing or no metric is named.
     """
     missing = [c for c in (SIZE_FRACTION, DUP_RATE, *stats, *metrics) if c not in frame.columns]
     if missing:
@@ -395,111 +325,32 @@ def relate(
         )
     if not metrics:
         raise UsageError("name at least one metric to relate, e.g. val_loss")
-    if n_boot < 1:
-        raise UsageError(f"n_boot must be a positive integer, not {n_boot}")
-    if frame.filter(pl.col(SIZE_FRACTION) <= 0).height:
-        raise UsageError("size_fraction must be positive in every run (its logarithm is a regressor)")
-    correlations = _correlations(frame, stats, metrics, n_boot, seed)
-
-    fit_rows = []
-    effect_rows = []
-    spread_frames = []
-    rng = np.random.default_rng([seed, 1])
+    cell_frames, effect_rows, split_rows = [], [], []
     for metric in metrics:
-        data = (
-            frame.select(
-                pl.col(SIZE_FRACTION).cast(pl.Float64),
-                pl.col(DUP_RATE).cast(pl.Float64),
-                pl.col(metric).cast(pl.Float64),
-            )
-            .drop_nulls()
-            .filter(pl.col(metric).is_finite())
-        )
-        spread_frames.append(
-            data.group_by(SIZE_FRACTION, DUP_RATE)
-            .agg(
-                pl.col(metric).mean().alias("mean"),
-                pl.col(metric).std(ddof=1).alias("std"),
-                pl.len().cast(pl.Int64).alias("n"),
-            )
-            .with_columns(pl.lit(metric).alias("metric"))
-            .select("metric", SIZE_FRACTION, DUP_RATE, "mean", "std", "n")
-        )
-        if data.height < 3:
-            continue
-        size = data[SIZE_FRACTION].to_numpy()
-        dup = data[DUP_RATE].to_numpy()
-        y = data[metric].to_numpy()
-        log_size = np.log(size)
-        cells = data.select(pl.struct(SIZE_FRACTION, DUP_RATE).rank("dense").cast(pl.Int64).alias("cell"))[
-            "cell"
-        ].to_numpy()
-        idx = _cell_resamples(cells, n_boot, rng)
-        point = _split(log_size[None], dup[None], y[None])
-        boot = _split(log_size[idx], dup[idx], y[idx])
-        coef = _coefficients(log_size, dup, y)
-        row: dict[str, Any] = {"metric": metric, "n": int(y.size)}
-        for key in ("r2", QUANTITY, QUALITY, "quantity_share", "quality_share"):
-            row[key] = float(point[key][0])
-            row[f"{key}_lo"], row[f"{key}_hi"] = _interval(boot[key])
-        for name, value in zip(("intercept", "b_log_size", "b_dup", "b_log_size_x_dup"), coef, strict=True):
-            row[name] = float(value)
-        fit_rows.append(row)
-
-        # Model-free effects from cell means, bootstrapped with the same within-cell resamples.
-        big, small = size.max(), size.min()
-        low, high = dup.min(), dup.max()
-        if high > low:
-            a, a_boot = _cell_mean(y, idx, (size == big) & (dup == low))
-            b, b_boot = _cell_mean(y, idx, (size == big) & (dup == high))
-            lo, hi = _interval(b_boot - a_boot)
-            effect_rows.append(
-                {
-                    "metric": metric,
-                    "factor": QUALITY,
-                    "from": low,
-                    "to": high,
-                    "at": big,
-                    "effect": b - a,
-                    "lo": lo,
-                    "hi": hi,
-                }
-            )
-        if big > small:
-            a, a_boot = _cell_mean(y, idx, (size == big) & (dup == low))
-            b, b_boot = _cell_mean(y, idx, (size == small) & (dup == low))
-            if math.isfinite(a) and math.isfinite(b):
-                lo, hi = _interval(b_boot - a_boot)
-                effect_rows.append(
-                    {
-                        "metric": metric,
-                        "factor": QUANTITY,
-                        "from": big,
-                        "to": small,
-                        "at": low,
-                        "effect": b - a,
-                        "lo": lo,
-                        "hi": hi,
-                    }
-                )
-
-    fit_schema = {"metric": pl.String, "n": pl.Int64}
-    for key in ("r2", QUANTITY, QUALITY, "quantity_share", "quality_share"):
-        fit_schema |= {key: pl.Float64, f"{key}_lo": pl.Float64, f"{key}_hi": pl.Float64}
-    fit_schema |= dict.fromkeys(("intercept", "b_log_size", "b_dup", "b_log_size_x_dup"), pl.Float64)
-    fits = pl.DataFrame(fit_rows, schema=fit_schema) if fit_rows else pl.DataFrame(schema=fit_schema)
-    effect_schema = {
-        "metric": pl.String,
-        "factor": pl.String,
-        "from": pl.Float64,
-        "to": pl.Float64,
-        "at": pl.Float64,
-        "effect": pl.Float64,
-        "lo": pl.Float64,
-        "hi": pl.Float64,
-    }
+        units = inf.unit_values(frame, metric)
+        cell_frames.append(inf.cell_means(units).with_columns(pl.lit(metric).alias("metric")))
+        effect_rows += _effects(units, metric)
+        split_rows.append(_split_row(metric, inf.anova_split(units)))
+    cells = pl.concat(cell_frames).select("metric", pl.exclude("metric")) if cell_frames else pl.DataFrame()
+    effect_schema: dict[str, Any] = {"metric": pl.String, "factor": pl.String}
+    effect_schema |= dict.fromkeys(("from", "to", "at", "effect", "lo", "hi"), pl.Float64) | {"n": pl.Int64}
     effects = pl.DataFrame(effect_rows, schema=effect_schema) if effect_rows else pl.DataFrame(schema=effect_schema)
-    spread = pl.concat(spread_frames).sort("metric", SIZE_FRACTION, DUP_RATE) if spread_frames else pl.DataFrame()
-    n_cells = frame.select(SIZE_FRACTION, DUP_RATE).unique().height
-    verdict = _verdict(fits, effects, frame.height, n_cells, metrics)
-    return RelateResult(correlations, fits, effects, spread, verdict, frame.height, n_boot, seed)
+    splits = pl.DataFrame(split_rows)
+    notes = caveats(frame)
+    correlations = _correlations(frame, stats, metrics)
+    n_data = int(frame[DATA_SEED].n_unique()) if DATA_SEED in frame.columns else 1
+    verdict = _verdict(splits, effects, metrics, notes)
+    return RelateResult(cells, effects, splits, correlations, notes, verdict, frame.height, n_data, list(metrics))
+
+
+def cell_lookup(result: RelateResult, metric: str) -> dict[tuple[float, float], dict[str, Any]]:
+    """(size, rate) -> the cell row of `metric` (mean, lo, hi, sd, data_seeds, train_seeds)."""
+    if result.cells.is_empty():
+        return {}
+    rows = result.cells.filter(pl.col("metric") == metric).to_dicts()
+    return {(float(r[SIZE_FRACTION]), float(r[DUP_RATE])): r for r in rows}
+
+
+def levels(frame: pl.DataFrame, column: str) -> list[float]:
+    """The sorted distinct values of a factor column."""
+    return sorted(float(v) for v in np.unique(frame[column].drop_nulls().to_numpy()))

@@ -5,47 +5,68 @@ Used by `curate report RUNS... | --sweep ID --out DIR` and at the end of `curate
     from datadiet.eval.report import write_report
     paths = write_report(out, result=res, runs=runs, curves=curves, title="...", meta={...}, study_match=True)
 
-Contents: the verdict; the grid in the original study's layout (validation loss, accuracy and
-perplexity by size x duplication, mean ± seed standard deviation); where the grid is the study's
-(`study_match`), its published numbers beside ours with the differences; the quantity/quality
-variance split and effect sizes; and four figures: each metric against duplication rate (one line
-per size, error bars over seeds), training and validation curves of every run, a Pearson heatmap
-of statistics x metrics, and the strongest statistic against each metric with its least-squares line.
+Contents, in order: what was run; the verdict and the caveats `relate` computed; per metric the
+grid of cell means with their 95% intervals over data seeds; the paired differences; the
+quantity/quality split; each run's compute (FLOPs, tokens, epochs, time); where the grid is the
+study's, its published numbers beside ours with a computed warning when steps or tokenizer
+differ; prompted samples from one model per cell; figures (metrics against duplication with
+interval bars, learning curves as small multiples, correlation heatmap, the strongest statistic);
+and the correlations at the dataset level, ranked by strength.
 
-Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot global state, no
-display needed). The HTML embeds every image as a base64 data URI and its CSS inline, so the one
-file can be mailed or attached anywhere.
+Both files are rendered from one context by Jinja2 templates (`templates/report.html.j2`,
+`report.md.j2`); the HTML template autoescapes every value and the markdown one escapes table
+cells, so printed data stays data. Figures are drawn with matplotlib's object API on the Agg
+canvas; the HTML embeds them as base64 data URIs, so the one file can be mailed anywhere.
 """
 
 from __future__ import annotations
 
 import base64
-import html
-import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import jinja2
 import matplotlib
 import numpy as np
 import polars as pl
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from datadiet.eval.relate import DUP_RATE, SIZE_FRACTION, RelateResult
-from datadiet.train.metrics import ACCURACY, PERPLEXITY, STUDY_ACCURACY, STUDY_PERPLEXITY, VAL_LOSS
+from datadiet.eval import inference as inf
+from datadiet.eval.relate import (
+    DUP_RATE,
+    SIZE_FRACTION,
+    RelateResult,
+    cell_lookup,
+    estimate,
+    interval,
+    metric_name,
+    num,
+    pct,
+)
+from datadiet.train.metrics import (
+    ACCURACY,
+    BITS_PER_BYTE,
+    BPB_CONVENTION,
+    PERPLEXITY,
+    STUDY_ACCURACY,
+    STUDY_PERPLEXITY,
+    VAL_LOSS,
+)
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 FIG_METRICS = "metrics_vs_duplication.png"
-FIG_CURVES = "training_curves.png"
+FIG_CURVES = "learning_curves.png"
 FIG_HEATMAP = "correlation_heatmap.png"
 FIG_SCATTER = "strongest_statistic.png"
+TEMPLATES = Path(__file__).with_name("templates")
 
 # The original study's published figures, one run per cell: dup_rate -> size_fraction ->
 # (validation loss, its "accuracy" = mean correct tokens per 128-token row, its perplexity =
-# mean over batches of exp(batch loss)).
+# mean over batches of exp(batch loss)). It trained 1,000 steps with GPT-2's tokenizer.
 STUDY_RESULTS: dict[float, dict[float, tuple[float, float, float]]] = {
     0.0: {0.25: (3.1838, 49.0200, 24.2228), 0.5: (3.1849, 49.1978, 24.2482), 1.0: (3.1859, 49.1947, 24.2707)},
     0.25: {0.25: (3.1836, 49.4500, 24.2176), 0.5: (3.1900, 49.2684, 24.3762), 1.0: (3.1891, 49.3294, 24.3521)},
@@ -57,6 +78,8 @@ STUDY_RESULTS: dict[float, dict[float, tuple[float, float, float]]] = {
         1.0: (12.0182, 7.3472, 166426.7656),
     },
 }
+STUDY_STEPS = 1000
+STUDY_VOCAB = 50257  # GPT-2's tokenizer
 # Our metric compared with each of the study's three figures, in its table's order.
 STUDY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("validation loss", VAL_LOSS),
@@ -64,27 +87,29 @@ STUDY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("perplexity (mean of per-batch exp)", STUDY_PERPLEXITY),
 )
 
-# The grid in the study's layout: (title, column, unit, scale applied for display).
-GRID_METRICS: tuple[tuple[str, str, str, float], ...] = (
-    ("Validation loss", VAL_LOSS, "nats/token", 1.0),
-    ("Top-1 accuracy", ACCURACY, "%", 100.0),
-    ("Perplexity", PERPLEXITY, "", 1.0),
+# The grids: (column, unit, display scale). Bits per byte comes second: it is the comparable one
+# when tokenizers differ.
+GRID_METRICS: tuple[tuple[str, str, float], ...] = (
+    (VAL_LOSS, "nats per token", 1.0),
+    (BITS_PER_BYTE, "bits per UTF-8 byte", 1.0),
+    (ACCURACY, "% of tokens", 100.0),
+    (PERPLEXITY, "", 1.0),
 )
 AXIS_LABELS = {
     VAL_LOSS: "validation loss (nats/token)",
     ACCURACY: "top-1 accuracy (%)",
-    PERPLEXITY: "perplexity",
+    PERPLEXITY: "perplexity (log scale)",
+    BITS_PER_BYTE: "bits per byte",
     STUDY_ACCURACY: "correct tokens per row",
     STUDY_PERPLEXITY: "study perplexity (log scale)",
-    "bits_per_byte": "bits per byte",
 }
 # Typed Any: matplotlib types rc_context keys as a Literal of every rc name.
 STYLE: Any = {
     "figure.dpi": 100,
     "savefig.dpi": 110,
     "font.size": 10,
-    "axes.titlesize": 11,
-    "axes.labelsize": 10,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
     "axes.grid": True,
     "grid.alpha": 0.3,
     "axes.spines.top": False,
@@ -92,144 +117,174 @@ STYLE: Any = {
     "legend.fontsize": 8,
     "legend.frameon": False,
 }
-MAX_LEGEND = 40
 COLORS = ("#1b6ca8", "#d1495b", "#2e8b57", "#edae49", "#6a4c93", "#00798c", "#8d6a9f", "#666666")
+TOP_CORRELATIONS = 20
 
-CSS = """
-body { font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; max-width: 1100px; margin: 2em auto;
-       padding: 0 1em; color: #222; line-height: 1.45; }
-h1 { font-size: 1.7em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; margin-top: 1.6em; }
-table { border-collapse: collapse; margin: .8em 0; font-size: .92em; }
-th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: right; }
-th { background: #f3f5f7; } td:first-child, th:first-child { text-align: left; }
-.verdict { background: #f6f8fa; border-left: 4px solid #1b6ca8; padding: .8em 1em; }
-img { max-width: 100%; } .meta td { text-align: left; }
-"""
+Table = tuple[list[str], list[list[str]]]
 
 
 # -- tables ---------------------------------------------------------------------------------------
 
 
-def _fmt(value: float | None, scale: float = 1.0) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a" if value is None or math.isnan(value) else "inf"
-    v = value * scale
-    if abs(v) >= 1000:
-        return f"{v:,.1f}"
-    return f"{v:.4f}" if abs(v) < 100 else f"{v:.2f}"
-
-
-def _cells(runs: pl.DataFrame, metric: str) -> pl.DataFrame:
-    """Mean, seed std (ddof 1) and count of `metric` per (size, rate) cell."""
-    return (
-        runs.filter(pl.col(metric).is_not_null())
-        .group_by(SIZE_FRACTION, DUP_RATE)
-        .agg(
-            pl.col(metric).cast(pl.Float64).mean().alias("mean"),
-            pl.col(metric).cast(pl.Float64).std(ddof=1).alias("std"),
-            pl.len().alias("n"),
-        )
-        .sort(SIZE_FRACTION, DUP_RATE)
-    )
-
-
 def _levels(runs: pl.DataFrame, column: str) -> list[float]:
-    return sorted(float(v) for v in runs[column].unique().to_list() if v is not None)
+    return sorted(float(v) for v in runs[column].drop_nulls().unique().to_list())
 
 
-def _mean_pm(cell: Mapping[str, Any] | None, scale: float) -> str:
+def _scaled(cell: Mapping[str, Any] | None, scale: float) -> str:
     if cell is None:
         return ""
-    text = _fmt(cell["mean"], scale)
-    if cell["n"] > 1 and cell["std"] is not None:
-        text += f" ± {_fmt(cell['std'], scale)}"
-    return text
+    return estimate(cell["mean"] * scale, cell["lo"] * scale, cell["hi"] * scale)
 
 
-def grid_table(runs: pl.DataFrame, metric: str, scale: float = 1.0) -> tuple[list[str], list[list[str]]]:
-    """The study's layout for one metric: a row per duplication rate, a column per size (mean ± seed std)."""
+def grid_table(result: RelateResult, runs: pl.DataFrame, metric: str, scale: float = 1.0) -> Table:
+    """One metric in the study's layout: a row per duplication rate, a column per size (mean [95% CI])."""
     sizes = _levels(runs, SIZE_FRACTION)
-    header = ["duplication", *(f"{100 * s:.0f}% data" for s in sizes)]
-    if metric not in runs.columns:
-        return header, []
-    cells = {(r[SIZE_FRACTION], r[DUP_RATE]): r for r in _cells(runs, metric).iter_rows(named=True)}
-    rows = []
-    for rate in _levels(runs, DUP_RATE):
-        rows.append([f"{100 * rate:.0f}%", *(_mean_pm(cells.get((s, rate)), scale) for s in sizes)])
+    header = ["duplication", *(f"{100 * s:.0f}% of the data" for s in sizes)]
+    cells = cell_lookup(result, metric)
+    rows = [
+        [f"{100 * rate:.0f}%", *(_scaled(cells.get((s, rate)), scale) for s in sizes)]
+        for rate in _levels(runs, DUP_RATE)
+    ]
     return header, rows
 
 
-def study_table(runs: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """The study's published numbers beside ours (mean over seeds) and the difference, cell by cell."""
+def effects_table(result: RelateResult) -> Table:
+    header = ["metric", "change", "difference", "95% CI", "data seeds"]
+    rows = []
+    for e in result.effects.filter(pl.col("n") > 0).iter_rows(named=True):
+        if e["factor"] == "quality":
+            change = f"duplication {pct(e['from'])} → {pct(e['to'])} (at {pct(e['at'])} of the data)"
+        else:
+            change = f"size {pct(e['from'])} → {pct(e['to'])} (at {pct(e['at'])} duplication)"
+        rows.append([metric_name(e["metric"]), change, num(e["effect"]), interval(e["lo"], e["hi"]), str(e["n"])])
+    return header, rows
+
+
+def split_table(result: RelateResult) -> Table:
+    header = ["metric", "quantity (size)", "quality (duplication)", "interaction", "data seeds"]
+    rows = []
+    for s in result.splits.iter_rows(named=True):
+        cells = [estimate(s[f"{t}_share"], s[f"{t}_share_lo"], s[f"{t}_share_hi"], pct) for t in inf.SPLIT_TERMS]
+        rows.append([metric_name(s["metric"]), *cells, str(s["data_seeds"])])
+    return header, rows
+
+
+def eta_table(result: RelateResult) -> Table:
+    header = ["metric", "size", "duplication", "interaction", "data seed (block)", "replication noise"]
+    terms = ("quantity", "quality", "interaction", "block", "noise")
+    rows = [
+        [metric_name(s["metric"]), *(pct(s[f"eta_{t}"]) for t in terms)] for s in result.splits.iter_rows(named=True)
+    ]
+    return header, rows
+
+
+COMPUTE_COLUMNS = (
+    ("tokens_seen", "tokens seen"),
+    ("train_set_tokens", "training-set tokens"),
+    ("unique_train_tokens", "unique tokens"),
+    ("epochs", "epochs"),
+    ("unique_epochs", "passes over unique tokens"),
+    ("flops", "FLOPs"),
+    ("wall_time_s", "wall time (s)"),
+    ("tokens_per_s", "tokens/s"),
+)
+
+
+def compute_table(runs: pl.DataFrame) -> Table:
+    """Each cell's compute, the mean over its runs (runs without a compute record are left out)."""
+    cols = [(c, label) for c, label in COMPUTE_COLUMNS if c in runs.columns]
+    header = ["size", "duplication", *(label for _, label in cols), "runs"]
+    if not cols:
+        return header, []
+    agg = (
+        runs.filter(pl.col(cols[0][0]).is_not_null())
+        .group_by(SIZE_FRACTION, DUP_RATE)
+        .agg(*(pl.col(c).mean() for c, _ in cols), pl.len().alias("n"))
+        .sort(SIZE_FRACTION, DUP_RATE)
+    )
+    rows = []
+    for r in agg.iter_rows(named=True):
+        values = [f"{r[c]:.3g}" if c == "flops" else num(r[c]) for c, _ in cols]
+        rows.append([pct(r[SIZE_FRACTION]), pct(r[DUP_RATE]), *values, str(r["n"])])
+    return header, rows
+
+
+def study_table(runs: pl.DataFrame) -> Table:
+    """The study's published numbers beside ours (mean over runs) and the difference, cell by cell."""
     header = ["duplication", "size", "figure", "study", "ours", "ours − study"]
     rows = []
-    for label, metric in STUDY_COLUMNS:
+    for k, (label, metric) in enumerate(STUDY_COLUMNS):
         if metric not in runs.columns:
             continue
-        cells = {(r[SIZE_FRACTION], r[DUP_RATE]): r for r in _cells(runs, metric).iter_rows(named=True)}
-        k = [lbl for lbl, _ in STUDY_COLUMNS].index(label)
+        means = {
+            (r[SIZE_FRACTION], r[DUP_RATE]): r["m"]
+            for r in runs.group_by(SIZE_FRACTION, DUP_RATE).agg(pl.col(metric).mean().alias("m")).iter_rows(named=True)
+        }
         for rate, by_size in STUDY_RESULTS.items():
             for size, figures in by_size.items():
-                cell = cells.get((size, rate))
-                ours = cell["mean"] if cell else None
+                ours = means.get((size, rate))
                 diff = ours - figures[k] if ours is not None else None
-                rows.append(
-                    [f"{100 * rate:.0f}%", f"{100 * size:.0f}%", label, _fmt(figures[k]), _fmt(ours), _fmt(diff)]
-                )
+                rows.append([pct(rate), pct(size), label, num(figures[k]), num(ours), num(diff)])
     return header, rows
+
+
+def study_warnings(meta: Mapping[str, Any]) -> list[str]:
+    """Why numbers beside the study's may not be comparable, computed from what was run."""
+    out = []
+    steps = meta.get("steps")
+    if steps is not None and int(steps) != STUDY_STEPS:
+        out.append(
+            f"These runs trained {int(steps):,} steps, the study {STUDY_STEPS:,}: absolute levels differ for that "
+            "reason alone; compare the pattern across cells, not the numbers."
+        )
+    vocab = meta.get("vocab_size")
+    if vocab is not None and int(vocab) != STUDY_VOCAB:
+        out.append(
+            f"The tokenizer has {int(vocab):,} tokens, the study's (GPT-2's) {STUDY_VOCAB:,}: loss, perplexity and "
+            "accuracy per token are not comparable across tokenizers; bits per byte would be."
+        )
+    elif vocab is None:
+        out.append("The tokenizer is not recorded: per-token figures may not be comparable with the study's.")
+    return out
 
 
 def summary_table(runs: pl.DataFrame) -> list[dict[str, str]]:
-    """One row per (size, duplication) cell with loss, accuracy and perplexity as 'mean ± std' strings.
+    """One row per (size, duplication) cell: loss, bits per byte and accuracy as 'mean [95% CI]' strings.
 
     The CLI renders it with rich; keys are the column headers, in order.
     """
-    metrics = [(title, col, scale) for title, col, _, scale in GRID_METRICS if col in runs.columns]
-    per = {
-        col: {(r[SIZE_FRACTION], r[DUP_RATE]): r for r in _cells(runs, col).iter_rows(named=True)}
-        for _, col, _ in metrics
-    }
+    metrics = [(col, scale) for col, _, scale in GRID_METRICS[:3] if col in runs.columns]
+    per = {col: inf.cell_means(inf.unit_values(runs, col)) for col, _ in metrics}
+    look = {col: {(r[SIZE_FRACTION], r[DUP_RATE]): r for r in f.iter_rows(named=True)} for col, f in per.items()}
     out = []
     for size in _levels(runs, SIZE_FRACTION):
         for rate in _levels(runs, DUP_RATE):
             key = (size, rate)
-            if not any(key in per[col] for _, col, _ in metrics):
+            if not any(key in look[col] for col, _ in metrics):
                 continue
-            row = {"size": f"{100 * size:.0f}%", "duplication": f"{100 * rate:.0f}%"}
-            for title, col, scale in metrics:
-                row[title.lower() + (" (%)" if scale == 100.0 else "")] = _mean_pm(per[col].get(key), scale)
-            row["seeds"] = str(max((per[col][key]["n"] for _, col, _ in metrics if key in per[col]), default=0))
+            row = {"size": pct(size), "duplication": pct(rate)}
+            for col, scale in metrics:
+                row[metric_name(col)] = _scaled(look[col].get(key), scale)
+            first = next((look[col][key] for col, _ in metrics if key in look[col]), None)
+            row["data seeds × training seeds"] = (
+                f"{first['data_seeds']} × {first['train_seeds'] // max(first['data_seeds'], 1)}" if first else ""
+            )
             out.append(row)
     return out
 
 
-def _fit_table(result: RelateResult) -> tuple[list[str], list[list[str]]]:
-    header = ["metric", "R²", "quantity (size) share", "quality (duplication) share", "runs"]
+def correlation_table(result: RelateResult, top: int = TOP_CORRELATIONS) -> Table:
+    header = ["rank", "statistic", "metric", "Pearson r [95% CI]", "Spearman ρ [95% CI]", "datasets"]
     rows = []
-    for f in result.fits.iter_rows(named=True):
+    for k, c in enumerate(result.correlations.head(top).iter_rows(named=True), start=1):
         rows.append(
             [
-                f["metric"],
-                _fmt(f["r2"]),
-                f"{_fmt(f['quantity_share'])} [{_fmt(f['quantity_share_lo'])}, {_fmt(f['quantity_share_hi'])}]",
-                f"{_fmt(f['quality_share'])} [{_fmt(f['quality_share_lo'])}, {_fmt(f['quality_share_hi'])}]",
-                str(f["n"]),
-            ]
-        )
-    return header, rows
-
-
-def _correlation_table(result: RelateResult) -> tuple[list[str], list[list[str]]]:
-    header = ["statistic", "metric", "Pearson r [95% CI]", "Spearman ρ [95% CI]", "runs"]
-    rows = []
-    for c in result.correlations.iter_rows(named=True):
-        rows.append(
-            [
-                c["statistic"],
-                c["metric"],
-                f"{_fmt(c['pearson'])} [{_fmt(c['pearson_lo'])}, {_fmt(c['pearson_hi'])}]",
-                f"{_fmt(c['spearman'])} [{_fmt(c['spearman_lo'])}, {_fmt(c['spearman_hi'])}]",
-                str(c["n"]),
+                str(k),
+                metric_name(c["statistic"]),
+                metric_name(c["metric"]),
+                estimate(c["pearson"], c["pearson_lo"], c["pearson_hi"]),
+                estimate(c["spearman"], c["spearman_lo"], c["spearman_hi"]),
+                str(c["datasets"]),
             ]
         )
     return header, rows
@@ -246,156 +301,246 @@ def _figure(width: float, height: float) -> Iterator[Figure]:
         yield fig
 
 
-def _save(fig: Figure, path: Path) -> None:
-    fig.savefig(path, format="png")
-
-
-def _plot_metrics(runs: pl.DataFrame, path: Path) -> None:
-    metrics = [(title, col, unit, scale) for title, col, unit, scale in GRID_METRICS if col in runs.columns]
-    with _figure(4.2 * max(len(metrics), 1), 3.6) as fig:
+def _plot_metrics(result: RelateResult, runs: pl.DataFrame, path: Path) -> None:
+    metrics = [(col, scale) for col, _, scale in GRID_METRICS if col in result.metrics]
+    with _figure(3.8 * max(len(metrics), 1), 3.4) as fig:
         axes = fig.subplots(1, max(len(metrics), 1), squeeze=False)[0]
-        for ax, (title, col, _, scale) in zip(axes, metrics, strict=False):
-            cells = _cells(runs, col)
+        for ax, (col, scale) in zip(axes, metrics, strict=False):
+            cells = result.cells.filter(pl.col("metric") == col)
             for k, size in enumerate(_levels(runs, SIZE_FRACTION)):
                 part = cells.filter(pl.col(SIZE_FRACTION) == size).sort(DUP_RATE)
                 x = 100 * part[DUP_RATE].to_numpy()
                 y = part["mean"].to_numpy() * scale
-                err = np.nan_to_num(part["std"].fill_null(0.0).to_numpy() * scale)
-                ax.errorbar(
-                    x,
-                    y,
-                    yerr=err,
-                    marker="o",
-                    capsize=3,
-                    color=COLORS[k % len(COLORS)],
-                    label=f"{100 * size:.0f}% of data",
-                )
-            ax.set_title(title)
+                lo, hi = part["lo"].to_numpy() * scale, part["hi"].to_numpy() * scale
+                err = np.nan_to_num(np.vstack([y - lo, hi - y]))
+                color = COLORS[k % len(COLORS)]
+                ax.errorbar(x, y, yerr=err, marker="o", capsize=3, color=color, label=f"{100 * size:.0f}% of data")
+            ax.set_title(metric_name(col))
             ax.set_xlabel("duplication rate (%)")
-            ax.set_ylabel(AXIS_LABELS[col])
-            ax.legend()
+            ax.set_ylabel(AXIS_LABELS.get(col, col))
             if col == PERPLEXITY:
-                # Perplexity spans 20 to 200,000 in the study's grid: only a log axis shows both ends.
-                ax.set_yscale("log")
-                ax.set_ylabel("perplexity (log scale)")
-        fig.suptitle("Metrics against duplication rate (error bars: ± 1 s.d. over seeds)")
-        _save(fig, path)
+                ax.set_yscale("log")  # 20 to 200,000 in the study's grid: only a log axis shows both ends
+            ax.legend()
+        fig.suptitle("Cell means against duplication rate (bars: 95% CI over data seeds, where estimable)")
+        fig.savefig(path, format="png")
 
 
-def _plot_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], path: Path) -> None:
-    with _figure(11, 4) as fig:
-        ax_train, ax_val = fig.subplots(1, 2, sharey=True)
-        labels = sorted(curves)
-        # Up to 8 runs get distinct colours; more share a colormap in label order, so runs whose
-        # labels sort together (same size, neighbouring rates) get neighbouring shades.
-        cmap = matplotlib.colormaps["viridis"]
-        palette = (
-            list(COLORS)
-            if len(labels) <= len(COLORS)
-            else [cmap(k / max(len(labels) - 1, 1)) for k in range(len(labels))]
-        )
-        for k, label in enumerate(labels):
-            records = curves[label]
-            color = palette[k]
-            train = [(r["step"], r["train_loss"]) for r in records if r.get("train_loss") is not None]
+def _plot_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], runs: pl.DataFrame, path: Path) -> None:
+    """Small multiples: one panel per (size, rate) cell, one line per run (colour: data seed)."""
+    sizes, rates = _levels(runs, SIZE_FRACTION), _levels(runs, DUP_RATE)
+    data_seeds = _levels(runs, inf.DATA_SEED) if inf.DATA_SEED in runs.columns else [0.0]
+    with _figure(2.3 * max(len(rates), 1) + 0.6, 1.9 * max(len(sizes), 1) + 0.6) as fig:
+        axes = fig.subplots(max(len(sizes), 1), max(len(rates), 1), squeeze=False, sharex=True, sharey=True)
+        for row in runs.iter_rows(named=True):
+            records = curves.get(row["run"], [])
+            i, j = sizes.index(float(row[SIZE_FRACTION])), rates.index(float(row[DUP_RATE]))
+            ds = float(row.get(inf.DATA_SEED) or 0)
+            color = COLORS[data_seeds.index(ds) % len(COLORS)]
+            style = "-" if int(row.get("seed") or 0) % 2 == 0 else "--"
             val = [(r["step"], r["val_loss"]) for r in records if r.get("val_loss") is not None]
+            train = [(r["step"], r["train_loss"]) for r in records if r.get("train_loss") is not None]
             if train:
-                ax_train.plot(*zip(*train, strict=True), color=color, lw=1, alpha=0.85, label=label)
+                axes[i][j].plot(*zip(*train, strict=True), color=color, lw=0.6, alpha=0.35)
             if val:
-                ax_val.plot(*zip(*val, strict=True), color=color, lw=1.2, marker=".", label=label)
-        for ax, title in ((ax_train, "Training loss"), (ax_val, "Validation loss")):
-            ax.set_title(title)
-            ax.set_xlabel("optimizer step")
-            ax.set_ylabel("loss (nats/token)")
-        if 0 < len(curves) <= MAX_LEGEND:
-            ax_val.legend(
-                loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, ncols=1 if len(curves) <= 20 else 2
-            )
-        _save(fig, path)
+                axes[i][j].plot(*zip(*val, strict=True), color=color, lw=1.2, ls=style, marker=".", ms=3)
+        for i, size in enumerate(sizes):
+            for j, rate in enumerate(rates):
+                ax = axes[i][j]
+                ax.set_title(f"{100 * size:.0f}% data · {100 * rate:.0f}% dup", fontsize=8)
+                if i == len(sizes) - 1:
+                    ax.set_xlabel("step")
+                if j == 0:
+                    ax.set_ylabel("loss (nats)")
+        handles = [
+            matplotlib.lines.Line2D([], [], color=COLORS[k % len(COLORS)], label=f"data seed {d:g}")
+            for k, d in enumerate(data_seeds)
+        ]
+        fig.legend(handles=handles, loc="outside lower center", ncols=max(len(handles), 1))
+        fig.suptitle("Learning curves per cell\nvalidation: points (dashed: odd training seed); training: faint")
+        fig.savefig(path, format="png")
 
 
 def _plot_heatmap(result: RelateResult, path: Path) -> None:
     corr = result.correlations
-    stats = list(dict.fromkeys(corr["statistic"].to_list()))
+    stats = list(dict.fromkeys(corr["statistic"].to_list()))[:TOP_CORRELATIONS]
     metrics = list(dict.fromkeys(corr["metric"].to_list()))
     grid = np.full((len(stats), len(metrics)), np.nan)
     for c in corr.iter_rows(named=True):
-        grid[stats.index(c["statistic"]), metrics.index(c["metric"])] = c["pearson"]
-    with _figure(1.6 + 1.3 * max(len(metrics), 1), 1.2 + 0.42 * max(len(stats), 1)) as fig:
+        if c["statistic"] in stats:
+            grid[stats.index(c["statistic"]), metrics.index(c["metric"])] = c["pearson"]
+    with _figure(2.4 + 1.3 * max(len(metrics), 1), 1.2 + 0.36 * max(len(stats), 1)) as fig:
         ax = fig.subplots()
         if not stats or not metrics:
             ax.axis("off")
             ax.text(0.5, 0.5, "no dataset statistics to correlate", ha="center", va="center")
-            _save(fig, path)
-            return
-        image = ax.imshow(np.ma.masked_invalid(grid), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
-        ax.set_xticks(range(len(metrics)), metrics, rotation=30, ha="right")
-        ax.set_yticks(range(len(stats)), stats)
-        ax.grid(False)
-        for i in range(len(stats)):
-            for j in range(len(metrics)):
-                v = grid[i, j]
-                ax.text(
-                    j,
-                    i,
-                    "n/a" if np.isnan(v) else f"{v:.2f}",
-                    ha="center",
-                    va="center",
-                    fontsize=8,
-                    color="white" if abs(v) > 0.6 else "black",
-                )
-        fig.colorbar(image, ax=ax, label="Pearson r")
-        ax.set_title("Dataset statistics vs model metrics (Pearson r over runs)")
-        _save(fig, path)
+        else:
+            image = ax.imshow(np.ma.masked_invalid(grid), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+            ax.set_xticks(range(len(metrics)), [metric_name(m) for m in metrics], rotation=30, ha="right")
+            ax.set_yticks(range(len(stats)), [metric_name(s) for s in stats])
+            ax.grid(False)
+            for i in range(len(stats)):
+                for j in range(len(metrics)):
+                    v = grid[i, j]
+                    text = "n/a" if np.isnan(v) else f"{v:.2f}"
+                    ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if abs(v) > 0.6 else "k")
+            fig.colorbar(image, ax=ax, label="Pearson r")
+            ax.set_title("Dataset statistics vs metrics (Pearson r over datasets, strongest first)")
+        fig.savefig(path, format="png")
 
 
-def _plot_scatter(result: RelateResult, runs: pl.DataFrame, metrics: Sequence[str], path: Path) -> None:
-    with _figure(4.2 * max(len(metrics), 1), 3.6) as fig:
+def _plot_scatter(result: RelateResult, runs: pl.DataFrame, path: Path) -> None:
+    metrics = [m for m in result.metrics if m in runs.columns]
+    with _figure(3.8 * max(len(metrics), 1), 3.4) as fig:
         axes = fig.subplots(1, max(len(metrics), 1), squeeze=False)[0]
         for ax, metric in zip(axes, metrics, strict=False):
             stat = result.strongest_statistic(metric)
-            ax.set_ylabel(AXIS_LABELS.get(metric, metric))
+            ax.set_ylabel(AXIS_LABELS.get(metric, metric_name(metric)))
             if stat is None or stat not in runs.columns:
-                ax.set_title(f"{metric}: no varying statistic")
+                ax.set_title(f"{metric_name(metric)}: no varying statistic")
                 continue
-            pair = runs.select(pl.col(stat).cast(pl.Float64), pl.col(metric).cast(pl.Float64), DUP_RATE).drop_nulls()
-            # Linear axes: the line is the least-squares fit behind Pearson's r, which a log axis would bend.
-            x, y = pair[stat].to_numpy(), pair[metric].to_numpy() * (100.0 if metric == ACCURACY else 1.0)
-            points = ax.scatter(x, y, c=100 * pair[DUP_RATE].to_numpy(), cmap="viridis", s=28, edgecolors="none")
+            key = "variant" if "variant" in runs.columns else "run"
+            per = inf.dataset_level(runs, key, [stat, metric, DUP_RATE]).drop_nulls()
+            x = per[stat].to_numpy()
+            y = per[metric].to_numpy() * (100.0 if metric == ACCURACY else 1.0)
+            points = ax.scatter(x, y, c=100 * per[DUP_RATE].to_numpy(), cmap="viridis", s=26, edgecolors="none")
             if np.ptp(x) > 0:
                 slope, intercept = np.polyfit(x, y, 1)
                 xs = np.linspace(x.min(), x.max(), 50)
-                r = float(
-                    result.correlations.filter((pl.col("statistic") == stat) & (pl.col("metric") == metric))[
-                        "pearson"
-                    ][0]
-                )
-                ax.plot(xs, slope * xs + intercept, color="#d1495b", lw=1.5, label=f"least squares (r = {r:.2f})")
+                r = result.correlations.filter((pl.col("statistic") == stat) & (pl.col("metric") == metric))
+                ax.plot(xs, slope * xs + intercept, color="#d1495b", lw=1.5, label=f"r = {r['pearson'][0]:.2f}")
                 ax.legend()
-            ax.set_xlabel(stat)
-            ax.set_title(f"{metric} vs {stat}")
+            ax.set_xlabel(metric_name(stat))
+            ax.set_title(f"{metric_name(metric)} vs {metric_name(stat)} (per dataset)")
             fig.colorbar(points, ax=ax, label="duplication rate (%)")
-        _save(fig, path)
+        fig.savefig(path, format="png")
 
 
-# -- writers --------------------------------------------------------------------------------------
+def draw_figures(
+    out_dir: Path, result: RelateResult, runs: pl.DataFrame, curves: Mapping[str, Sequence[Mapping[str, Any]]]
+) -> dict[str, Path]:
+    """Write the four PNGs; returns name -> path."""
+    figures = {
+        "metrics_vs_duplication": out_dir / FIG_METRICS,
+        "learning_curves": out_dir / FIG_CURVES,
+        "correlation_heatmap": out_dir / FIG_HEATMAP,
+        "strongest_statistic": out_dir / FIG_SCATTER,
+    }
+    _plot_metrics(result, runs, figures["metrics_vs_duplication"])
+    _plot_curves(curves, runs, figures["learning_curves"])
+    _plot_heatmap(result, figures["correlation_heatmap"])
+    _plot_scatter(result, runs, figures["strongest_statistic"])
+    return figures
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+# -- the document ---------------------------------------------------------------------------------
+
+Block = dict[str, Any]
 
 
-def _html_table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-    attr = f' class="{cls}"' if cls else ""
-    return f"<table{attr}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+def _table(content: Table, caption: str = "") -> Block:
+    return {"kind": "table", "header": content[0], "rows": content[1], "caption": caption}
+
+
+def _results_sections(result: RelateResult, runs: pl.DataFrame) -> list[tuple[str, list[Block]]]:
+    grids: list[Block] = [
+        {
+            "kind": "p",
+            "text": "Mean over data seeds (each data seed's training seeds averaged first) and its 95% t interval "
+            f"over data seeds. Convention: {BPB_CONVENTION}.",
+        }
+    ]
+    for col, unit, scale in GRID_METRICS:
+        if col in result.metrics:
+            name = metric_name(col)
+            grids += [{"kind": "h3", "text": f"{name[0].upper()}{name[1:]}" + (f" ({unit})" if unit else "")}]
+            grids += [_table(grid_table(result, runs, col, scale))]
+    split_note = (
+        "Shares of the systematic variance between cells from a two-way ANOVA of the per-data-seed values (size "
+        "and duplication categorical, their interaction, data seed as block); intervals invert the noncentral F "
+        "distribution, jointly 95% (Bonferroni). Below: each term's share of the total sum of squares."
+    )
+    return [
+        ("Results by cell", grids),
+        ("Differences, paired by data seed", [_table(effects_table(result))]),
+        (
+            "Quantity or quality?",
+            [{"kind": "p", "text": split_note}, _table(split_table(result)), _table(eta_table(result))],
+        ),
+    ]
+
+
+def _context_sections(
+    result: RelateResult,
+    runs: pl.DataFrame,
+    meta: Mapping[str, Any],
+    study_match: bool,
+    samples: Sequence[Mapping[str, str]],
+) -> list[tuple[str, list[Block]]]:
+    from datadiet.train.compute import FLOPS_FORMULA
+
+    sections = _results_sections(result, runs)
+    sections.append(
+        ("Compute per cell", [{"kind": "p", "text": f"FLOPs = {FLOPS_FORMULA}."}, _table(compute_table(runs))])
+    )
+    if study_match:
+        warnings = [{"kind": "warning", "text": w} for w in study_warnings(meta)]
+        note = {
+            "kind": "p",
+            "text": "The study's published figures (one run per cell) and ours with the study's own definitions: "
+            "its perplexity is the mean of per-batch exp(loss), its accuracy the mean number of correct tokens per "
+            "context-length row.",
+        }
+        sections.append(("Beside the original study", [*warnings, note, _table(study_table(runs))]))
+    if samples:
+        sections.append(("Samples, one model per cell", [{"kind": "samples", "items": list(samples)}]))
+    return sections
+
+
+def _document(
+    result: RelateResult,
+    runs: pl.DataFrame,
+    figures: Mapping[str, Path],
+    meta: Mapping[str, Any],
+    study_match: bool,
+    samples: Sequence[Mapping[str, str]],
+) -> dict[str, Any]:
+    """The context both templates render: meta rows, verdict, caveats and sections of typed blocks."""
+    meta_rows = [[str(k), str(v)] for k, v in meta.items() if v is not None and k != "runs"]
+    meta_rows.append(["runs", str(runs.height)])
+    meta_rows.append(["bits per byte", BPB_CONVENTION])
+    sections = _context_sections(result, runs, meta, study_match, samples)
+    captions = {
+        "metrics_vs_duplication": "Each metric against duplication rate, one line per dataset size",
+        "learning_curves": "Learning curves, one panel per cell",
+        "correlation_heatmap": "Correlation heatmap of dataset statistics and model metrics (dataset level)",
+        "strongest_statistic": "The strongest statistic against each metric, one point per dataset",
+    }
+    images = [{"kind": "img", "alt": captions[k], "name": p.name, "uri": _data_uri(p)} for k, p in figures.items()]
+    sections.append(("Figures", images))
+    if not result.correlations.is_empty():
+        sections.append(("Correlations, strongest first", [_table(correlation_table(result))]))
+    return {"meta": meta_rows, "verdict": result.verdict, "caveats": result.caveats, "sections": sections}
 
 
 def _data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _md_cell(value: Any) -> str:
+    return str(value).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def _environment(autoescape: bool) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=autoescape,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["md"] = _md_cell
+    return env
 
 
 def write_report(
@@ -407,150 +552,28 @@ def write_report(
     title: str,
     meta: Mapping[str, Any],
     study_match: bool,
+    samples: Sequence[Mapping[str, str]] = (),
 ) -> dict[str, Path]:
     """Write report.md, report.html and the four PNG figures into `out_dir` (created if needed).
 
     Args:
         out_dir: Destination folder.
         result: `relate`'s output for these runs.
-        runs: One row per run: `size_fraction`, `dup_rate`, `seed` and metric (and statistic) columns.
-        curves: Run label -> its metrics.jsonl records (`step`, `train_loss`, `val_loss`).
+        runs: One row per run: factors, statistics, metrics and compute (see `datadiet.eval.relate`).
+        curves: Run ref -> its metrics.jsonl records (`step`, `train_loss`, `val_loss`).
         title: The report's heading.
-        meta: What was run and where (machine, preset, steps, date, ...), shown as a table.
+        meta: What was run and where (machine, preset, steps, vocab_size, date, ...), shown as a table.
         study_match: The grid is the study's (paper preset, its sizes and rates): add its numbers.
+        samples: One prompted sample per cell: dicts with `cell`, `run`, `prompt`, `text`.
 
     Returns:
         Name -> path of every file written ("markdown", "html" and one key per figure).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = (
-        result.fits["metric"].to_list()
-        if not result.fits.is_empty()
-        else [c for c in (VAL_LOSS,) if c in runs.columns]
-    )
-    figures = {
-        "metrics_vs_duplication": out_dir / FIG_METRICS,
-        "training_curves": out_dir / FIG_CURVES,
-        "correlation_heatmap": out_dir / FIG_HEATMAP,
-        "strongest_statistic": out_dir / FIG_SCATTER,
-    }
-    _plot_metrics(runs, figures["metrics_vs_duplication"])
-    _plot_curves(curves, figures["training_curves"])
-    _plot_heatmap(result, figures["correlation_heatmap"])
-    _plot_scatter(result, runs, metrics, figures["strongest_statistic"])
-
-    meta_rows = [[str(k), str(v)] for k, v in meta.items()] + [["runs", str(runs.height)]]
-    sections: list[tuple[str, list[tuple[str, Any]]]] = []
-    # Each section is a list of blocks: ("p", text) | ("table", (header, rows)) | ("img", (alt, path)).
-    sections.append(("Verdict", [("verdict", result.verdict)]))
-    grid_blocks: list[tuple[str, Any]] = [
-        ("p", "Mean over seeds ± one standard deviation between seeds (no ± where a cell has one run)."),
-    ]
-    for name, col, unit, scale in GRID_METRICS:
-        if col in runs.columns:
-            label = f"{name} ({unit})" if unit else name
-            grid_blocks += [("h3", label), ("table", grid_table(runs, col, scale))]
-    sections.append(("Results grid", grid_blocks))
-    if study_match:
-        sections.append(
-            (
-                "Beside the original study",
-                [
-                    (
-                        "p",
-                        "The study's published figures (one run per cell) and ours with the study's own definitions: "
-                        "its perplexity is the mean of per-batch exp(loss), its accuracy the mean number of correct "
-                        "tokens per context-length row.",
-                    ),
-                    ("table", study_table(runs)),
-                ],
-            )
-        )
-    split_blocks: list[tuple[str, Any]] = [
-        (
-            "p",
-            "Shares of each metric's explained variance (R² of metric ~ ln(size) + duplication + "
-            "ln(size)·duplication), "
-            "split between the two factor groups by their Shapley value, the interaction's gain shared equally; "
-            "[95% bootstrap interval, runs resampled within cells].",
-        ),
-        ("table", _fit_table(result)),
-    ]
-    if not result.effects.is_empty():
-        eff_rows = [
-            [
-                e["metric"],
-                e["factor"],
-                f"{_fmt(e['from'])} → {_fmt(e['to'])}",
-                _fmt(e["effect"]),
-                f"[{_fmt(e['lo'])}, {_fmt(e['hi'])}]",
-            ]
-            for e in result.effects.iter_rows(named=True)
-        ]
-        split_blocks += [
-            ("h3", "Effect sizes (difference of cell means)"),
-            ("table", (["metric", "factor", "change", "effect", "95% CI"], eff_rows)),
-        ]
-    sections.append(("Quantity or quality?", split_blocks))
-    sections.append(
-        (
-            "Figures",
-            [
-                (
-                    "img",
-                    (
-                        "Each metric against duplication rate, one line per dataset size",
-                        figures["metrics_vs_duplication"],
-                    ),
-                ),
-                ("img", ("Training and validation loss curves of every run", figures["training_curves"])),
-                (
-                    "img",
-                    ("Correlation heatmap of dataset statistics and model metrics", figures["correlation_heatmap"]),
-                ),
-                (
-                    "img",
-                    (
-                        "The strongest statistic against each metric with its least-squares line",
-                        figures["strongest_statistic"],
-                    ),
-                ),
-            ],
-        )
-    )
-    if not result.correlations.is_empty():
-        sections.append(("Correlations", [("table", _correlation_table(result))]))
-
-    md = [f"# {title}", "", _md_table(["", ""], meta_rows), ""]
-    body = [f"<h1>{html.escape(title)}</h1>", _html_table(["", ""], meta_rows, "meta")]
-    for heading, blocks in sections:
-        md += [f"## {heading}", ""]
-        body.append(f"<h2>{html.escape(heading)}</h2>")
-        for kind, content in blocks:
-            if kind == "verdict":
-                md += [content, ""]
-                body.append(f'<p class="verdict">{html.escape(content)}</p>')
-            elif kind == "p":
-                md += [content, ""]
-                body.append(f"<p>{html.escape(content)}</p>")
-            elif kind == "h3":
-                md += [f"### {content}", ""]
-                body.append(f"<h3>{html.escape(content)}</h3>")
-            elif kind == "table":
-                md += [_md_table(*content), ""]
-                body.append(_html_table(*content))
-            elif kind == "img":
-                alt, path = content
-                md += [f"![{alt}]({path.name})", ""]
-                img = f'<img alt="{html.escape(alt)}" src="{_data_uri(path)}">'
-                body.append(f"<figure>{img}<figcaption>{html.escape(alt)}</figcaption></figure>")
-    md_path = out_dir / REPORT_MD
-    html_path = out_dir / REPORT_HTML
-    md_path.write_text("\n".join(md), encoding="utf-8")
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n"
-    )
-    html_path.write_text(page, encoding="utf-8")
+    figures = draw_figures(out_dir, result, runs, curves)
+    context = {"title": title, **_document(result, runs, figures, meta, study_match, samples)}
+    md_path, html_path = out_dir / REPORT_MD, out_dir / REPORT_HTML
+    md_path.write_text(_environment(False).get_template("report.md.j2").render(context), encoding="utf-8")
+    html_path.write_text(_environment(True).get_template("report.html.j2").render(context), encoding="utf-8")
     return {"markdown": md_path, "html": html_path, **figures}

@@ -4,7 +4,7 @@ Used at the end of every training run (`train/pipeline.py`), by `curate eval RUN
 [--max-tokens T]` and by the sweep after each run::
 
     from datadiet.train.metrics import evaluate
-    m = evaluate(model, val_tokens, block_size=128, bytes_per_token=3.9)
+    m = evaluate(model, val_tokens, block_size=128, token_bytes=token_byte_lengths(tokenizer))
     m["val_loss"], m["perplexity"], m["accuracy"], m["bits_per_byte"]
 
 Windows: the validation tokens are cut into non-overlapping windows of `block_size` targets (each
@@ -18,8 +18,13 @@ Definitions (keys are the constants below):
 - `val_loss`: mean next-token cross-entropy (nats) over every evaluated token;
 - `perplexity`: exp(val_loss);
 - `accuracy`: share of evaluated tokens whose arg-max prediction is the target;
-- `bits_per_byte`: val_loss x tokens / (ln 2 x bytes), where bytes = tokens x `bytes_per_token`
-  (UTF-8 bytes of the decoded validation text per token): comparable across tokenizers;
+- `bits_per_byte` (`bits_per_byte()`, the one definition): the total NLL of exactly the scored
+  target tokens / (ln 2 x the UTF-8 bytes of exactly those targets), so it equals
+  val_loss x eval_tokens / (ln 2 x eval_bytes); comparable across tokenizers. A token's bytes are
+  those of its text (`token_byte_lengths`); the separator `<|endoftext|>` counts as
+  SEPARATOR_BYTES = 1 byte, the newline that ends a document in a plain-text corpus (not the 13
+  bytes of its name);
+- `eval_tokens`, `eval_bytes`: the scored targets and their bytes;
 - `study_perplexity`: the original study's perplexity, the mean over batches of exp(batch mean
   loss) (batches as given by `batch_size`, the last one possibly smaller and weighted the same;
   with equal batches it is >= `perplexity` by Jensen's inequality);
@@ -30,6 +35,7 @@ Definitions (keys are the constants below):
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 from typing import Any
 
@@ -49,6 +55,13 @@ BITS_PER_BYTE = "bits_per_byte"
 STUDY_PERPLEXITY = "study_perplexity"
 STUDY_ACCURACY = "study_accuracy"
 EVAL_TOKENS = "eval_tokens"
+EVAL_BYTES = "eval_bytes"
+# The separator stands for the one byte that ends a document in a plain-text corpus (a newline).
+SEPARATOR_BYTES = 1
+BPB_CONVENTION = (
+    "bits per byte = total NLL of the scored targets / (ln 2 × their UTF-8 bytes); "
+    "each <|endoftext|> separator counts as 1 byte"
+)
 EVAL_WINDOWS = "eval_windows"
 METRICS: tuple[str, ...] = (VAL_LOSS, PERPLEXITY, ACCURACY, BITS_PER_BYTE, STUDY_PERPLEXITY, STUDY_ACCURACY)
 
@@ -91,6 +104,38 @@ def eval_windows(n_tokens: int, block_size: int, max_tokens: int | None = None) 
     return out
 
 
+def bits_per_byte(nll_nats: float, n_bytes: int) -> float | None:
+    """Total NLL (nats) of some target tokens over ln 2 × the UTF-8 bytes of exactly those targets."""
+    return nll_nats / (math.log(2) * n_bytes) if n_bytes > 0 else None
+
+
+def token_byte_lengths(tokenizer: Any) -> npt.NDArray[np.int64]:
+    """UTF-8 bytes of every token id's text (special tokens: SEPARATOR_BYTES), indexed by id.
+
+    Byte-level BPE (GPT-2's and ours) writes each byte as one character of its 256-symbol alphabet,
+    so a token's bytes are its string's length, even for a token that ends inside a multi-byte
+    character; for other tokenizers a token's bytes are those of its decoded text.
+
+    Args:
+        tokenizer: A `tokenizers.Tokenizer`.
+    """
+    spec = json.loads(tokenizer.to_str())
+    decoder = spec.get("decoder") or {}
+    kinds = {decoder.get("type")} | {d.get("type") for d in decoder.get("decoders", []) or []}
+    byte_level = "ByteLevel" in kinds
+    specials = {t["content"] for t in spec.get("added_tokens", []) if t.get("special")}
+    vocab = tokenizer.get_vocab(with_added_tokens=True)
+    out = np.zeros(max(vocab.values(), default=-1) + 1, dtype=np.int64)
+    for text, i in vocab.items():
+        if text in specials:
+            out[i] = SEPARATOR_BYTES
+        elif byte_level:
+            out[i] = len(text)
+        else:
+            out[i] = len(tokenizer.decode([i]).encode("utf-8"))
+    return out
+
+
 def eval_autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
     """bf16 autocast on a GPU for evaluation and sampling (nothing on a CPU)."""
     # bf16 on a GPU roughly doubles throughput; the loss itself is computed in fp32 below.
@@ -107,7 +152,7 @@ def evaluate(
     batch_size: int = 32,
     max_tokens: int | None = None,
     device: str | torch.device = "cpu",
-    bytes_per_token: float | None = None,
+    token_bytes: npt.NDArray[np.int64] | None = None,
     tracker: Tracker = NULL_TRACKER,
 ) -> dict[str, Any]:
     """Loss, perplexity, accuracy, bits per byte and the study's two figures on the validation tokens.
@@ -120,17 +165,16 @@ def evaluate(
         batch_size: Windows per forward pass (also the study's "batch" for `study_perplexity`).
         max_tokens: Evaluate at most this many tokens, in evenly spaced windows; None for all.
         device: Where to run.
-        bytes_per_token: UTF-8 bytes of decoded validation text per token; None leaves
-            `bits_per_byte` as None.
+        token_bytes: UTF-8 bytes of each token id (`token_byte_lengths`); None leaves
+            `bits_per_byte` and `eval_bytes` as None.
         tracker: Progress.
 
     Returns:
-        A JSON-ready dict: the `METRICS` keys plus `eval_tokens`, `eval_windows`, `block_size`, `batch_size`.
+        A JSON-ready dict: the `METRICS` keys plus `eval_tokens`, `eval_bytes`, `eval_windows`, `block_size`,
+        `batch_size`.
     """
     if batch_size < 1:
         raise UsageError(f"batch size must be a positive integer, not {batch_size}")
-    if bytes_per_token is not None and not bytes_per_token > 0:
-        raise UsageError(f"bytes per token must be positive, not {bytes_per_token}")
     tokens = np.asarray(val_tokens)
     if tokens.ndim != 1:
         raise UsageError(f"validation tokens must be a 1-D array, got shape {tokens.shape}")
@@ -145,10 +189,15 @@ def evaluate(
     count = 0
     batch_ppl: list[float] = []
     row_correct: list[npt.NDArray[np.int64]] = []
+    n_bytes = 0
+    if token_bytes is not None and int(tokens.max(initial=0)) >= token_bytes.size:
+        raise UsageError(f"token id {int(tokens.max())} is outside the tokenizer's {token_bytes.size} ids")
     try:
         with torch.inference_mode(), tracker.task("Evaluating", total=starts.size) as task:
             for i in range(0, starts.size, batch_size):
                 rows = tokens[starts[i : i + batch_size, None] + offsets].astype(np.int64)  # (B, T+1)
+                if token_bytes is not None:
+                    n_bytes += int(token_bytes[rows[:, 1:]].sum())  # bytes of exactly the scored targets
                 data = torch.from_numpy(rows).to(dev)
                 x, y = data[:, :-1], data[:, 1:]  # (B, T) each
                 with eval_autocast(dev):
@@ -170,24 +219,12 @@ def evaluate(
         VAL_LOSS: mean_loss,
         PERPLEXITY: _exp(mean_loss),
         ACCURACY: correct / count,
-        BITS_PER_BYTE: mean_loss / (math.log(2) * bytes_per_token) if bytes_per_token else None,
+        BITS_PER_BYTE: bits_per_byte(loss_sum, n_bytes) if token_bytes is not None else None,
         STUDY_PERPLEXITY: float(np.mean(batch_ppl)),
         STUDY_ACCURACY: float(np.concatenate(row_correct).mean()),
         EVAL_TOKENS: count,
+        EVAL_BYTES: n_bytes if token_bytes is not None else None,
         EVAL_WINDOWS: int(starts.size),
         "block_size": block_size,
         "batch_size": batch_size,
     }
-
-
-def bytes_per_token(tokenizer: Any, val_tokens: npt.NDArray[Any]) -> float:
-    """UTF-8 bytes of the decoded validation text per token (the denominator of bits per byte).
-
-    Args:
-        tokenizer: A `tokenizers.Tokenizer` (anything with `decode(list[int]) -> str`).
-        val_tokens: The validation token ids.
-    """
-    ids = np.asarray(val_tokens).tolist()
-    if not ids:
-        raise UsageError("the validation token array is empty; tokenize a non-empty validation set")
-    return len(tokenizer.decode(ids).encode("utf-8")) / len(ids)

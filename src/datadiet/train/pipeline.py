@@ -97,18 +97,15 @@ def tokens_version(store: Store, ds: Dataset, tok: TokenizerRef, tracker: Tracke
 
     def build(writer: PartWriter) -> dict[str, Any]:
         tokenizer = tok.load()
-        text_bytes = 0
 
         def batches() -> Any:
-            nonlocal text_bytes
             for frame in ds.iter_frames():
-                texts = frame[TEXT]
-                # The separator's bytes count too, as they are tokens the model predicts.
-                text_bytes += int(texts.str.len_bytes().sum()) + len("<|endoftext|>") * len(texts)
-                yield texts.to_list()
+                yield frame[TEXT].to_list()
 
-        stats = encode_to_file(batches(), tokenizer, writer.dir / TOKENS_FILE, tracker=tracker)
-        return {**stats, "text_bytes": text_bytes, "bytes_per_token": text_bytes / max(1, stats["tokens"])}
+        # Bytes per token are not stored: bits per byte counts the bytes of exactly the scored
+        # targets (datadiet.train.metrics.bits_per_byte).
+        stats: dict[str, Any] = encode_to_file(batches(), tokenizer, writer.dir / TOKENS_FILE, tracker=tracker)
+        return stats
 
     params = {"tokenizer": tok.key}
     return store.commit(
@@ -206,7 +203,7 @@ def train_run(
     from datadiet.train.device import cpu_threads, select_device
     from datadiet.train.distributed import barrier, broadcast, prepare_processes
     from datadiet.train.distributed import train_processes as run_trainer
-    from datadiet.train.metrics import evaluate
+    from datadiet.train.metrics import evaluate, token_byte_lengths
     from datadiet.train.model import GPT
 
     train_ds = store.resolve(spec.train_ref)
@@ -263,7 +260,7 @@ def train_run(
                 batch_size=train_cfg.batch_size,
                 max_tokens=FINAL_EVAL_TOKENS,
                 device=str(device),
-                bytes_per_token=float(val_tok_ds.manifest.stats["bytes_per_token"]),
+                token_bytes=token_byte_lengths(tok.load()),
                 tracker=tracker,
             )
         # Copied, not moved: until the run is published, the work folder must still hold a complete
@@ -280,10 +277,14 @@ def train_run(
         # The run keeps its tokenizer, so generation and export need nothing else (an external file may move).
         writer.write_file(TOKENIZER_FILE, tok.path.read_bytes())
         summary = result.to_dict() | {"checkpoint": CHECKPOINT_FILE}
-        writer.write_file(RESULT_FILE, json.dumps({"train": summary, "metrics": metrics}, indent=2).encode())
+        compute = run_compute(train_ds, tok, model.flops_per_token(), train_cfg, result, train_tokens)
+        writer.write_file(
+            RESULT_FILE, json.dumps({"train": summary, "metrics": metrics, "compute": compute}, indent=2).encode()
+        )
         return {
             "train": summary,
             "metrics": metrics,
+            "compute": compute,
             "train_tokens": len(train_tokens),
             "val_tokens": len(val_tokens),
             "device": str(device),
@@ -298,6 +299,27 @@ def train_run(
             broadcast(None, world)  # up to date: the other ranks have nothing to train
         barrier(world)  # the run is published before any rank returns it
     return commit
+
+
+def run_compute(
+    train_ds: Dataset, tok: TokenizerRef, flops_per_token: float, train_cfg: Any, result: Any, train_tokens: np.ndarray
+) -> dict[str, Any]:
+    """The run's compute record (`datadiet.train.compute`): FLOPs, tokens seen, unique tokens, epochs, time."""
+    from datadiet.schema import COPY_INDEX, EOT
+    from datadiet.train.compute import compute_record, unique_tokens
+
+    copy_index = train_ds.scan().select(COPY_INDEX).collect()[COPY_INDEX].to_numpy()
+    eot = tok.load().token_to_id(EOT)
+    unique = unique_tokens(train_tokens, eot, copy_index) if eot is not None else len(train_tokens)
+    return compute_record(
+        flops_per_token,
+        steps=result.steps,
+        tokens_per_step=train_cfg.tokens_per_step,
+        train_set_tokens=len(train_tokens),
+        unique_train_tokens=unique,
+        wall_time_s=result.wall_time_s,
+        tokens_per_s=result.tokens_per_s,
+    )
 
 
 def run_curve(run: Dataset) -> list[dict[str, Any]]:
