@@ -41,6 +41,14 @@ def test_train_tiny_on_builtin_corpus(runner: CliRunner, store_path: Path) -> No
     assert again["up_to_date"] and again["ref"] == run["ref"]  # threads never change the result
     listed = cli(runner, "runs")
     assert [r["ref"] for r in listed] == [run["ref"]]
+    # Compute on every run: 150 steps of 16 x 64 tokens, over the training set's own tokens.
+    compute = listed[0]["compute"]
+    train_tokens = store.resolve("c-train", "tokens").manifest.stats["tokens"]
+    assert compute["tokens_seen"] == 150 * 16 * 64
+    assert compute["train_set_tokens"] == train_tokens
+    assert compute["epochs"] == pytest.approx(150 * 16 * 64 / train_tokens)
+    assert compute["unique_train_tokens"] <= train_tokens and compute["wall_time_s"] > 0
+    assert compute["flops"] == pytest.approx(compute["flops_per_token"] * compute["tokens_seen"])
     run_dir = Path(run["path"])
     assert {p.name for p in run_dir.iterdir()} >= {
         "checkpoint.pt",
@@ -53,8 +61,14 @@ def test_train_tiny_on_builtin_corpus(runner: CliRunner, store_path: Path) -> No
     assert [c["step"] for c in curve] == list(range(1, 151))
 
     scored = cli(runner, "eval", run["ref"], "--max-tokens", "4096")
-    assert scored["metrics"]["val_loss"] == pytest.approx(metrics["val_loss"], abs=0.35)
+    m = scored["metrics"]
+    assert m["val_loss"] == pytest.approx(metrics["val_loss"], abs=0.35)
     assert scored["val_tokens"] == len(val_tokens)
+    # Exact bits per byte: the NLL of exactly the scored targets over exactly their bytes.
+    assert m["eval_tokens"] == 4096 and m["eval_bytes"] > m["eval_tokens"]
+    assert m["bits_per_byte"] == pytest.approx(
+        m["val_loss"] * m["eval_tokens"] / (math.log(2) * m["eval_bytes"]), rel=1e-12
+    )
 
 
 @pytest.mark.parametrize(

@@ -252,130 +252,95 @@ def _run_sweep(o: Out, cfg: Any, dest: Path | None, dry_run: bool) -> None:
     o.emit(payload, lambda c: _render_summary(c, runs, ds.manifest.stats["verdict"], report))
 
 
-@command()
-def sweep(
-    base: Annotated[
-        str | None, typer.Option("--base", help="Training corpus to vary (dataset ref).", show_default=False)
-    ] = None,
-    val: Annotated[
-        str | None,
-        typer.Option(
-            "--val",
-            help="Fixed validation set (dataset ref); the base is decontaminated against it.",
-            show_default=False,
-        ),
-    ] = None,
-    sizes: Annotated[
-        str | None,
-        typer.Option(
-            "--sizes", help="Size fractions, nested subsets of the base. [default: 0.25,0.5,1]", show_default=False
-        ),
-    ] = None,
-    rates: Annotated[
-        str | None,
-        typer.Option(
-            "--rates",
-            help="Duplication rates (share of slots overwritten by copies). [default: 0,0.25,0.5,0.75,1]",
-            show_default=False,
-        ),
-    ] = None,
-    seeds: Annotated[
-        str | None,
-        typer.Option("--seeds", help="Training seeds per data seed and cell. [default: 0]", show_default=False),
-    ] = None,
-    data_seeds: Annotated[
-        str | None,
-        typer.Option(
-            "--data-seeds",
-            help="Data seeds: each redraws the subsets and the repeated story; the unit of replication. [default: 0]",
-            show_default=False,
-        ),
-    ] = None,
-    pool: Annotated[
-        int | None,
-        typer.Option(
-            "--pool",
-            min=1,
-            help="Copies are drawn from P distinct documents (default 1: the study's one story).",
-            show_default=False,
-        ),
-    ] = None,
-    copies: Annotated[
-        int | None,
-        typer.Option(
-            "--copies", min=1, help="Choose the pool so each pool document appears about K times.", show_default=False
-        ),
-    ] = None,
-    near: Annotated[
-        float | None,
-        typer.Option("--near", help="Each copy has this share of its words changed, in [0, 1).", show_default=False),
-    ] = None,
-    dedupe: Annotated[
-        bool | None,
-        typer.Option("--dedupe/--no-dedupe", help="MinHash-deduplicate the base first.", show_default=False),
-    ] = None,
-    preset: Annotated[
-        str | None,
-        typer.Option(
-            "--preset", help="Model and schedule (paper, tiny, small, base). [default: paper]", show_default=False
-        ),
-    ] = None,
-    steps: Annotated[
-        int | None,
-        typer.Option("--steps", min=1, help="Training steps per run (default: the preset's).", show_default=False),
-    ] = None,
-    vocab: Annotated[
-        int | None,
-        typer.Option("--vocab", help="BPE vocabulary trained on the base. [default: 8192]", show_default=False),
-    ] = None,
-    tokenizer: Annotated[
-        str | None,
-        typer.Option(
-            "--tokenizer",
-            help="Use this tokenizer (store ref or tokenizer.json) instead of training one.",
-            show_default=False,
-        ),
-    ] = None,
-    name: Annotated[
-        str | None,
-        typer.Option(
-            "--name", "-n", help="Sweep name, also the prefix of its artefacts. [default: sweep]", show_default=False
-        ),
-    ] = None,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set", help="Override a training setting for every run, KEY=VALUE (repeatable).", show_default=False
-        ),
-    ] = None,
-    nproc: Annotated[
-        int | None,
-        typer.Option(
-            "--nproc",
-            min=1,
-            help="Train each run on N processes with torch DDP (the results do not change).",
-            show_default=False,
-        ),
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config", help="TOML file holding the sweep (options given here override it).", show_default=False
-        ),
-    ] = None,
-    out_dir: Annotated[
-        Path | None, typer.Option("--out", help="Also copy the report into this folder.", show_default=False)
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Show the DAG, what is done, and the time left; change nothing.")
-    ] = False,
-    *,
-    o: Out,
-) -> None:
-    """Run the study's grid (sizes × duplication rates × seeds) as cached steps, then relate and report."""
+def _opt(flag: str, help_: str, *decls: str, **kw: Any) -> Any:
+    """A sweep option that defaults to None, so the TOML file or the config's default applies."""
+    return typer.Option(flag, *decls, help=help_, show_default=False, **kw)
+
+
+# The sweep's options, one line each: None means "not given" (the --config file or the default applies).
+BaseOpt = Annotated[str | None, _opt("--base", "Training corpus to vary (dataset ref).")]
+ValOpt = Annotated[
+    str | None, _opt("--val", "Fixed validation set (dataset ref); the base is decontaminated against it.")
+]
+SizesOpt = Annotated[str | None, _opt("--sizes", "Size fractions, nested subsets of the base. [default: 0.25,0.5,1]")]
+RatesOpt = Annotated[
+    str | None,
+    _opt("--rates", "Duplication rates (share of slots overwritten by copies). [default: 0,0.25,0.5,0.75,1]"),
+]
+SeedsOpt = Annotated[str | None, _opt("--seeds", "Training seeds per data seed and cell. [default: 0]")]
+DataSeedsOpt = Annotated[
+    str | None,
+    _opt(
+        "--data-seeds",
+        "Data seeds: each redraws the subsets and the repeated story; the unit of replication. [default: 0]",
+    ),
+]
+PoolOpt = Annotated[
+    int | None, _opt("--pool", "Copies are drawn from P distinct documents (default 1: the study's one story).", min=1)
+]
+CopiesOpt = Annotated[
+    int | None, _opt("--copies", "Choose the pool so each pool document appears about K times.", min=1)
+]
+NearOpt = Annotated[float | None, _opt("--near", "Each copy has this share of its words changed, in [0, 1).")]
+DedupeOpt = Annotated[bool | None, _opt("--dedupe/--no-dedupe", "MinHash-deduplicate the base first.")]
+PresetOpt = Annotated[str | None, _opt("--preset", "Model and schedule (paper, tiny, small, base). [default: paper]")]
+StepsOpt = Annotated[int | None, _opt("--steps", "Training steps per run (default: the preset's).", min=1)]
+VocabOpt = Annotated[int | None, _opt("--vocab", "BPE vocabulary trained on the base. [default: 8192]")]
+TokenizerOpt = Annotated[
+    str | None, _opt("--tokenizer", "Use this tokenizer (store ref or tokenizer.json) instead of training one.")
+]
+NameOpt = Annotated[str | None, _opt("--name", "Sweep name, also the prefix of its artefacts. [default: sweep]", "-n")]
+SetOpt = Annotated[
+    list[str] | None, _opt("--set", "Override a training setting for every run, KEY=VALUE (repeatable).")
+]
+NprocOpt = Annotated[
+    int | None, _opt("--nproc", "Train each run on N processes with torch DDP (the results do not change).", min=1)
+]
+ConfigOpt = Annotated[Path | None, _opt("--config", "TOML file holding the sweep (options given here override it).")]
+OutOpt = Annotated[Path | None, _opt("--out", "Also copy the report into this folder.")]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Show the DAG, what is done, and the time left; change nothing.")
+]
+
+
+def _sweep_config(given: dict[str, Any], config: Path | None) -> Any:
+    """The SweepConfig of the given options (None = not given) over the --config file's values."""
     from datadiet.config import build
     from datadiet.sweep import SweepConfig
 
+    if config is not None:
+        return SweepConfig.from_toml(config, given)
+    if given["base"] is None or given["val"] is None:
+        raise UsageError("a sweep needs --base and --val (or a --config file holding them)")
+    return build(SweepConfig, {k: v for k, v in given.items() if v is not None}, source="", flag=_flag)
+
+
+@command()
+def sweep(
+    base: BaseOpt = None,
+    val: ValOpt = None,
+    sizes: SizesOpt = None,
+    rates: RatesOpt = None,
+    seeds: SeedsOpt = None,
+    data_seeds: DataSeedsOpt = None,
+    pool: PoolOpt = None,
+    copies: CopiesOpt = None,
+    near: NearOpt = None,
+    dedupe: DedupeOpt = None,
+    preset: PresetOpt = None,
+    steps: StepsOpt = None,
+    vocab: VocabOpt = None,
+    tokenizer: TokenizerOpt = None,
+    name: NameOpt = None,
+    set_: SetOpt = None,
+    nproc: NprocOpt = None,
+    config: ConfigOpt = None,
+    out_dir: OutOpt = None,
+    dry_run: DryRunOpt = False,
+    *,
+    o: Out,
+) -> None:
+    """Run the study's grid (sizes × duplication rates × data seeds × training seeds) as cached steps, then relate and report."""
     given: dict[str, Any] = {
         "base": base,
         "val": val,
@@ -395,13 +360,7 @@ def sweep(
         "overrides": parse_overrides(set_) if set_ else None,
         "nproc": nproc,
     }
-    if config is not None:
-        cfg = SweepConfig.from_toml(config, given)
-    else:
-        if base is None or val is None:
-            raise UsageError("a sweep needs --base and --val (or a --config file holding them)")
-        cfg = build(SweepConfig, {k: v for k, v in given.items() if v is not None}, source="", flag=_flag)
-    _run_sweep(o, cfg, out_dir, dry_run)
+    _run_sweep(o, _sweep_config(given, config), out_dir, dry_run)
 
 
 @command()
