@@ -116,7 +116,7 @@ def test_caveats_are_computed_from_compute_and_stories() -> None:
         .otherwise(pl.col("repeated"))
         .alias("repeated")
     )
-    assert any("differs between sizes within data seed(s) 1" in n for n in R.caveats(mixed))
+    assert any("differs between sizes or rates within data seed(s) 1" in n for n in R.caveats(mixed))
     assert not any("differs" in n for n in notes)
     assert any("Only 2 data seeds" in n for n in R.caveats(grid(lambda s, r: r, data_seeds=2)))
 

@@ -194,6 +194,7 @@ def _root(
 ) -> None:
     """datadiet: curate, degrade, train and compare — does data quality or quantity matter more?"""
 
+
 # A string, not a Path: Path("s3://bucket/x") would collapse the URI's "//".
 StoreOpt = Annotated[
     str | None,

@@ -30,7 +30,7 @@ Methods (all intervals are 95%; every one is checked by simulation in tests/eval
   squares (η²), including the share left to the data-seed block and to replication noise.
 
   Why not a bootstrap over data seeds: with 3 data seeds a percentile bootstrap can only reshuffle
-  3 values, and its nominal 95% interval for a cell difference covered the truth in about 75% of
+  3 values, and its nominal 95% interval for a cell difference covered the truth in 73-74% of
   simulated replications (the test measures this too). The F-inversion intervals reach ≥ 95%.
   Assumption, stated because it matters: noise is normal with one variance in every cell after the
   block; a story whose harm differs by data seed adds to that noise, which the block does not absorb.

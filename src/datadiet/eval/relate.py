@@ -241,8 +241,9 @@ def caveats(frame: pl.DataFrame) -> list[str]:
         split = stories.filter(pl.col("n") > 1)[DATA_SEED].to_list()
         if split:
             out.append(
-                f"The repeated story differs between sizes within data seed(s) {', '.join(map(str, sorted(split)))}: "
-                "which story is repeated is confounded with size there."
+                f"The repeated story (or pool) differs between sizes or rates within data seed(s) "
+                f"{', '.join(map(str, sorted(split)))}: which documents are repeated is confounded "
+                "with the factors there."
             )
     return out
 

@@ -178,20 +178,17 @@ def evaluate(
     tokens = np.asarray(val_tokens)
     if tokens.ndim != 1:
         raise UsageError(f"validation tokens must be a 1-D array, got shape {tokens.shape}")
+    if token_bytes is not None and int(tokens.max(initial=0)) >= token_bytes.size:
+        raise UsageError(f"token id {int(tokens.max())} is outside the tokenizer's {token_bytes.size} ids")
     dev = torch.device(device)
     starts = eval_windows(tokens.size, block_size, max_tokens)
     offsets = np.arange(block_size + 1)
     was_training = model.training
     model.to(dev)
     model.eval()
-    loss_sum = 0.0
-    correct = 0
-    count = 0
+    loss_sum, correct, count, n_bytes = 0.0, 0, 0, 0
     batch_ppl: list[float] = []
     row_correct: list[npt.NDArray[np.int64]] = []
-    n_bytes = 0
-    if token_bytes is not None and int(tokens.max(initial=0)) >= token_bytes.size:
-        raise UsageError(f"token id {int(tokens.max())} is outside the tokenizer's {token_bytes.size} ids")
     try:
         with torch.inference_mode(), tracker.task("Evaluating", total=starts.size) as task:
             for i in range(0, starts.size, batch_size):

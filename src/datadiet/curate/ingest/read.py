@@ -133,7 +133,6 @@ def _path_key(rel: str) -> tuple[str, ...]:
     return tuple(rel.split("/"))
 
 
-
 def _hf_filesystem() -> Any:
     """The Hugging Face Hub as a pyarrow filesystem (`hf://datasets/OWNER/NAME/PATH`), through fsspec.
 
@@ -147,6 +146,7 @@ def _hf_filesystem() -> Any:
     except ImportError:
         raise ValueError("hf:// needs huggingface_hub: pip install 'datadiet[hf]'") from None
     return pafs.PyFileSystem(pafs.FSSpecHandler(HfFileSystem()))
+
 
 class _Remote:
     """The inputs below one URI or one filesystem path: its filesystem, its location there and its name."""
