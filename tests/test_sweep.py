@@ -63,20 +63,25 @@ def test_two_by_two_sweep_runs_caches_and_resumes(
 
     monkeypatch.setattr(train_pipeline, "train_run", flaky)
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(store, cfg)
+        run_sweep(store, cfg, parallel=2)  # two worker processes (auto would use one for so small a grid)
     monkeypatch.setattr(train_pipeline, "train_run", real_train)
 
     nodes, _ = plan(store, cfg)
     runs_done = [n.key for n in nodes if n.kind == "runs" and n.state == "done"]
     assert len(runs_done) == 2
     missing = sorted(n.key for n in nodes if n.state != "done")
-    assert missing == ["run:0:1:0:0", "run:0:1:1:0"]  # every data step runs before the first training
+    # Every data step runs before the runs, which were trained together (two processes on this CPU)
+    # before the first was published: the two unpublished runs wait, finished, in their work folders.
+    assert missing == ["run:0:1:0:0", "run:0:1:1:0"]
+    work = sorted((store.root / "work" / "runs").iterdir())
+    assert len(work) == 2 and all((w / "checkpoint.pt").is_file() for w in work)
 
     events: list[SweepEvent] = []
     commit = run_sweep(store, cfg, on_event=events.append)
     built = sorted({e.node.key for e in events if e.node.state == "built"})
     # Only what was missing ran on the rerun; every other dataset, the tokenizer and two runs were reused.
     assert built == missing
+    assert not any((store.root / "work" / "runs").iterdir())
 
     runs = pl.read_parquet(commit.dataset.path / "runs.parquet")
     assert runs.height == 4
@@ -119,6 +124,32 @@ def test_two_by_two_sweep_runs_caches_and_resumes(
     nodes3, _ = plan(store, more)
     todo = sorted(n.key for n in nodes3 if n.state != "done")
     assert todo == ["run:0:0.5:0.5:0", "run:0:1:0.5:0", "variant:0:0.5:0.5", "variant:0:1:0.5"]
+
+
+@pytest.mark.slow
+def test_ensemble_sweep_equals_one_run_at_a_time(
+    tmp_path: Path, corpus: tuple[Store, str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import datadiet.train.grid as grid
+
+    store, train, val = corpus
+    cfg = _config(train, val, sizes=(1.0,), seeds=(0, 1))
+    alone = run_sweep(store, cfg, parallel=1)
+    runs_alone = {r.name: r for r in store.all("runs")}
+    other = Store(tmp_path / "other")
+    train2, val2 = write_corpus(other, CorpusConfig(stories=300, val_stories=60, seed=5), "c")
+    assert (train2.dataset.ref, val2.dataset.ref) == (train, val)
+    # The GPU packing on this CPU: all four runs stepped together as one ensemble.
+    monkeypatch.setattr(grid, "choose_packing", lambda *a, **k: grid.Packing(processes=1, threads=1, ensemble=4))
+    together = run_sweep(other, cfg)
+    assert together.dataset.ref == alone.dataset.ref
+    for run in other.all("runs"):
+        solo = runs_alone[run.name]
+        assert run.ref == solo.ref
+        a, b = run.manifest.stats["metrics"], solo.manifest.stats["metrics"]
+        assert a.keys() == b.keys()
+        for k, v in b.items():
+            assert a[k] == pytest.approx(v, rel=1e-5), k
 
 
 def test_dry_run_changes_nothing(runner: CliRunner, corpus: tuple[Store, str, str]) -> None:

@@ -46,8 +46,6 @@ from datadiet.store import Commit, Dataset, PartWriter, Store
 STUDY_SIZES = (0.25, 0.5, 1.0)
 STUDY_RATES = (0.0, 0.25, 0.5, 0.75, 1.0)
 SWEEP_FILE = "sweep.json"
-# Rough CPU throughput of a preset when the store holds no run to measure it from (tokens/s on 2 cores).
-_DEFAULT_TOKENS_PER_S = {"tiny": 60_000.0, "paper": 15_000.0, "small": 1_500.0, "base": 200.0}
 
 
 # Sweep-only field types (the shared ones come from datadiet.config, the one schema module).
@@ -148,6 +146,7 @@ class Node:
     run: Runner
     params: dict[str, Any] = field(default_factory=dict)
     identity: Callable[[list[str]], tuple[dict[str, Any], list[str]]] | None = None
+    spec: Callable[[list[str]], Any] | None = None  # a run's RunSpec from its deps' refs (grid training)
     cell: tuple[float, float, int] | None = None  # (size, rate, replicate index) of a run, for displays
     data_seed: int | None = None
     train_seed: int | None = None
@@ -377,6 +376,7 @@ def _run_nodes(store: Store, cfg: SweepConfig, val_key: str, tok_deps: list[str]
                     operation="train",
                     deps=[variant.key, val_key, *tok_deps],
                     identity=partial(identity, seed=seed, name=rname),
+                    spec=partial(spec_of, seed=seed, name=rname),
                     run=partial(run_train, seed=seed, name=rname),
                     cell=(float(size), float(rate), replicate),
                     data_seed=int(data_seed),
@@ -439,28 +439,34 @@ def plan(store: Store, cfg: SweepConfig) -> tuple[list[Node], dict[str, Dataset]
     return nodes, resolved
 
 
-def tokens_per_second(store: Store, preset: str) -> float:
-    """Median measured throughput of earlier runs of PRESET in this store, else a rough default."""
-    rates = sorted(
-        float(d.manifest.stats["train"]["tokens_per_s"])
-        for d in store.all("runs")
-        if d.manifest.params.get("preset") == preset and d.manifest.stats.get("train", {}).get("tokens_per_s")
-    )
-    return rates[len(rates) // 2] if rates else _DEFAULT_TOKENS_PER_S.get(preset, 10_000.0)
+def estimate_seconds(
+    store: Store, cfg: SweepConfig, nodes: list[Node], parallel: int | None = None
+) -> tuple[float, dict[str, Any]]:
+    """Time left, from a short training probe on this machine, and how it was estimated.
 
+    Training dominates: runs left x tokens per run / the aggregate tokens/s that the packing the
+    sweep would use (`train.grid.choose_packing`) reaches in a few measured steps of the preset
+    (`train.grid.probe_tokens_per_s`), plus ~3 s per run for its final evaluation and 1 s per data step.
+    """
+    from datadiet.train.config import resolve_config
+    from datadiet.train.grid import Packing, choose_packing, probe_tokens_per_s
+    from datadiet.train.trainer import select_device
 
-def estimate_seconds(store: Store, cfg: SweepConfig, nodes: list[Node]) -> float:
-    """Time left: training dominates, so runs left × tokens per run / measured tokens per second."""
-    from datadiet.train.config import PRESETS
-
-    tcfg = PRESETS[cfg.preset].train if cfg.preset in PRESETS else None
-    if tcfg is None:
-        return math.nan
-    steps = cfg.steps or tcfg.steps
-    tokens = steps * tcfg.batch_size * tcfg.block_size * tcfg.grad_accum
     runs_left = sum(1 for n in nodes if n.kind == "runs" and n.state != "done")
     data_left = sum(1 for n in nodes if n.kind == "datasets" and n.state != "done")
-    return runs_left * (tokens / tokens_per_second(store, cfg.preset) + 3.0) + data_left * 1.0
+    steps = {} if cfg.steps is None else {"steps": str(cfg.steps)}
+    model_cfg, tcfg = resolve_config(cfg.preset, cfg.vocab, {**dict(cfg.overrides), **steps})
+    if not runs_left:
+        return data_left * 1.0, {"runs_left": 0}
+    device = select_device(tcfg.device).type
+    packing = (
+        Packing(1, 0, 1)
+        if parallel == 1 or cfg.nproc is not None
+        else choose_packing(parallel, device, runs_left, model_cfg, tcfg)
+    )
+    rate = probe_tokens_per_s(model_cfg, tcfg, packing)
+    seconds = runs_left * (tcfg.steps * tcfg.tokens_per_step / rate + 3.0) + data_left * 1.0 if rate else math.nan
+    return seconds, {"runs_left": runs_left, "tokens_per_s": rate, "packing": packing.describe(), "device": device}
 
 
 def run_sweep(
@@ -470,14 +476,26 @@ def run_sweep(
     tracker: Tracker = NULL_TRACKER,
     on_event: Callable[[SweepEvent], None] | None = None,
     dedupe_workers: int | None = None,
+    parallel: int | None = None,
 ) -> Commit:
-    """Run every missing step of the sweep, then relate and report; returns the sweep artefact."""
-    nodes = build_dag(store, cfg, dedupe_workers=dedupe_workers)
+    """Run every missing step of the sweep, then relate and report; returns the sweep artefact.
+
+    The data steps run first; then the runs still to train are trained together as `--parallel`
+    says (`train.grid`: None is auto, 1 trains each run alone inside its node), and each run node
+    then publishes its run (final evaluation included) in order.
+    """
+    built = build_dag(store, cfg, dedupe_workers=dedupe_workers)
+    # Runs depend on data steps only, and nothing but the report depends on runs: data first.
+    nodes = [n for n in built if n.kind != "runs"] + [n for n in built if n.kind == "runs"]
     resolved: dict[str, Dataset] = {}
     total = len(nodes)
     started = time.perf_counter()
     run_seconds: list[float] = []
+    pretrained = False
     for done, node in enumerate(nodes, start=1):
+        if node.kind == "runs" and not pretrained:
+            pretrained = True
+            _pretrain_runs(store, cfg, nodes, resolved, parallel, tracker)
         _resolve_done(store, node, resolved)
         if node.state == "todo":
             node.state = "running"
@@ -500,6 +518,37 @@ def run_sweep(
         if on_event:
             on_event(SweepEvent(node, done, total, per_run * runs_left if per_run is not None else None))
     return _finish(store, cfg, nodes, resolved, started, tracker)
+
+
+def _pretrain_runs(
+    store: Store,
+    cfg: SweepConfig,
+    nodes: list[Node],
+    resolved: dict[str, Dataset],
+    parallel: int | None,
+    tracker: Tracker,
+) -> None:
+    """Train the sweep's unfinished runs together (`train.grid`), leaving publication to their nodes."""
+    if parallel == 1 or cfg.nproc is not None:
+        return  # one run at a time, or DDP per run: each node trains its own run
+    from datadiet.train.grid import choose_packing, plan_runs, pretrain
+    from datadiet.train.trainer import select_device
+
+    specs = [
+        n.spec([resolved[d].ref for d in n.deps])
+        for n in nodes
+        if n.kind == "runs" and n.spec is not None and all(d in resolved for d in n.deps)
+    ]
+    runs = plan_runs(store, specs, tracker)
+    if len(runs) < 2 and parallel is None:
+        return
+    if not runs:
+        return
+    first = runs[0]
+    device = select_device(first.train_cfg.device).type
+    packing = choose_packing(parallel, device, len(runs), first.model_cfg, first.train_cfg)
+    if packing.processes > 1 or packing.ensemble > 1:
+        pretrain(runs, packing, tracker)
 
 
 def results_frame(

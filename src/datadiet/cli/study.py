@@ -203,34 +203,68 @@ def _export_report(sweep_ds: Any, dest: Path | None) -> Path:
     return dest / "report.html"
 
 
-def _run_sweep(o: Out, cfg: Any, dest: Path | None, dry_run: bool) -> None:
+def _parallel(text: str) -> int | None:
+    """`--parallel auto|N` as None (auto) or N."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 or value > 4096:
+        raise UsageError(f"--parallel must be 'auto' or a whole number from 1 to 4096, not {text!r}")
+    return value
+
+
+ParallelOpt = Annotated[
+    str,
+    typer.Option(
+        "--parallel",
+        help="Runs trained at once: auto (CPU: one process per core for grids worth it; GPU: as many as "
+        "fit in memory, as one ensemble), or N (1: one run at a time). Results do not change.",
+    ),
+]
+
+
+def _dry_run(o: Out, st: Any, cfg: Any, parallel: int | None) -> None:
+    from datadiet.sweep import estimate_seconds, plan
+
+    nodes, _ = plan(st, cfg)
+    eta, how = estimate_seconds(st, cfg, nodes, parallel)
+    payload = {
+        "nodes": [{"key": n.key, "label": n.label, "state": n.state, "ref": n.ref} for n in nodes],
+        "estimated_seconds": eta,
+        "estimate": how,
+    }
+
+    def render(c: Console) -> None:
+        t = Table(title=f"sweep {cfg.name}: {sum(n.state == 'done' for n in nodes)} of {len(nodes)} steps done")
+        for col in ("step", "state", "artefact"):
+            t.add_column(col)
+        for n in nodes:
+            color = {"done": "green", "todo": "yellow"}.get(n.state, "dim")
+            t.add_row(n.label, Text(n.state, style=color), n.ref or "")
+        c.print(t)
+        basis = (
+            f" ({how['runs_left']} runs at {how['tokens_per_s']:,.0f} tokens/s in all, measured by a short probe "
+            f"on this machine's {how['device']}: {how['packing']})"
+            if how.get("tokens_per_s")
+            else ""
+        )
+        c.print(f"estimated time left: {eta / 60:.1f} min{basis}")
+
+    o.emit(payload, render)
+
+
+def _run_sweep(o: Out, cfg: Any, dest: Path | None, dry_run: bool, parallel: int | None = None) -> None:
     import polars as pl
 
-    from datadiet.sweep import estimate_seconds, plan, run_sweep
+    from datadiet.sweep import run_sweep
     from datadiet.ui import SweepDisplay
 
     st = o.store()
     if dry_run:
-        nodes, _ = plan(st, cfg)
-        eta = estimate_seconds(st, cfg, nodes)
-        payload = {
-            "nodes": [{"key": n.key, "label": n.label, "state": n.state, "ref": n.ref} for n in nodes],
-            "estimated_seconds": eta,
-        }
-
-        def render(c: Console) -> None:
-            t = Table(title=f"sweep {cfg.name}: {sum(n.state == 'done' for n in nodes)} of {len(nodes)} steps done")
-            for col in ("step", "state", "artefact"):
-                t.add_column(col)
-            for n in nodes:
-                color = {"done": "green", "todo": "yellow"}.get(n.state, "dim")
-                t.add_row(n.label, Text(n.state, style=color), n.ref or "")
-            c.print(t)
-            c.print(
-                f"estimated time left: {eta / 60:.1f} min (from measured throughput of earlier runs where the store has them)"
-            )
-
-        o.emit(payload, render)
+        _dry_run(o, st, cfg, parallel)
         return
     live = not (o.quiet or o.json) and o.err.is_terminal and sys.stderr.isatty()
     replicates = tuple(range(len(cfg.data_seeds) * len(cfg.seeds)))
@@ -238,7 +272,7 @@ def _run_sweep(o: Out, cfg: Any, dest: Path | None, dry_run: bool) -> None:
     # Off a terminal a line per finished step as well as the periodic progress lines.
     on_event = display.event if display else getattr(o.tracker, "event", None)
     with display if display is not None else contextlib.nullcontext():
-        commit = run_sweep(st, cfg, tracker=display or o.tracker, on_event=on_event)
+        commit = run_sweep(st, cfg, tracker=display or o.tracker, on_event=on_event, parallel=parallel)
     ds = commit.dataset
     report = _export_report(ds, dest)
     runs = pl.read_parquet(ds.file("runs.parquet"))
@@ -337,6 +371,7 @@ def sweep(
     config: ConfigOpt = None,
     out_dir: OutOpt = None,
     dry_run: DryRunOpt = False,
+    parallel: ParallelOpt = "auto",
     *,
     o: Out,
 ) -> None:
@@ -360,7 +395,7 @@ def sweep(
         "overrides": parse_overrides(set_) if set_ else None,
         "nproc": nproc,
     }
-    _run_sweep(o, _sweep_config(given, config), out_dir, dry_run)
+    _run_sweep(o, _sweep_config(given, config), out_dir, dry_run, _parallel(parallel))
 
 
 @command()
@@ -381,6 +416,7 @@ def demo(
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Also copy the report into this folder.", show_default=False)
     ] = None,
+    parallel: ParallelOpt = "auto",
     *,
     o: Out,
 ) -> None:
@@ -389,7 +425,8 @@ def demo(
 
     train_ref, val_ref = prepare_demo(o.store(), stories, tracker=o.tracker)
     o.info(f"built-in corpus: {train_ref} (train), {val_ref} (validation)")
-    _run_sweep(o, demo_config(train_ref, val_ref, steps, parse_overrides(set_ or [])), out_dir, dry_run=False)
+    cfg = demo_config(train_ref, val_ref, steps, parse_overrides(set_ or []))
+    _run_sweep(o, cfg, out_dir, dry_run=False, parallel=_parallel(parallel))
 
 
 def _runs_table(o: Out, runs: list[str] | None, sweep_ref: str | None) -> tuple[Any, Any]:
