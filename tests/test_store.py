@@ -83,7 +83,10 @@ def test_refs_newest_prefix_ambiguous_unknown(tmp_path: Path) -> None:
     assert all(f"a@{v}" in str(exc.value) for v in versions if v[0] == shared)
     with pytest.raises(RefError, match="no dataset named 'zzz'"):
         store.resolve("zzz")
-    with pytest.raises(RefError, match="no version starting with 'xyz'"):
+    absent = next(p for p in ("0000", "ffff", "abcd", "1234") if not any(v.startswith(p) for v in versions))
+    with pytest.raises(RefError, match=f"no version starting with '{absent}'"):
+        store.resolve(f"a@{absent}")
+    with pytest.raises(RefError, match="invalid ref 'a@xyz'"):  # a version is hex digits
         store.resolve("a@xyz")
 
 

@@ -142,8 +142,13 @@ def ls_(
     items = st.versions(name, kind) if name else st.all(kind)
     if name and not items:
         st.resolve(name, kind)  # raises the RefError that names what the store does hold
+    # The version each name resolves to: the last command's (see Store.make_current), else the newest.
+    newest = {d.name: d.version for d in items}
+    current = {n: v for n in newest if (v := st.current(n, kind)) in {d.version for d in items if d.name == n}}
+    current = {**newest, **current}
     rows: list[dict[str, Any]] = [
         {
+            "current": current[d.name] == d.version,
             "ref": d.ref,
             "name": d.name,
             "version": d.version,
@@ -167,8 +172,10 @@ def ls_(
             t.add_column(col, justify="right" if col == "rows" else "left")
         for r in rows:
             parents = ", ".join(p if not p.startswith("file:") else p[:20] + "…" for p in r["parents"])
-            t.add_row(r["name"], r["version"], r["summary"], r["operation"], parents, _age(r["created"]))
+            version = r["version"] + (" *" if r["current"] else "")
+            t.add_row(r["name"], version, r["summary"], r["operation"], parents, _age(r["created"]))
         c.print(t)
+        c.print("* the version NAME stands for: the one the last command made or found up to date")
         if kind == "datasets" and not name:
             others = [f"{len(st.all(k)):,} {k}" for k in ("tokenizers", "runs", "sweeps")]
             c.print(f"also: {', '.join(others)} (curate tokenizer ls, curate runs, curate ls --kind KIND)")

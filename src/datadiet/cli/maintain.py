@@ -52,20 +52,28 @@ def gc(
 ) -> None:
     """Remove temporary folders left by interrupted commands (and, with --unreferenced, unused versions)."""
     from datadiet.errors import UsageError
-    from datadiet.store import REMOTE_DEBRIS_GRACE_S, abandoned, remote_debris, remove, stale_cache, work_folders
+    from datadiet.store import (
+        REMOTE_DEBRIS_GRACE_S,
+        Dataset,
+        abandoned,
+        remote_debris,
+        remove,
+        stale_cache,
+        work_folders,
+    )
     from datadiet.store import unreferenced as find_unreferenced
 
     st = o.store()
     published, interrupted = work_folders(st)
     # Interrupted runs' checkpoints are what --resume continues from: kept unless asked.
-    debris: list[Path | str] = [*abandoned(st), *published, *(interrupted if unreferenced else [])]
+    debris: list[Path | Dataset | str] = [*abandoned(st), *published, *(interrupted if unreferenced else [])]
     # On object storage: uploads that died before their manifest (never versions), and cached copies
     # of versions removed elsewhere. Recent foreign debris may be an upload running on another machine.
     remote_stale, remote_recent = remote_debris(st)
     debris += remote_stale
-    remove(st, debris)
-    pruned = stale_cache(st)
-    remove(st, pruned)
+    debris, failed = remove(st, debris)
+    pruned, failed_pruned = remove(st, stale_cache(st))
+    failed += failed_pruned
     victims = find_unreferenced(st) if unreferenced else []
     if victims and not yes:
         if o.json or not typer.get_text_stream("stdin").isatty():
@@ -74,12 +82,15 @@ def gc(
             o.console.print(f"  {d.kind[:-1]} {d.ref}  ({d.manifest.operation}, {d.manifest.rows:,} rows)")
         if not typer.confirm(f"Delete these {len(victims)} versions?"):
             victims = []
-    remove(st, victims)
+    removed_versions, failed_versions = remove(st, victims)
+    failed += failed_versions
+    victims = [d for d in removed_versions if isinstance(d, Dataset)]
     kept = [] if unreferenced else interrupted
     payload = {
         "removed_tmp": [str(p) for p in debris],
         "removed_versions": [d.ref for d in victims],
         "kept_resumable": [str(p) for p in kept],
+        "not_removed": failed,
     }
     if st.remote is not None:
         payload |= {"pruned_cache": [str(p) for p in pruned], "kept_recent_uploads": remote_recent}
@@ -94,6 +105,9 @@ def gc(
         )
     if pruned:
         notes.append(f"pruned {len(pruned)} stale entries of the local cache {st.root}")
+    if failed:
+        # Reported, not hidden: a read-only store, or versions a running command is reading.
+        notes.append(f"could not remove {len(failed)}: " + "; ".join(failed[:5]) + (" …" if len(failed) > 5 else ""))
     o.emit(
         payload,
         lambda c: c.print(

@@ -263,6 +263,8 @@ def _run_sweep(o: Out, cfg: Any, dest: Path | None, dry_run: bool, parallel: int
     from datadiet.ui import SweepDisplay
 
     st = o.store()
+    if dest is not None:
+        st.check_outside(dest, "--out")
     if dry_run:
         _dry_run(o, st, cfg, parallel)
         return
@@ -275,7 +277,7 @@ def _run_sweep(o: Out, cfg: Any, dest: Path | None, dry_run: bool, parallel: int
         commit = run_sweep(st, cfg, tracker=display or o.tracker, on_event=on_event, parallel=parallel)
     ds = commit.dataset
     report = _export_report(ds, dest)
-    runs = pl.read_parquet(ds.file("runs.parquet"))
+    runs = pl.read_parquet(ds.file("runs.parquet"), glob=False)
     payload = {
         "ref": ds.ref,
         "up_to_date": commit.up_to_date,
@@ -423,6 +425,8 @@ def demo(
     """A miniature of the study on the built-in corpus: sizes 0.5, 1 × duplication 0, 0.5, 1 (minutes on a CPU)."""
     from datadiet.sweep import demo_config, prepare_demo
 
+    if out_dir is not None:  # checked before the corpus is built
+        o.store().check_outside(out_dir, "--out")
     train_ref, val_ref = prepare_demo(o.store(), stories, tracker=o.tracker)
     o.info(f"built-in corpus: {train_ref} (train), {val_ref} (validation)")
     cfg = demo_config(train_ref, val_ref, steps, parse_overrides(set_ or []))
@@ -440,7 +444,7 @@ def _runs_table(o: Out, runs: list[str] | None, sweep_ref: str | None) -> tuple[
         raise UsageError("give either RUNS... or --sweep ID")
     if sweep_ref is not None:
         ds = st.resolve(sweep_ref, "sweeps")
-        return pl.read_parquet(ds.file("runs.parquet")), ds
+        return pl.read_parquet(ds.file("runs.parquet"), glob=False), ds
     rows = [run_row(st, st.resolve(r, "runs"), tracker=o.tracker) for r in runs or []]
     return pl.DataFrame(rows), None
 
@@ -509,6 +513,8 @@ def report(
     from datadiet.eval.pipeline import study_report
     from datadiet.sweep import machine_description
 
+    if out_dir is not None:  # before anything is read: a report must never land in a version
+        o.store().check_outside(out_dir, "--out")
     table, sweep_ds = _runs_table(o, runs, sweep_ref)
     if sweep_ds is not None:
         path = _export_report(sweep_ds, out_dir)

@@ -28,6 +28,9 @@ EXPORT_FORMATS = (".parquet", ".jsonl", ".txt")
 
 def export(dataset: Dataset, path: Path, tracker: Tracker = NULL_TRACKER) -> int:
     """Write DATASET to PATH in the format of its extension; returns the number of rows written."""
+    # Never into the store: a file over a published part would change a version behind its id.
+    if dataset.store is not None:
+        dataset.store.check_outside(path, "export target")
     suffix = path.suffix.lower()
     if suffix not in EXPORT_FORMATS:
         raise UsageError(f"cannot export to {path.name!r}: use a file ending in {', '.join(EXPORT_FORMATS)}")

@@ -26,7 +26,16 @@ from datadiet.store.maintain import (
     verify,
     work_folders,
 )
-from datadiet.store.model import KINDS, VERSION_LEN, Manifest, canonical_json, check_name, file_sha256, manifest_bytes
+from datadiet.store.model import (
+    KINDS,
+    VERSION_LEN,
+    Manifest,
+    canonical_json,
+    check_name,
+    check_ref,
+    file_sha256,
+    manifest_bytes,
+)
 from datadiet.store.parts import STAGE_PREFIX, PartSource, PartWriter, Staged, StageTarget, part_metadata, stage_parts
 from datadiet.store.remote import (
     CACHE_ENV,
@@ -39,10 +48,21 @@ from datadiet.store.remote import (
     is_uri,
     transfer,
 )
-from datadiet.store.store import DEFAULT_STORE, LOCK_DIR, STORE_ENV, TMP_DIR, Store, disk_error, fsync_dir, lineage
+from datadiet.store.store import (
+    CURRENT_FILE,
+    DEFAULT_STORE,
+    LOCK_DIR,
+    STORE_ENV,
+    TMP_DIR,
+    Store,
+    disk_error,
+    fsync_dir,
+    lineage,
+)
 
 __all__ = [
     "CACHE_ENV",
+    "CURRENT_FILE",
     "DEFAULT_STORE",
     "FETCH_DEBRIS_GRACE_S",
     "FETCH_PREFIX",
@@ -67,6 +87,7 @@ __all__ = [
     "cache_root",
     "canonical_json",
     "check_name",
+    "check_ref",
     "disk_error",
     "file_sha256",
     "first_line",

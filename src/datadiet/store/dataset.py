@@ -17,6 +17,7 @@ import polars as pl
 from datadiet.errors import DatadietError
 from datadiet.store.model import Manifest
 from datadiet.store.parts import PartSource, part_metadata
+from datadiet.store.remote import first_line
 
 if TYPE_CHECKING:
     from datadiet.store.store import Store
@@ -77,11 +78,15 @@ class Dataset:
 
     @property
     def parts(self) -> list[Path]:
+        """The local paths of the Parquet parts the manifest lists (fetched first from a remote store).
+
+        From the manifest, not the folder: a file planted beside the parts is never read as data
+        (`curate verify` reports it).
+        """
+        names = self._part_names()
         if self.store is not None and self.store.remote is not None:
-            names = self._part_names()
             self.store._fetch(self, names)
-            return [self.folder / n for n in names]
-        return sorted(self.folder.glob("part-*.parquet"))
+        return [self.folder / n for n in names]
 
     def part_sources(self) -> list[PartSource]:
         """The Parquet parts as small picklable handles a cluster worker reads wherever the store lives.
@@ -117,20 +122,53 @@ class Dataset:
         parts = self.parts
         if not parts:
             raise DatadietError(f"{self.ref} has no Parquet parts (it is a {self.kind[:-1]}, not a dataset)")
-        return pl.scan_parquet([str(p) for p in parts])
+        self.check_parts()
+        # glob=False: a store path may hold "[" or "*", which polars would otherwise expand.
+        return pl.scan_parquet([str(p) for p in parts], glob=False)
 
     def read(self) -> pl.DataFrame:
         return self.scan().collect()
 
+    def check_parts(self) -> None:
+        """Raise a one-line `DatadietError` pointing at `curate verify` if a part is missing or truncated.
+
+        Reads each (local or cached) part's footer, once per `Dataset`, so a damaged version is named
+        as such instead of failing later as a Parquet decoding error.
+        """
+        self._footers_ok  # noqa: B018 - reading the footers is the check
+
+    @functools.cached_property
+    def _footers_ok(self) -> bool:
+        import pyarrow.parquet as pq
+
+        for path in self.parts:
+            try:
+                pq.read_metadata(path)
+            except Exception as exc:  # pyarrow raises OSError or ArrowInvalid for a damaged footer
+                raise DatadietError(
+                    f"{path.name} of {self.ref} is missing or damaged ({first_line(exc)}); "
+                    f"run `curate verify {self.ref}`"
+                ) from exc
+        return True
+
     def iter_frames(self) -> Iterator[pl.DataFrame]:
         """Yield the parts one at a time, so a large version never has to fit in memory at once."""
+        self.check_parts()
         if self.store is not None and self.store.remote is not None:
             # One part fetched at a time: the first frame comes without waiting for the whole version.
             for name in self._part_names():
-                yield pl.read_parquet(self.file(name))
+                yield self._read_part(self.file(name))
             return
         for part in self.parts:
-            yield pl.read_parquet(part)
+            yield self._read_part(part)
+
+    def _read_part(self, path: Path) -> pl.DataFrame:
+        try:
+            return pl.read_parquet(path, glob=False)
+        except (OSError, pl.exceptions.ComputeError) as exc:
+            raise DatadietError(
+                f"{path.name} of {self.ref} cannot be read ({first_line(exc)}); run `curate verify {self.ref}`"
+            ) from exc
 
 
 @dataclass(frozen=True)

@@ -6,16 +6,17 @@ stale cache files, and `remove`).
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datadiet.errors import DatadietError
-from datadiet.schema import MANIFEST_FILE
+from datadiet.schema import FORMAT_VERSION, MANIFEST_FILE
 
 if TYPE_CHECKING:
     pass
@@ -48,16 +49,26 @@ def verify(store: Store, ref: str | None = None, kind: str | None = None) -> lis
     """
     import pyarrow.parquet as pq
 
+    results: list[dict[str, Any]] = []
     if ref is not None:
         targets = [store.find(ref)]
     else:
-        targets = [d for k in ([kind] if kind else list(KINDS)) for d in store.all(k)]
-    results = []
+        kinds = [kind] if kind else list(KINDS)
+        targets = [d for k in kinds for d in store.all(k)]
+        # A manifest that cannot be read is damage to report, not a reason to check nothing else.
+        for k in kinds:
+            for name, version, problem in store.damaged(k):
+                results.append({"ref": f"{name}@{version}", "kind": k, "ok": False, "problems": [problem]})
     for ds in targets:
+        store._hold(ds)  # `curate gc` must not delete it while it is being checked
+        identity = _identity_problems(store, ds)
         if store.remote is not None:
-            results.append({"ref": ds.ref, "kind": ds.kind, **_verify_remote(store.remote, ds)})
+            checked = _verify_remote(store.remote, ds)
+            checked["problems"] = identity + checked["problems"]
+            checked["ok"] = not checked["problems"]
+            results.append({"ref": ds.ref, "kind": ds.kind, **checked})
             continue
-        problems: list[str] = []
+        problems: list[str] = list(identity)
         expected = ds.manifest.files
         present = {p.relative_to(ds.folder).as_posix() for p in ds.folder.rglob("*") if p.is_file()} - {MANIFEST_FILE}
         for rel in sorted(present - set(expected)):
@@ -78,6 +89,27 @@ def verify(store: Store, ref: str | None = None, kind: str | None = None) -> lis
                     problems.append(f"{rows} rows on disk, manifest says {ds.manifest.rows}")
         results.append({"ref": ds.ref, "kind": ds.kind, "ok": not problems, "problems": problems})
     return results
+
+
+def _identity_problems(store: Store, ds: Dataset) -> list[str]:
+    """What in DS's manifest disagrees with its place and its id: an edited manifest.
+
+    The version id is recomputed from the manifest's kind, operation, parameters and parents; the
+    digest (manifests written since it exists) covers every other field: stats, rows, file list.
+    """
+    m = ds.manifest
+    problems = []
+    if (m.name, m.version, m.kind) != (ds.name, ds.version, ds.kind):
+        problems.append(f"manifest names {m.kind}/{m.name}/{m.version}, not the folder it is in")
+    # The id is computed by the format of the release that wrote it (only one so far).
+    expected = store.version_id(operation=m.operation, params=m.params, parents=m.parents, kind=m.kind)
+    if m.format == FORMAT_VERSION and expected != ds.version:
+        problems.append(
+            f"manifest edited: its operation, parameters and parents give version {expected}, not {ds.version}"
+        )
+    if m.digest is not None and m.digest != m.expected_digest():
+        problems.append("manifest edited: its digest does not match its content (stats, rows, files or dates)")
+    return problems
 
 
 def _verify_remote(remote: Remote, ds: Dataset) -> dict[str, Any]:
@@ -114,7 +146,11 @@ def _verify_remote(remote: Remote, ds: Dataset) -> dict[str, Any]:
 
 
 def _lock_is_free(store: Store, key: str) -> bool:
-    """Whether no process holds the version lock KEY right now (a writer holds it while it works)."""
+    """Whether no process holds the version lock KEY right now (a writer holds it while it works).
+
+    This process's own reading of the version (`Store.resolve`) does not count.
+    """
+    store.release(key)
     lock = store.root / LOCK_DIR / f"{key}.lock"
     try:
         fd = os.open(lock, os.O_RDWR)
@@ -159,11 +195,18 @@ def work_folders(store: Store) -> tuple[list[Path], list[Path]]:
 
 
 def unreferenced(store: Store) -> list[Dataset]:
-    """Versions that no other artefact names as a parent and that are not the newest of their name."""
+    """Versions that no other artefact names as a parent and that their name does not stand for.
+
+    A name stands for its current version (`Store.current`, the last command's) and its newest.
+    """
     everything = [d for k in KINDS for d in store.all(k)]
     referenced = {p for d in everything for p in d.manifest.parents}
-    newest = {(d.kind, d.name): d.ref for d in everything}  # list() is oldest first, so the last wins
-    return [d for d in everything if d.ref not in referenced and newest[(d.kind, d.name)] != d.ref]
+    keep = {(d.kind, d.name): {d.version} for d in everything}  # list() is oldest first, so the last wins
+    for (kind, name), versions in keep.items():
+        current = store.current(name, kind)
+        if current is not None:
+            versions.add(current)
+    return [d for d in everything if d.ref not in referenced and d.version not in keep[(d.kind, d.name)]]
 
 
 def remote_debris(store: Store, older_than_s: float = REMOTE_DEBRIS_GRACE_S) -> tuple[list[str], list[str]]:
@@ -233,39 +276,91 @@ def stale_cache(store: Store) -> list[Path]:
     return found
 
 
-def remove(store: Store, items: Sequence[Path | Dataset | str]) -> None:
+@contextlib.contextmanager
+def _exclusive(store: Store, key: str) -> Iterator[bool]:
+    """Hold version lock KEY exclusively if nobody holds it (a writer, or a reader's shared lock); yields whether."""
+    store.release(key)  # this process's own reading of it does not count
+    try:
+        (store.root / LOCK_DIR).mkdir(parents=True, exist_ok=True)
+        fd = os.open(store.root / LOCK_DIR / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise store.disk_error(exc) from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)
+
+
+def remove(store: Store, items: Sequence[Path | Dataset | str]) -> tuple[list[Path | Dataset | str], list[str]]:
     """Delete versions (`Dataset`), folders inside the store or its cache (`Path`) and remote debris (URI str).
 
     A version vanishes atomically: a local one is first renamed into .tmp, a remote one loses its
-    manifest first (a folder without a manifest is never a version), then the rest is deleted.
+    manifest first (a folder without a manifest is never a version), then the rest is deleted. A
+    version some process is reading (it holds the version's lock shared, see `Store.resolve`) is
+    left alone. Returns (what was removed, one line per item that was not and why), so callers
+    report what happened, not what was asked.
     """
+    done: list[Path | Dataset | str] = []
+    failed: list[str] = []
     for item in items:
         if isinstance(item, Dataset):
-            if store.remote is not None:
-                key = (item.kind, item.name, item.version)
-                store.remote.delete((*key, MANIFEST_FILE), folder=False)
-                store.remote.delete(key, folder=True)
-                shutil.rmtree(item.folder, ignore_errors=True)
+            with _exclusive(store, f"{item.kind}-{item.name}-{item.version}") as free:
+                if not free:
+                    failed.append(f"{item.ref}: in use by a running command")
+                    continue
+                try:
+                    _remove_one(store, item)
+                except OSError as exc:
+                    failed.append(f"{item.ref}: {exc.strerror or exc}")
+                    continue
+        else:
+            try:
+                _remove_one(store, item)
+            except OSError as exc:
+                failed.append(f"{item}: {exc.strerror or exc}")
                 continue
-            item = item.folder
-        if isinstance(item, str):
-            remote = store.remote
-            if remote is None or not item.startswith(remote.uri + "/"):
-                raise DatadietError(f"refusing to delete {item}: it is outside the store {store.location}")
-            parts = tuple(item[len(remote.uri) + 1 :].split("/"))
-            if len(parts) != 3 or parts[0] not in KINDS or is_file(remote.info(*parts, MANIFEST_FILE)):
-                raise DatadietError(f"refusing to delete {item}: it is not a manifest-less version folder")
-            remote.delete(parts, folder=True)
-            (store.root / UPLOAD_DIR / "-".join(parts)).unlink(missing_ok=True)
-            continue
-        path = item
-        if store.root.resolve() not in path.resolve().parents:
-            raise DatadietError(f"refusing to delete {path}: it is outside the store {store.root}")
-        if path.is_file():
-            path.unlink(missing_ok=True)
-            continue
-        if (path / MANIFEST_FILE).exists():
-            grave = store._make_tmp("gc")
-            os.rename(path, grave / "v")
-            path = grave
-        shutil.rmtree(path, ignore_errors=True)
+            if isinstance(item, Path) and (item.exists() or item.is_symlink()):
+                failed.append(f"{item}: could not be deleted")
+                continue
+        done.append(item)
+    return done, failed
+
+
+def _remove_one(store: Store, item: Path | Dataset | str) -> None:
+    """Delete one item (see `remove`); OSError when it could not be."""
+    if isinstance(item, Dataset):
+        if store.remote is not None:
+            key = (item.kind, item.name, item.version)
+            store.remote.delete((*key, MANIFEST_FILE), folder=False)
+            store.remote.delete(key, folder=True)
+            shutil.rmtree(item.folder, ignore_errors=True)
+            return
+        item = item.folder
+    if isinstance(item, str):
+        remote = store.remote
+        if remote is None or not item.startswith(remote.uri + "/"):
+            raise DatadietError(f"refusing to delete {item}: it is outside the store {store.location}")
+        parts = tuple(item[len(remote.uri) + 1 :].split("/"))
+        if len(parts) != 3 or parts[0] not in KINDS or is_file(remote.info(*parts, MANIFEST_FILE)):
+            raise DatadietError(f"refusing to delete {item}: it is not a manifest-less version folder")
+        remote.delete(parts, folder=True)
+        (store.root / UPLOAD_DIR / "-".join(parts)).unlink(missing_ok=True)
+        return
+    path = item
+    if store.root.resolve() not in path.resolve().parents:
+        raise DatadietError(f"refusing to delete {path}: it is outside the store {store.root}")
+    if path.is_file():
+        path.unlink(missing_ok=True)
+        return
+    if (path / MANIFEST_FILE).exists():
+        grave = store._make_tmp("gc")
+        os.rename(path, grave / "v")
+        path = grave
+    shutil.rmtree(path, ignore_errors=True)
+    if path.exists():  # a read-only store, or files of another user: say so instead of "removed"
+        raise OSError(errno.EACCES, f"could not delete {path}")

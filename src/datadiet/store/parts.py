@@ -114,8 +114,8 @@ class PartSource:
         cols = list(columns) if columns is not None else None
         if self.remote is None:
             if offset == 0 and length is None:
-                return pl.read_parquet(self.path, columns=cols)
-            lazy = pl.scan_parquet(self.path)
+                return pl.read_parquet(self.path, columns=cols, glob=False)
+            lazy = pl.scan_parquet(self.path, glob=False)
             return (lazy.select(cols) if cols is not None else lazy).slice(offset, length).collect()
         frame = pl.read_parquet(io.BytesIO(self.read_bytes()), columns=cols)
         return frame if offset == 0 and length is None else frame.slice(offset, length)
@@ -258,7 +258,7 @@ class PartWriter:
         For checks over the written rows (e.g. unique ids) that must not assume the parts are local;
         on a remote store only the selected columns are fetched.
         """
-        frames = [(p.name, pl.scan_parquet(p)) for p in self.dir.glob("part-*.parquet")]
+        frames = [(p.name, pl.scan_parquet(p, glob=False)) for p in self.dir.glob("part-*.parquet")]
         if self.remote_parts and self._remote is not None and self._key is not None:
             import pyarrow.dataset as pads
 

@@ -52,13 +52,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datadiet import __version__
-from datadiet.errors import DatadietError, RefError
+from datadiet.errors import DatadietError, RefError, UsageError
 from datadiet.schema import FORMAT_VERSION, MANIFEST_FILE
 
 if TYPE_CHECKING:
     import pyarrow.fs
 from datadiet.store.dataset import Commit, Dataset
-from datadiet.store.model import KINDS, VERSION_LEN, Manifest, canonical_json, check_name, file_sha256, manifest_bytes
+from datadiet.store.model import (
+    KINDS,
+    VERSION_LEN,
+    Manifest,
+    canonical_json,
+    check_name,
+    check_ref,
+    file_sha256,
+    manifest_bytes,
+)
 from datadiet.store.parts import STAGE_PREFIX, PartWriter
 from datadiet.store.remote import CACHE_ENV, FETCH_PREFIX, UPLOAD_DIR, Remote, cache_root, is_file, is_uri, transfer
 
@@ -72,6 +81,11 @@ TMP_DIR = ".tmp"
 
 
 LOCK_DIR = ".locks"
+
+
+# <root>/.current/<kind>/<name> holds the version NAME resolves to (the last command's); kept out
+# of the kind folders, which hold versions only.
+CURRENT_FILE = ".current"
 
 
 def fsync_dir(path: Path) -> None:
@@ -91,6 +105,12 @@ def disk_error(
         return DatadietError(
             f"no space left on the device of {where}; free some space and rerun (nothing was published)"
         )
+    if exc.errno == errno.ENOENT:
+        # Not a write problem: a file this command was reading or writing was removed under it.
+        return DatadietError(
+            f"{exc.filename or 'a file'} disappeared while this command used it (removed by another process?); "
+            "rerun the command (nothing was published)"
+        )
     if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return DatadietError(f"cannot write to {where}: {exc.strerror}; {fix}")
     return DatadietError(f"cannot write to {where}: {exc}; nothing was published")
@@ -103,6 +123,12 @@ _MAKE_HINT = {
     "runs": "train one with `curate train DATASET --val VAL` (see `curate runs`)",
     "sweeps": "run one with `curate sweep` (see `curate ls --kind sweeps`)",
 }
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of EXC's message (pydantic's run to many), for one-line errors."""
+    text = str(exc).strip().splitlines()
+    return " ".join(text[:3])[:300] if text else type(exc).__name__
 
 
 class Store:
@@ -123,7 +149,11 @@ class Store:
     ) -> None:
         if root is None:
             root = os.environ.get(STORE_ENV) or DEFAULT_STORE
+        if not str(root).strip():
+            # Path("") is the current folder: a store would be made of whatever is there.
+            raise UsageError("--store (or $DATADIET_STORE) is empty; give a folder or a URI")
         self.remote: Remote | None = None
+        self._reading: dict[str, int] = {}  # version lock key -> fd held shared while this process reads it
         if filesystem is not None or is_uri(root):
             self.remote = Remote.open(str(root), filesystem)
             self.location = self.remote.uri
@@ -170,8 +200,15 @@ class Store:
         except FileNotFoundError:
             return None  # removed by a concurrent `curate gc` between the check and the read
         except (ValueError, TypeError, OSError) as exc:
-            raise DatadietError(f"manifest {mpath} is unreadable ({exc}); run `curate verify`") from exc
+            raise DatadietError(f"manifest {mpath} is unreadable ({_short(exc)}); run `curate verify`") from exc
         return Dataset(name=name, version=version, kind=kind, folder=path, manifest=manifest, store=self)
+
+    def _try_load(self, kind: str, name: str, version: str, info: Any = None) -> Dataset | DatadietError | None:
+        """`_load`, with a damaged manifest returned as its error instead of raised."""
+        try:
+            return self._load(kind, name, version, info)
+        except DatadietError as exc:
+            return exc
 
     def _load_remote(self, kind: str, name: str, version: str, folder: Path, info: Any) -> Dataset | None:
         """A remote version from its manifest, read from the cache when the cached copy is current."""
@@ -198,7 +235,7 @@ class Store:
                 manifest = Manifest.from_dict(json.loads(data))
             except (ValueError, TypeError) as exc:
                 raise DatadietError(
-                    f"manifest {self.remote.url(*parts)} is unreadable ({exc}); run `curate verify`"
+                    f"manifest {self.remote.url(*parts)} is unreadable ({_short(exc)}); run `curate verify`"
                 ) from exc
             self._cache_manifest(folder, data, manifest, info.mtime_ns)
         return Dataset(name=name, version=version, kind=kind, folder=folder, manifest=manifest, store=self)
@@ -251,52 +288,177 @@ class Store:
         return (self._kind_dir(kind) / name / version / MANIFEST_FILE).is_file()
 
     def versions(self, name: str, kind: str = "datasets") -> list[Dataset]:
-        """All published versions of NAME, oldest first."""
+        """All published versions of NAME with a readable manifest, oldest first (see `damaged`)."""
+        return self._scan(name, kind)[0]
+
+    def damaged(self, kind: str) -> list[tuple[str, str, str]]:
+        """(name, version, problem) of every version of KIND whose manifest cannot be read."""
+        return [(n, v, str(e)) for n in self._name_dirs(kind) for v, e in self._scan(n, kind)[1]]
+
+    def _scan(self, name: str, kind: str) -> tuple[list[Dataset], list[tuple[str, DatadietError]]]:
+        """NAME's versions of KIND: (readable ones oldest first, [(version, error)] of damaged ones)."""
+        check_ref(name)
         base = self._kind_dir(kind) / name
         if self.remote is not None:
             dirs = self.remote.subdirs(kind, name)
             infos = self.remote.infos([(kind, name, v, MANIFEST_FILE) for v in dirs])
-            found = [d for v, i in zip(dirs, infos, strict=True) if (d := self._load(kind, name, v, i)) is not None]
-            return sorted(found, key=lambda d: (d.manifest.created, d.version))
-        if not base.is_dir():
-            return []
-        found = [d for v in base.iterdir() if v.is_dir() and (d := self._load(kind, name, v.name)) is not None]
-        return sorted(found, key=lambda d: (d.manifest.created, d.version))
+            loaded = [(v, self._try_load(kind, name, v, i)) for v, i in zip(dirs, infos, strict=True)]
+        elif base.is_dir():
+            loaded = [(v.name, self._try_load(kind, name, v.name)) for v in base.iterdir() if v.is_dir()]
+        else:
+            loaded = []
+        found = [d for _, d in loaded if isinstance(d, Dataset)]
+        bad = sorted((v, d) for v, d in loaded if isinstance(d, DatadietError))
+        return sorted(found, key=lambda d: (d.manifest.created, d.version)), bad
 
-    def names(self, kind: str = "datasets") -> list[str]:
+    def _name_dirs(self, kind: str) -> list[str]:
         base = self._kind_dir(kind)
         if self.remote is not None:
-            return [n for n in self.remote.subdirs(kind) if self.versions(n, kind)]
-        if not base.is_dir():
-            return []
-        return sorted(p.name for p in base.iterdir() if p.is_dir() and self.versions(p.name, kind))
+            names = self.remote.subdirs(kind)
+        else:
+            names = [p.name for p in base.iterdir() if p.is_dir()] if base.is_dir() else []
+        return sorted(n for n in names if not n.startswith("."))
+
+    def current(self, name: str, kind: str = "datasets") -> str | None:
+        """The version NAME resolves to when given alone: the last command's, where one was recorded."""
+        try:
+            text = self._current_path(kind, name).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        version = text.strip()
+        return version if len(version) == VERSION_LEN else None
+
+    def make_current(self, ds: Dataset) -> None:
+        """Point DS's name at DS, so that `NAME` means what the last command made or found.
+
+        Best effort on a store this process cannot write (a read-only copy): the version stands,
+        and NAME then resolves to it only if it is also the newest. For a store on object storage
+        the pointer lives in this machine's cache: each machine's names follow its own commands.
+        """
+        data = (ds.version + "\n").encode("utf-8")
+        if self.current(ds.name, ds.kind) == ds.version:
+            return
+        with contextlib.suppress(OSError):
+            path = self._current_path(ds.kind, ds.name)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{ds.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+            try:
+                tmp.write_bytes(data)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+
+    def _current_path(self, kind: str, name: str) -> Path:
+        self._kind_dir(kind)  # checks the kind
+        return self.root / CURRENT_FILE / kind / name
+
+    def names(self, kind: str = "datasets") -> list[str]:
+        return [n for n in self._name_dirs(kind) if self._ok_name(n) and self.versions(n, kind)]
+
+    @staticmethod
+    def _ok_name(name: str) -> bool:
+        try:
+            check_ref(name)
+        except RefError:
+            return False  # a folder no command could have made: not a name of this store
+        return True
 
     def all(self, kind: str = "datasets") -> list[Dataset]:
         return [d for n in self.names(kind) for d in self.versions(n, kind)]
 
     def resolve(self, ref: str, kind: str = "datasets") -> Dataset:
-        """Resolve `NAME` (newest version) or `NAME@PREFIX` (any unique version prefix)."""
-        name, _, prefix = ref.partition("@")
-        if not name:
-            raise RefError(f"invalid ref {ref!r}: expected NAME or NAME@VERSION")
+        """Resolve `NAME` (its current version) or `NAME@PREFIX` (any unique version prefix).
+
+        A name's current version is the one the last command that wrote NAME made or found up to
+        date (`make_current`), else its newest. The version stays readable for as long as this
+        process lives: a shared lock on it keeps `curate gc` from deleting it under the reader.
+        """
+        for _ in range(3):
+            ds = self._resolve(ref, kind)
+            if self._hold(ds):
+                return ds
+        raise DatadietError(f"{ref} keeps being removed while it is resolved (a running `curate gc`?); rerun")
+
+    def _resolve(self, ref: str, kind: str) -> Dataset:
+        name, prefix = check_ref(ref)
         label = kind[:-1]
-        versions = self.versions(name, kind)
-        if not versions:
+        versions, damaged = self._scan(name, kind)
+        if not versions and not damaged:
             known = ", ".join(self.names(kind)) or "none"
             hint = _MAKE_HINT.get(kind, "see `curate ls`")
             raise RefError(f"no {label} named {name!r} in store {self.location} (known: {known}); {hint}")
         if not prefix:
+            current = self.current(name, kind)
+            for d in versions:
+                if d.version == current:
+                    return d
+            if damaged:  # the newest might be the damaged one: refuse to guess
+                raise damaged[-1][1]
             return versions[-1]
         matches = [d for d in versions if d.version.startswith(prefix)]
         if not matches:
+            for v, err in damaged:
+                if v.startswith(prefix):
+                    raise err
             raise RefError(f"{label} {name!r} has no version starting with {prefix!r}; see `curate ls`")
         if len(matches) > 1:
             cands = ", ".join(d.ref for d in matches)
             raise RefError(f"ref {ref!r} is ambiguous: it matches {cands}; give more characters of the version")
         return matches[0]
 
+    def _hold(self, ds: Dataset) -> bool:
+        """Take a shared lock on DS for the rest of this process; False if DS vanished meanwhile.
+
+        `curate gc` takes the same lock exclusively, without waiting, before it deletes a version,
+        and leaves a version some process holds. On a store this process cannot write (no lock
+        file can be made) reading goes on unlocked: nobody can delete there either.
+        """
+        key = f"{ds.kind}-{ds.name}-{ds.version}"
+        if key in self._reading:
+            return True
+        try:
+            (self.root / LOCK_DIR).mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.root / LOCK_DIR / f"{key}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return True
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        if not self.published(ds.kind, ds.name, ds.version):  # removed before we got the lock
+            os.close(fd)
+            return False
+        self._reading[key] = fd
+        return True
+
+    def release(self, key: str | None = None) -> None:
+        """Drop the shared lock on version lock KEY this Store holds (all of them by default).
+
+        They also end with the process. A process deleting a version it read itself (gc, tests)
+        releases its own lock first: its own reading does not make the version busy.
+        """
+        for k in [key] if key is not None else list(self._reading):
+            fd = self._reading.pop(k, None)
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+    def check_outside(self, path: str | Path, what: str) -> Path:
+        """PATH as given, or a `UsageError` if it lies in the store (symlinks followed): outputs never go there.
+
+        Writing into a version folder would change a published, content-addressed version (an
+        exported file over a part, a report beside a manifest) without `verify` or the ids knowing.
+        """
+        target = Path(path).expanduser()
+        resolved = target.resolve()
+        for root in {self.root.resolve(), self.root.absolute()}:
+            if resolved == root or root in resolved.parents:
+                raise UsageError(
+                    f"{what} {path} is inside the store {self.location}; choose a path outside it "
+                    "(published versions must not change)"
+                )
+        return target
+
     def find(self, ref: str) -> Dataset:
         """Resolve a ref in any kind, datasets first (for `show` and `lineage`)."""
+        check_ref(ref)
         errors: list[RefError] = []
         for kind in KINDS:
             try:
@@ -304,7 +466,7 @@ class Store:
             except RefError as exc:
                 errors.append(exc)
         # The most specific complaint wins: an ambiguous prefix, then a known name with no such version.
-        for marker in ("ambiguous", "no version starting", "invalid ref"):
+        for marker in ("ambiguous", "no version starting"):
             found = [e for e in errors if marker in str(e)]
             if found:
                 raise found[0]
@@ -358,11 +520,13 @@ class Store:
         version = self.version_id(operation=operation, params=canon, parents=parents, kind=kind)
         existing = self._load(kind, name, version)
         if existing is not None:
+            self.make_current(existing)
             return Commit(existing, up_to_date=True)
         with self.lock(f"{kind}-{name}-{version}"):
             # Another process may have published it while we waited for the lock.
             existing = self._load(kind, name, version)
             if existing is not None:
+                self.make_current(existing)
                 return Commit(existing, up_to_date=True)
             tmp = self._make_tmp(f"{kind}-{name}-{version}")
             key = (kind, name, version)
@@ -383,6 +547,7 @@ class Store:
                 raise
         published = self._load(kind, name, version)
         assert published is not None
+        self.make_current(published)
         return Commit(published, up_to_date=False)
 
     def _make_tmp(self, label: str) -> Path:
@@ -421,7 +586,7 @@ class Store:
             total += staged.size
         files = dict(sorted(files.items()))
         seed = params.get("seed")
-        return Manifest(
+        manifest = Manifest(
             name=name,
             version=version,
             kind=kind,
@@ -436,6 +601,7 @@ class Store:
             files=files,
             stats=json.loads(canonical_json(stats)),
         )
+        return manifest.sealed()
 
     def _publish(self, tmp: Path, manifest: Manifest, writer: PartWriter) -> None:
         if self.remote is not None:

@@ -132,7 +132,7 @@ def explain_clusters(
         keeper_source = store.resolve(parents[1]) if against and len(parents) > 1 else parent
     except UsageError as exc:
         raise DatadietError(f"the input of {dataset.ref} is no longer in the store ({exc})") from exc
-    frame = pl.read_parquet(path)
+    frame = pl.read_parquet(path, glob=False)
     groups = (
         frame.group_by(CLUSTER_ID)
         .agg(

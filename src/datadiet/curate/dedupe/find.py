@@ -129,7 +129,7 @@ def sign_texts(texts: Sequence[str], cfg: MinhashConfig, bands: int, rows: int) 
 
 
 def _read_texts(path: str, offset: int, length: int) -> list[str]:
-    frame = pl.scan_parquet(path).select(pl.col(TEXT).fill_null("")).slice(offset, length).collect()
+    frame = pl.scan_parquet(path, glob=False).select(pl.col(TEXT).fill_null("")).slice(offset, length).collect()
     return frame[TEXT].to_list()
 
 
@@ -473,7 +473,7 @@ def _store_lookup(datasets: Sequence[Dataset], cfg: MinhashConfig) -> ShingleLoo
                 continue
             local = pl.Series("r", mine - start, dtype=pl.Int64)
             frame = (
-                pl.scan_parquet(path)
+                pl.scan_parquet(path, glob=False)
                 .with_row_index("r")
                 .filter(pl.col("r").cast(pl.Int64).is_in(local.implode()))
                 .select(pl.col(TEXT).fill_null(""))
