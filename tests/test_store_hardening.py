@@ -19,6 +19,11 @@ from datadiet.cli import app
 from tests.helpers import store_snapshot
 
 
+def _first_json(text: str) -> Any:
+    """The report a failing `--json` command printed (its JSON error line follows it)."""
+    return json.JSONDecoder().raw_decode(text)[0]
+
+
 def _run(runner: CliRunner, store: Path, *args: str) -> Any:
     result = runner.invoke(app, [*args, "--store", str(store), "--json"])
     assert result.exit_code == 0, f"curate {' '.join(args)}: {result.output}"
@@ -121,7 +126,7 @@ def test_verify_catches_an_edited_manifest(runner: CliRunner, store: Path, edit:
     mpath.write_text(json.dumps(manifest, indent=2))
     result = runner.invoke(app, ["verify", "--store", str(store), "--json"])
     assert result.exit_code == 1, result.output
-    bad = json.loads(result.stdout)["bad"]
+    bad = _first_json(result.stdout)["bad"]
     assert [b["ref"] for b in bad] == [f"c-train@{mpath.parent.name}"], bad
 
 
@@ -134,7 +139,7 @@ def test_a_damaged_manifest_is_listed_and_spoils_nothing_else(runner: CliRunner,
     _run(runner, store, "subset", "c-val", "--fraction", "0.5", "-n", "half")
     result = runner.invoke(app, ["verify", "--store", str(store), "--json"])
     assert result.exit_code == 1, result.output
-    bad = json.loads(result.stdout)["bad"]
+    bad = _first_json(result.stdout)["bad"]
     assert len(bad) == 1 and "manifest" in " ".join(bad[0]["problems"]), bad
     _fails(runner, store, ["head", "c-train"], 1, "curate verify")
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
+from typing import Any
 
 
 def cpu_count() -> int:
@@ -59,3 +61,72 @@ class Timer:
             yield
         finally:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - t0, 3)
+
+
+# -- worker processes end with their parent --------------------------------------------------------
+
+# prctl(2) option: the signal the kernel sends this process when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
+# Where prctl is missing (macOS), a watchdog thread checks the parent this often: "within seconds".
+_WATCHDOG_S = 1.0
+
+
+def tie_to_parent(parent_pid: int) -> None:
+    """End this worker process as soon as PARENT_PID, the process that started it, dies.
+
+    Called first in every worker (`worker_pool`'s initializer, each DDP rank). A `kill -9` or
+    `kill -TERM` of the parent runs none of its clean-up, and a spawned worker would otherwise wait
+    forever on a queue nobody will write, keeping multiprocessing's resource tracker alive with it.
+    On Linux the kernel sends SIGKILL the moment the parent dies (prctl PR_SET_PDEATHSIG; the
+    parent here is the process, since datadiet starts workers from its main thread); elsewhere a
+    daemon thread polls the parent id every second. A parent already gone ends the worker now.
+    """
+    import sys
+    import threading
+
+    bound = False
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            bound = libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            bound = False
+    if os.getppid() != parent_pid:  # it died before we were bound (we were re-parented)
+        os._exit(1)
+    if not bound:
+        threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True, name="datadiet-parent").start()
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        time.sleep(_WATCHDOG_S)
+        if os.getppid() != parent_pid:
+            os._exit(1)
+
+
+def _start_worker(parent_pid: int, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+    tie_to_parent(parent_pid)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def worker_pool(
+    workers: int, initializer: Callable[..., None] | None = None, initargs: tuple[Any, ...] = ()
+) -> ProcessPoolExecutor:
+    """A pool of WORKERS spawned processes that end when this process dies, however it dies.
+
+    Spawned, not forked: polars' thread pool is already running in this process, and forking a
+    multithreaded process can deadlock the child. INITIALIZER(*INITARGS) runs in each worker
+    after it is tied to this process (`tie_to_parent`).
+    """
+    import multiprocessing
+
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_start_worker,
+        initargs=(os.getpid(), initializer, initargs),
+    )

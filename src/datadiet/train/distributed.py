@@ -38,6 +38,7 @@ import torch.distributed as dist
 
 from datadiet.errors import DatadietError, UsageError
 from datadiet.progress import NULL_TRACKER, Task, Tracker
+from datadiet.runtime import tie_to_parent
 
 if TYPE_CHECKING:
     from datadiet.train.config import TrainConfig
@@ -204,9 +205,17 @@ def _local(array: np.ndarray | _Mapped) -> np.ndarray:
 
 
 def _worker(
-    rank: int, fn: Callable[..., Any], nproc: int, port: int, backend: str, q: Any, args: tuple[Any, ...]
+    rank: int,
+    fn: Callable[..., Any],
+    nproc: int,
+    port: int,
+    backend: str,
+    q: Any,
+    args: tuple[Any, ...],
+    parent_pid: int,
 ) -> None:
     """Entry point of local worker RANK: torchrun's variables, the process group, then `fn`."""
+    tie_to_parent(parent_pid)  # a killed `curate train` must not leave its ranks training on
     os.environ.update(
         {
             "RANK": str(rank),
@@ -273,6 +282,7 @@ def spawn(
             backend,
             q,
             tuple(_portable(a) if isinstance(a, np.ndarray) else a for a in args),
+            os.getpid(),
         ),
         nprocs=nproc,
         join=False,

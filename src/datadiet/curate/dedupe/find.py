@@ -8,9 +8,8 @@ verify, cluster. Returns what was `Found`; `op.py` writes it.
 
 from __future__ import annotations
 
-import multiprocessing
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ from datadiet.curate.dedupe.minhash import (
 from datadiet.curate.dedupe.normalize import block_shingles
 from datadiet.curate.dedupe.output import counters
 from datadiet.progress import NULL_TRACKER, Tracker
-from datadiet.runtime import Timer, cpu_count, cut_slices
+from datadiet.runtime import Timer, cpu_count, cut_slices, worker_pool
 from datadiet.schema import TEXT
 from datadiet.store import Dataset
 
@@ -172,10 +171,8 @@ def sign_datasets(
                 out.put(s.start, _sign_slice(s.path, s.offset, s.length, cfg, bands, rows))
                 task.advance(s.length)
             return out
-        # spawn, not fork: polars' thread pool is already running in this process, and forking a
-        # multithreaded process can deadlock the child.
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(workers, len(slices)), mp_context=ctx) as pool:
+        # Spawned workers that end with this process, however it ends (runtime.worker_pool).
+        with worker_pool(min(workers, len(slices))) as pool:
             pending: dict[Future[Signed], _Slice] = {
                 pool.submit(_sign_slice, s.path, s.offset, s.length, cfg, bands, rows): s for s in slices
             }

@@ -9,11 +9,10 @@ rows in this process, in worker processes (from MIN_PARALLEL_COPIES copies on) o
 from __future__ import annotations
 
 import itertools
-import multiprocessing
 import os
 import tempfile
 from collections.abc import Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +20,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from datadiet.runtime import cpu_count
+from datadiet.runtime import cpu_count, worker_pool
 from datadiet.schema import TEXT
 
 SHINGLE_WORDS = 5
@@ -587,15 +586,8 @@ def _edit_parallel(
     results: dict[int, _Block] = {}
     with tempfile.TemporaryDirectory(prefix="datadiet-near-") as folder:
         _save_tables(tab, folder)
-        # spawn, not fork: polars' thread pool is already running in this process, and forking a
-        # multithreaded process can deadlock the child.
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            max_workers=min(workers, len(groups)),
-            mp_context=ctx,
-            initializer=_init_worker,
-            initargs=(folder, tab.space_at),
-        ) as pool:
+        # Spawned workers that end with this process, however it ends (runtime.worker_pool).
+        with worker_pool(min(workers, len(groups)), _init_worker, (folder, tab.space_at)) as pool:
             pending: dict[Future[_Block], int] = {}
             for g, (first_block, group) in enumerate(groups):
                 lo, hi = group[0][0], group[-1][1]
