@@ -158,3 +158,11 @@ def test_ddp_ranks_die_with_the_command(store: Path) -> None:
     args += ["--set", "threads=1", "--store", str(store)]
     kids = _kill_when_workers_up(args, signal.SIGKILL, workers=2, marker="spawn_main")
     _assert_all_gone(kids)
+
+
+@pytest.mark.slow
+def test_sweep_grid_workers_die_with_the_command(store: Path) -> None:
+    args = ["sweep", "--base", "c-train", "--val", "c-val", "--preset", "tiny", "--steps", "3000", "--vocab", "300"]
+    args += ["--sizes", "1", "--rates", "0,1", "--parallel", "2", "--name", "k", "--store", str(store)]
+    kids = _kill_when_workers_up(args, signal.SIGKILL, workers=2, marker="spawn_main")
+    _assert_all_gone(kids)

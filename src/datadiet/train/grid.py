@@ -41,6 +41,7 @@ import numpy as np
 
 from datadiet.errors import UsageError
 from datadiet.progress import NULL_TRACKER, Task, Tracker, step_status
+from datadiet.runtime import tie_to_parent
 from datadiet.store import Store
 from datadiet.train.pipeline import (
     TOKENS_FILE,
@@ -240,7 +241,8 @@ def pretrain(runs: Sequence[PlannedRun], packing: Packing, tracker: Tracker = NU
         return failures
     ctx = mp.get_context("spawn")  # no fork: torch's thread pools do not survive it
     lines: Any = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(share, packing.threads, lines), daemon=True) for share in work]
+    me = os.getpid()
+    procs = [ctx.Process(target=_worker, args=(share, packing.threads, lines, me), daemon=True) for share in work]
     failures = {}
     with _TaskBoard(tracker, runs) as board:
         for p in procs:
@@ -261,7 +263,8 @@ def pretrain(runs: Sequence[PlannedRun], packing: Packing, tracker: Tracker = NU
     return failures
 
 
-def _worker(share: list[list[PlannedRun]], threads: int, lines: Any) -> None:
+def _worker(share: list[list[PlannedRun]], threads: int, lines: Any, parent_pid: int) -> None:
+    tie_to_parent(parent_pid)  # daemon=True ends workers only at a clean exit; a kill -9 runs none
     for batch in share:
         for name, message in _train_batch(batch, threads, lambda n, line: lines.put(("line", n, line))).items():
             lines.put(("error", name, message))
