@@ -85,7 +85,7 @@ def test_sweep_options_are_bounded(runner: CliRunner, tmp_path: Path, args: list
         ["subset", "x", "--fraction", "0.5", "--seed", BIG],
         ["eval", "x", "--val", "y", "--samples", BIG],
         ["train", "x", "--val", "y", "--seed", BIG],
-        ["relate", "a", "b", "--seed", BIG],
+        ["generate", "x", "--seed", BIG],
         ["ingest", "f.txt", "-n", "x", "--max-doc-bytes", BIG],
         ["subset", "x", "--fraction", "inf"],
         ["duplicate", "x", "--rate", "nan"],
