@@ -256,7 +256,25 @@ def _dry_run(o: Out, st: Any, cfg: Any, parallel: int | None) -> None:
     o.emit(payload, render)
 
 
-def _run_sweep(o: Out, cfg: Any, dest: Path | None, dry_run: bool, parallel: int | None = None) -> None:
+def _with_tensorboard(st: Any, on_event: Any) -> Any:
+    """An on_event that also writes each run's curves for TensorBoard as the sweep publishes it."""
+    from datadiet.train.tensorboard import TensorBoardLog, write_run_curves
+
+    TensorBoardLog.check_installed()
+
+    def event(ev: Any) -> None:
+        node = ev.node
+        if node.kind == "runs" and node.ref and node.state in ("built", "done"):
+            write_run_curves(st.root, st.resolve(node.ref, "runs"))
+        if on_event is not None:
+            on_event(ev)
+
+    return event
+
+
+def _run_sweep(
+    o: Out, cfg: Any, dest: Path | None, dry_run: bool, parallel: int | None = None, tensorboard: bool = False
+) -> None:
     import polars as pl
 
     from datadiet.sweep import run_sweep
@@ -273,6 +291,8 @@ def _run_sweep(o: Out, cfg: Any, dest: Path | None, dry_run: bool, parallel: int
     display = SweepDisplay(o.err, cfg.sizes, cfg.rates, replicates) if live else None
     # Off a terminal a line per finished step as well as the periodic progress lines.
     on_event = display.event if display else getattr(o.tracker, "event", None)
+    if tensorboard:
+        on_event = _with_tensorboard(st, on_event)
     with display if display is not None else contextlib.nullcontext():
         commit = run_sweep(st, cfg, tracker=display or o.tracker, on_event=on_event, parallel=parallel)
     ds = commit.dataset
@@ -374,6 +394,13 @@ def sweep(
     out_dir: OutOpt = None,
     dry_run: DryRunOpt = False,
     parallel: ParallelOpt = "auto",
+    tensorboard: Annotated[
+        bool,
+        typer.Option(
+            "--tensorboard",
+            help="Also write each run's training curves as TensorBoard event files under <store>/tensorboard/ as it is published (pip install 'datadiet[tensorboard]').",
+        ),
+    ] = False,
     *,
     o: Out,
 ) -> None:
@@ -397,7 +424,7 @@ def sweep(
         "overrides": parse_overrides(set_) if set_ else None,
         "nproc": nproc,
     }
-    _run_sweep(o, _sweep_config(given, config), out_dir, dry_run, _parallel(parallel))
+    _run_sweep(o, _sweep_config(given, config), out_dir, dry_run, _parallel(parallel), tensorboard)
 
 
 @command()

@@ -124,6 +124,13 @@ def train(
         ),
     ] = None,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Run name (default: the dataset's).")] = None,
+    tensorboard: Annotated[
+        bool,
+        typer.Option(
+            "--tensorboard",
+            help="Also write the training curves as TensorBoard event files, live, under <store>/tensorboard/ (pip install 'datadiet[tensorboard]').",
+        ),
+    ] = False,
     *,
     o: Out,
 ) -> None:
@@ -145,7 +152,7 @@ def train(
         overrides=tuple(overrides),
         name=name,
     )
-    commit = train_run(st, spec, resume=resume, tracker=o.tracker, nproc=nproc)
+    commit = train_run(st, spec, resume=resume, tracker=o.tracker, nproc=nproc, tensorboard=tensorboard)
     if not current_world().is_main:
         return  # under torchrun, rank 0 reports for every rank
     m = commit.dataset.manifest.stats["metrics"]

@@ -191,8 +191,12 @@ def train_run(
     tracker: Tracker = NULL_TRACKER,
     on_step: Callable[[dict[str, float]], None] | None = None,
     nproc: int | None = None,
+    tensorboard: bool = False,
 ) -> Commit:
     """Train (or find) the run SPEC describes and publish it under `runs/`.
+
+    With `tensorboard`, the curves also go live into `<store>/tensorboard/<name>-<version>/`
+    (`datadiet.train.tensorboard`); a run found up to date gets them from its `metrics.jsonl`.
 
     An interrupted run leaves its checkpoints in the run's private work folder; with `resume` the
     next call continues from the last checkpoint, otherwise it starts again from step 0. `nproc`
@@ -223,6 +227,17 @@ def train_run(
         barrier(world)
         return Commit(store.resolve(f"{name}@{version}", kind="runs"), up_to_date=decision is None)
     announced = False
+    tb = None
+    if tensorboard:
+        from datadiet.train.tensorboard import TensorBoardLog, tensorboard_dir
+
+        tb = TensorBoardLog(tensorboard_dir(store.root, name, version))
+        user_on_step = on_step
+
+        def on_step(line: dict[str, float]) -> None:
+            tb.on_step(line)
+            if user_on_step is not None:
+                user_on_step(line)
 
     def build(writer: PartWriter) -> dict[str, Any]:
         nonlocal announced
@@ -291,7 +306,13 @@ def train_run(
             "nproc": world.size if world is not None else nproc or 1,
         }
 
-    commit = store.commit(name, operation="train", params=params, parents=parents, build=build, kind="runs")
+    try:
+        commit = store.commit(name, operation="train", params=params, parents=parents, build=build, kind="runs")
+        if tb is not None and commit.up_to_date and not tb.had_events:
+            tb.write_curve(run_curve(commit.dataset))  # asked after the fact: the curves from metrics.jsonl
+    finally:
+        if tb is not None:
+            tb.close()
     if not commit.up_to_date:
         shutil.rmtree(work, ignore_errors=True)
     if world is not None:
