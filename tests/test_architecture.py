@@ -38,6 +38,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("datadiet.train",),
     ("datadiet.eval",),
     ("datadiet.sweep",),
+    ("datadiet.api",),
     ("datadiet.ui", "datadiet.cli"),
 )
 TOOLKIT = ("datadiet.engine", "datadiet.engine.ray")

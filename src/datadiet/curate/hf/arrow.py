@@ -4,7 +4,8 @@ Hugging Face `datasets` stores a dataset as Arrow IPC stream files (`data-00000-
 `Dataset.save_to_disk(dir)` writes those plus `state.json` naming them in order. pyarrow reads both
 directly, so this needs no `datasets` install: `read_arrow(path)` gives one table, and `commit_table`
 publishes it as a version whose rows are the table's rows with every column kept (the text column
-becomes `text`; ids are the `id_field` column's values or `<stem>:<row>`). The version id hashes the
+becomes `text`; ids are the `id_field` column's values or `<name>:<row>`, a source `id` column then
+kept as `orig_id`). The version id hashes the
 table's content (its Arrow IPC bytes), so the same data gives the same version wherever it came from.
 """
 
@@ -103,8 +104,13 @@ def _rows(table: pa.Table, text_field: str, id_field: str | None, prefix: str) -
             frame.with_columns(ids.alias(ID)) if id_field == ID else frame.with_columns(ids.alias(ID)).drop(id_field)
         )
     else:
-        if ID in frame.columns:
-            frame = frame.rename({ID: "source_" + ID})  # keep the source's own column under another name
+        if ID in frame.columns:  # keep the source's own id column under a free name
+            keep = next(
+                f"orig_{ID}{'' if k == 0 else k}"
+                for k in range(len(frame.columns) + 1)
+                if f"orig_{ID}{'' if k == 0 else k}" not in frame.columns
+            )
+            frame = frame.rename({ID: keep})
         frame = frame.with_columns(pl.format(f"{prefix}:{{}}", pl.int_range(pl.len())).alias(ID))
     return frame.filter(pl.col(TEXT).is_not_null() & (pl.col(TEXT).str.strip_chars() != ""))
 
