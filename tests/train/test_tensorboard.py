@@ -36,3 +36,24 @@ def test_train_writes_tensorboard_curves(runner: CliRunner, store_path: Path) ->
     again = cli(runner, *args, "--tensorboard")
     assert again["up_to_date"]
     assert read_scalars(logdir)["loss/train"] == scalars["loss/train"]
+
+
+def test_sweep_events_write_each_published_run(runner: CliRunner, store_path: Path) -> None:
+    """What `curate sweep --tensorboard` does as each run node is published: the run's curves, once."""
+    from types import SimpleNamespace
+
+    from datadiet.cli.study import _with_tensorboard
+    from datadiet.store import Store
+    from datadiet.train.tensorboard import read_scalars
+
+    cli(runner, "corpus", "--stories", "120", "--val-stories", "20", "--name", "c")
+    cli(runner, "tokenizer", "train", "c-train", "--vocab", "300")
+    run = cli(runner, "train", "c-train", "--val", "c-val", "--steps", "5", "--set", "threads=1")
+    seen: list[object] = []
+    event = _with_tensorboard(Store(store_path), seen.append)
+    node = SimpleNamespace(kind="runs", ref=run["ref"], state="built")
+    event(SimpleNamespace(node=node))
+    event(SimpleNamespace(node=node))  # a second event for the same run writes nothing more
+    logdir = store_path / "tensorboard" / f"{run['name']}-{run['version']}"
+    assert [s for s, _ in read_scalars(logdir)["loss/train"]] == [1, 2, 3, 4, 5]
+    assert len(list(logdir.glob("events.*"))) == 1 and len(seen) == 2

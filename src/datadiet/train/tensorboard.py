@@ -92,14 +92,17 @@ def write_run_curves(store_root: Path, run: Any) -> Path:
     Used for runs trained without a live writer: a sweep's (trained together as one ensemble, then
     published one by one) and runs found up to date. Returns the run's TensorBoard folder.
     """
-    from datadiet.train.pipeline import run_curve
+    import json
+
+    from datadiet.train.checkpoint import METRICS_FILE
 
     logdir = tensorboard_dir(store_root, run.name, run.version)
     if logdir.is_dir() and any(logdir.glob("events.*")):
         return logdir
+    lines = run.file(METRICS_FILE).read_text(encoding="utf-8").splitlines()
     log = TensorBoardLog(logdir)
     try:
-        log.write_curve(run_curve(run))
+        log.write_curve(json.loads(line) for line in lines if line.strip())
     finally:
         log.close()
     return logdir
