@@ -8,7 +8,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,ray,hf,tensorboard]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,ray,hf,tensorboard,transformers]'
 echo "== ruff"
 .venv/bin/ruff check src tests benchmarks
 echo "== mypy"

@@ -315,6 +315,9 @@ CATALOGUE: list[tuple[list[str], int, str]] = [
     (["diff", "c-train", "amb@{amb}"], 2, "is ambiguous"),
     (["diff", "c-train"], 2, "Missing argument"),
     (["diff", "c-train", "c-val", "--examples", "-1"], 2, "Invalid value for '--examples'"),
+    (["export-model", "nothing", "{in}/m"], 2, "no run named 'nothing'"),
+    (["export-model", "nothing", "{in}/m", "--format", "onnx"], 2, "--format must be one of hf"),
+    (["export", "c-train", "{in}/hfout", "--format", "csv"], 2, "--format must be one of auto, hf"),
     # generate
     (["generate", "nothing"], 2, "no run named 'nothing'"),
     (["generate", "c-train", "--temperature", "-1"], 2, "--temperature must be between 0 (greedy) and 100"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -56,3 +57,39 @@ def generate(
             c.print(styled("[bold]{}[/]{}{}", s.prompt, s.text, end))
 
     o.emit({"run": rm.ref, "settings": cfg.__dict__, "samples": [s.to_dict() for s in samples]}, render)
+
+
+@command("export-model")
+def export_model(
+    run: Annotated[str, typer.Argument(help="Run NAME[@VERSION] (see `curate runs`).", show_default=False)],
+    out: Annotated[Path, typer.Argument(help="A new (or empty) folder to write.", show_default=False)],
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="hf: a GPT-2 folder (config.json, model.safetensors, tokenizer) that transformers' "
+            "AutoModelForCausalLM and AutoTokenizer load (pip install 'datadiet[transformers]').",
+        ),
+    ] = "hf",
+    *,
+    o: Out,
+) -> None:
+    """Export a run's model and tokenizer for other tools: a Hugging Face GPT-2 folder with logits equal to ours."""
+    from datadiet.errors import UsageError
+    from datadiet.train.export import export_hf_model
+
+    if format_ != "hf":
+        raise UsageError(f"--format must be one of hf, not {format_!r}")
+    summary = export_hf_model(o.store(), run, out)
+    o.emit(
+        summary,
+        lambda c: c.print(
+            styled(
+                "exported {} as {} ({} parameters) to {}",
+                summary["run"],
+                summary["architecture"],
+                f"{summary['parameters']:,}",
+                summary["path"],
+            )
+        ),
+    )
