@@ -93,9 +93,10 @@ def stores(tmp_path: Path, texts: list[str]) -> tuple[Store, Store, str]:
         DuplicateConfig(rate=0.5, pool=40, near=0.1, seed=4),
         DuplicateConfig(rate=1.0, copies=2, append=True, near=0.2, seed=5),
         DuplicateConfig(rate=0.0, near=0.1),
+        DuplicateConfig(rate=0.4, pool=4, docs=("d01234", "d00010"), seed=6),
     ],
     ids=["exact-overwrite", "exact-rate1-doc", "exact-append-pool", "exact-append-copies", "near-overwrite-pool",
-         "near-append-copies-rate1", "rate0-near"],
+         "near-append-copies-rate1", "rate0-near", "pool-docs"],
 )  # fmt: skip
 def test_ray_duplicate_equals_local(ray_cluster: None, stores: tuple[Store, Store, str], cfg: DuplicateConfig) -> None:
     local, remote, ref = stores

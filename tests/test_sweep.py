@@ -209,11 +209,14 @@ def test_sweep_config_file_and_validation(tmp_path: Path, corpus: tuple[Store, s
         SweepConfig(base="a", val="b", data_seeds=(1, 1))
 
 
-def test_each_data_seed_repeats_one_story_at_every_size_and_rate(corpus: tuple[Store, str, str]) -> None:
+@pytest.mark.parametrize("pool", [{}, {"pool": 3}, {"copies": 20}], ids=["story", "pool", "copies"])
+def test_each_data_seed_repeats_one_story_at_every_size_and_rate(
+    corpus: tuple[Store, str, str], pool: dict[str, int]
+) -> None:
     from datadiet.sweep import _resolve_done, build_dag, repeated_ids
 
     store, train, val = corpus
-    cfg = _config(train, val, sizes=(0.25, 0.5, 1.0), rates=(0.0, 0.5, 1.0), data_seeds=(0, 1), seeds=(0, 1))
+    cfg = _config(train, val, sizes=(0.25, 0.5, 1.0), rates=(0.0, 0.5, 1.0), data_seeds=(0, 1), seeds=(0, 1), **pool)
     nodes = build_dag(store, cfg)
     resolved: dict[str, object] = {}
     for node in nodes:  # build every data step (no training)
@@ -227,12 +230,20 @@ def test_each_data_seed_repeats_one_story_at_every_size_and_rate(corpus: tuple[S
     stories = {}
     for ds in (0, 1):
         variants = [resolved[n.key] for n in nodes if n.key.startswith(f"variant:{ds}:")]
-        docs = {v.manifest.params["doc"] for v in variants}  # type: ignore[attr-defined]
-        pools = {tuple(v.manifest.stats["pool_ids"]) for v in variants}  # type: ignore[attr-defined]
-        assert len(docs) == 1 and pools == {tuple(docs)}  # one story, in the params and actually copied
         smallest = resolved[f"subset:{ds}:0.25"]
-        assert docs == set(repeated_ids(store, smallest.ref, cfg, ds))  # type: ignore[attr-defined]
-        assert docs <= set(smallest.read()["id"].to_list())  # type: ignore[attr-defined]
+        in_smallest = set(smallest.read()["id"].to_list())  # type: ignore[attr-defined]
+        order = repeated_ids(store, smallest.ref, cfg, ds, count=100)  # type: ignore[attr-defined]
+        pools = [list(v.manifest.stats["pool_ids"]) for v in variants]  # type: ignore[attr-defined]
+        if not pool:
+            docs = {v.manifest.params["doc"] for v in variants}  # type: ignore[attr-defined]
+            assert len(docs) == 1 and {tuple(p) for p in pools} == {tuple(docs)}  # in the params and copied
+            assert docs == set(order[:1])
+        else:
+            # Every variant's pool is a prefix of one seeded order of the smallest subset's documents.
+            assert all(p == order[: len(p)] for p in pools)
+            assert all(v.manifest.params["docs"] == p for v, p in zip(variants, pools, strict=True))  # type: ignore[attr-defined]
+            docs = set(pools[-1])
+        assert docs <= in_smallest
         stories[ds] = docs
     # Each data seed redraws its subsets and its story.
     assert stories[0] != stories[1]

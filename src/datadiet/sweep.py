@@ -23,6 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import polars as pl
 from pydantic import Field, Strict
 from pydantic.dataclasses import dataclass as validated
@@ -180,6 +181,8 @@ def _fmt(x: float) -> str:
 # The MinHash seed of the sweep's dedupe and decontamination: fixed, so every data seed shares one
 # clean base and one tokenizer (1 is what data seed 0 used when the sweep had a single data seed).
 DEDUPE_SEED = 1
+# Spawn key that keeps the pool order of a data seed apart from the subset's and duplicate's streams.
+POOL_ORDER_STREAM = 7
 
 
 def _found(ds: Dataset) -> Runner:
@@ -259,24 +262,29 @@ def _tokenizer_node(store: Store, cfg: SweepConfig, head: str) -> Node | None:
     )
 
 
-def repeated_ids(store: Store, ref: str, cfg: SweepConfig, data_seed: int) -> list[str]:
-    """The story (or pool) a data seed repeats: drawn once from its smallest subset, in pool order.
+def repeated_ids(store: Store, ref: str, cfg: SweepConfig, data_seed: int, count: int = 1) -> list[str]:
+    """The story (or pool) a data seed repeats, drawn once from its smallest subset, in pool order.
 
-    The same draw `duplicate` makes for a pool of P documents (P = `--pool`, else 1) with the data
-    seed, on the smallest nested subset, so the story is in every size's data. With `--copies` the
-    pool size depends on the size and rate; the draw then fixes its first member only.
+    For the default pool of one it is the draw `duplicate` itself makes with the data seed, so the
+    story is in every size's data. For a pool (`--pool`, `--copies`) it is the first COUNT ids of one
+    seeded order of the subset's original documents: every size and rate takes a prefix of it.
     """
     from datadiet.curate.duplicate.inject import plan_duplication
     from datadiet.curate.duplicate.op import DuplicateConfig
     from datadiet.schema import COPY_INDEX, ID
 
     frame = store.resolve(ref).scan().select(ID, COPY_INDEX).collect()
-    plan = plan_duplication(frame[ID], frame[COPY_INDEX], DuplicateConfig(rate=1.0, pool=cfg.pool, seed=data_seed))
-    return [str(frame[ID][int(p)]) for p in plan.pool_pos]
+    if cfg.pool is None and cfg.copies is None:
+        plan = plan_duplication(frame[ID], frame[COPY_INDEX], DuplicateConfig(rate=1.0, seed=data_seed))
+        return [str(frame[ID][int(p)]) for p in plan.pool_pos]
+    originals = frame.filter(pl.col(COPY_INDEX) == 0)[ID]
+    order = np.random.default_rng([data_seed, POOL_ORDER_STREAM]).permutation(originals.len())
+    return [str(originals[int(i)]) for i in order[:count]]
 
 
 def _data_seed_nodes(store: Store, cfg: SweepConfig, head: str, data_seed: int) -> list[Node]:
     """Nested subsets and duplicated variants of one data seed, all repeating one shared story."""
+    from datadiet.curate.duplicate.inject import pool_size
     from datadiet.curate.duplicate.op import OPERATION as DUP_OP
     from datadiet.curate.duplicate.op import DuplicateConfig, duplicate
     from datadiet.curate.subset.op import OPERATION as SUBSET_OP
@@ -284,14 +292,18 @@ def _data_seed_nodes(store: Store, cfg: SweepConfig, head: str, data_seed: int) 
 
     prefix = cfg.name if data_seed == 0 else f"{cfg.name}-data{data_seed}"
     smallest = f"subset:{data_seed}:{min(cfg.sizes):g}"
-    story: dict[str, str] = {}  # smallest subset's ref -> its story id, drawn once per ref
+    story: dict[tuple[str, int], list[str]] = {}  # (smallest subset's ref, count) -> the ids, drawn once
 
     def dup_config(refs: list[str], rate: float) -> DuplicateConfig:
-        if refs[1] not in story:
-            story[refs[1]] = repeated_ids(store, refs[1], cfg, data_seed)[0]
-        return DuplicateConfig(
-            rate=rate, pool=cfg.pool, copies=cfg.copies, near=cfg.near, doc=story[refs[1]], seed=data_seed
-        )
+        base = DuplicateConfig(rate=rate, pool=cfg.pool, copies=cfg.copies, near=cfg.near, seed=data_seed)
+        # The pool this variant needs (1 by default; with --copies it grows with the size and rate).
+        count = pool_size(store.resolve(refs[0]).rows, base)
+        if (refs[1], count) not in story:
+            story[(refs[1], count)] = repeated_ids(store, refs[1], cfg, data_seed, count)
+        ids = story[(refs[1], count)]
+        if cfg.pool is None and cfg.copies is None:
+            return dataclasses.replace(base, doc=ids[0])
+        return dataclasses.replace(base, docs=tuple(ids))
 
     def run_subset(refs: list[str], t: Tracker, sc: SubsetConfig, name: str) -> Commit:
         return subset(store, refs[0], sc, name=name, tracker=t)

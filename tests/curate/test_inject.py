@@ -117,6 +117,28 @@ def test_rate_one_is_n_copies_of_one_story(frame: pl.DataFrame) -> None:
     assert out[ID][42] == "d0042"
 
 
+def test_docs_fix_the_pools_first_members_in_order(frame: pl.DataFrame) -> None:
+    # Three fixed documents, a pool of 5: those three first, two more drawn with the seed.
+    fixed = ("d0100", "d0007", "d0555")
+    _, stats = duplicate_frame(frame, DuplicateConfig(rate=0.5, pool=5, docs=fixed, seed=2))
+    assert stats["pool_ids"][:3] == list(fixed) and len(set(stats["pool_ids"])) == 5
+    # A pool smaller than the list takes its prefix; one fixed id draws as --doc does (same rows).
+    _, two = duplicate_frame(frame, DuplicateConfig(rate=0.5, pool=2, docs=fixed))
+    assert two["pool_ids"] == ["d0100", "d0007"]
+    by_docs, _ = duplicate_frame(frame, DuplicateConfig(rate=0.3, pool=4, docs=("d0042",), seed=1))
+    by_doc, _ = duplicate_frame(frame, DuplicateConfig(rate=0.3, pool=4, doc="d0042", seed=1))
+    assert by_docs.equals(by_doc)
+    # Absent from the params unless given, so versions made without it keep their ids.
+    assert "docs" not in DuplicateConfig(rate=0.5).to_params()
+    assert DuplicateConfig(rate=0.5, docs=fixed).to_params()["docs"] == list(fixed)
+    with pytest.raises(UsageError, match="--doc 'nope' is not an id"):
+        duplicate_frame(frame, DuplicateConfig(rate=0.5, pool=2, docs=("d0001", "nope")))
+    with pytest.raises(UsageError, match="not both"):
+        DuplicateConfig(rate=0.5, doc="d0001", docs=("d0002",))
+    with pytest.raises(UsageError, match="must not repeat"):
+        DuplicateConfig(rate=0.5, docs=("d0001", "d0001"))
+
+
 def test_pool_round_robin_counts(frame: pl.DataFrame) -> None:
     out, stats = duplicate_frame(frame, DuplicateConfig(rate=0.5, pool=10, seed=1))
     assert stats[STAT_POOL_SIZE] == 10

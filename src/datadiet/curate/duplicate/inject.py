@@ -115,15 +115,20 @@ def plan_duplication(ids: pl.Series, copy_index: pl.Series, cfg: DuplicateConfig
     Raises:
         UsageError: see `plan_positions`.
     """
-    doc = None
-    if cfg.doc is not None:
-        hits = np.flatnonzero((ids == cfg.doc).to_numpy())
-        doc = (int(hits[0]), int(copy_index[int(hits[0])])) if hits.size else None
-    return plan_positions(ids.len(), np.flatnonzero(copy_index.to_numpy() == 0), cfg, doc)
+    found = []
+    for name in fixed_docs(cfg):
+        hits = np.flatnonzero((ids == name).to_numpy())
+        found.append((int(hits[0]), int(copy_index[int(hits[0])])) if hits.size else None)
+    return plan_positions(ids.len(), np.flatnonzero(copy_index.to_numpy() == 0), cfg, found)
+
+
+def fixed_docs(cfg: DuplicateConfig) -> tuple[str, ...]:
+    """The ids `cfg` fixes as the pool's first members, in order (`docs`, or `doc` alone)."""
+    return cfg.docs if cfg.docs is not None else (cfg.doc,) if cfg.doc is not None else ()
 
 
 def plan_positions(
-    n: int, originals: np.ndarray, cfg: DuplicateConfig, doc: tuple[int, int] | None = None
+    n: int, originals: np.ndarray, cfg: DuplicateConfig, docs: Sequence[tuple[int, int] | None] = ()
 ) -> DuplicationPlan:
     """`plan_duplication` from counts alone: what a cluster's driver knows without reading any text.
 
@@ -131,8 +136,8 @@ def plan_positions(
         n: Rows of the dataset.
         originals: Ascending positions of its original documents (copy_index 0).
         cfg: The duplication.
-        doc: With `cfg.doc`: the position of the first row with that id and its copy_index, or
-            None when no row has it.
+        docs: For each id of `fixed_docs(cfg)`: the position of the first row with that id and its
+            copy_index, or None when no row has it.
 
     Raises:
         UsageError: the dataset is empty, the pool is larger than its original documents, or
@@ -148,15 +153,19 @@ def plan_positions(
         )
     pool_seq, slot_seq, _ = np.random.SeedSequence(cfg.seed).spawn(3)
     pool_rng = np.random.default_rng(pool_seq)
-    if cfg.doc is not None:
-        if doc is None:
-            raise UsageError(f"--doc {cfg.doc!r} is not an id in the dataset; pick one from `curate head REF`")
-        first, first_copy_index = doc
-        if first_copy_index != 0:
-            raise UsageError(f"--doc {cfg.doc!r} is itself a copy; pick an original document (copy_index 0)")
-        others = originals[originals != first]
-        rest = others[pool_rng.choice(others.size, p - 1, replace=False)] if p > 1 else others[:0]
-        pool_pos = np.concatenate([[first], rest]).astype(np.int64)
+    names = fixed_docs(cfg)
+    if names:
+        for name, hit in zip(names, docs, strict=True):
+            if hit is None:
+                raise UsageError(f"--doc {name!r} is not an id in the dataset; pick one from `curate head REF`")
+            if hit[1] != 0:
+                raise UsageError(f"--doc {name!r} is itself a copy; pick an original document (copy_index 0)")
+        fixed = np.array([hit[0] for hit in docs if hit is not None][:p], dtype=np.int64)
+        # With one fixed document this is the draw `--doc` always made, so those versions keep their rows.
+        others = originals[~np.isin(originals, fixed)]
+        k = p - fixed.size
+        rest = others[pool_rng.choice(others.size, k, replace=False)] if k > 0 else others[:0]
+        pool_pos = np.concatenate([fixed, rest]).astype(np.int64)
     else:
         pool_pos = originals[pool_rng.choice(originals.size, p, replace=False)].astype(np.int64)
     n_copies = copies_count(n, p, cfg)

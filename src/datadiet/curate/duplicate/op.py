@@ -93,6 +93,9 @@ class DuplicateConfig:
         near: Share E in [0, 1) of each copy's words that are edited; 0 gives exact copies.
         doc: Id of the (first) document to copy; otherwise drawn with the seed.
         seed: Seed of every random choice.
+        docs: Ids of the pool's first documents, in pool order (excludes `doc`): the first min(P, len)
+            of them are the pool's first members, the rest drawn with the seed. A sweep passes one
+            ordered draw per data seed, so every size and rate repeats the same documents.
     """
 
     rate: float
@@ -102,6 +105,7 @@ class DuplicateConfig:
     near: float = 0.0
     doc: str | None = None
     seed: int = 0
+    docs: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         rate = real_number(self.rate, "--rate")
@@ -121,6 +125,14 @@ class DuplicateConfig:
             raise UsageError(f"--seed must be >= 0, not {self.seed}")
         if self.doc is not None and (not isinstance(self.doc, str) or not self.doc):
             raise UsageError(f"--doc must be a document id, not {self.doc!r}")
+        if self.docs is not None:
+            if self.doc is not None:
+                raise UsageError("give the pool's documents as doc or as docs, not both")
+            if not self.docs or not all(isinstance(d, str) and d for d in self.docs):
+                raise UsageError(f"docs must be a non-empty list of document ids, not {self.docs!r}")
+            if len(set(self.docs)) != len(self.docs):
+                raise UsageError("docs must not repeat a document id")
+            object.__setattr__(self, "docs", tuple(self.docs))
         # Canonical types, so that --rate 1 and --rate 1.0 give the same version id.
         object.__setattr__(self, "rate", rate)
         object.__setattr__(self, "near", near)
@@ -138,6 +150,10 @@ class DuplicateConfig:
         new versions instead of passing old rows off as new ones.
         """
         params = asdict(self)
+        if self.docs is None:
+            del params["docs"]  # absent unless given, so every version made without it keeps its id
+        else:
+            params["docs"] = list(self.docs)
         if self.near > 0:
             params[NEAR_SCHEME_PARAM] = NEAR_SCHEME
         return params

@@ -84,18 +84,16 @@ Refs = list[Any]  # Ray object refs
 
 
 @ray.remote
-def _meta(source: PartSource, doc: str | None) -> tuple[int, np.ndarray | None, tuple[int, int] | None]:
-    """A part's rows, its originals' positions (None when every row is one) and the first row with id DOC."""
-    frame = source.read([COPY_INDEX] if doc is None else [ID, COPY_INDEX])
+def _meta(source: PartSource, docs: tuple[str, ...]) -> tuple[int, np.ndarray | None, list[tuple[int, int] | None]]:
+    """A part's rows, its originals' positions (None when every row is one) and the first row of each id of DOCS."""
+    frame = source.read([ID, COPY_INDEX] if docs else [COPY_INDEX])
     original = frame.get_column(COPY_INDEX).to_numpy() == 0
     originals = None if original.all() else np.flatnonzero(original).astype(np.int64)
-    hit = None
-    if doc is not None:
+    found: list[tuple[int, int] | None] = []
+    for doc in docs:
         hits = np.flatnonzero((frame.get_column(ID) == doc).to_numpy())
-        if hits.size:
-            first = int(hits[0])
-            hit = (first, int(frame.get_column(COPY_INDEX)[first]))
-    return frame.height, originals, hit
+        found.append((int(hits[0]), int(frame.get_column(COPY_INDEX)[int(hits[0])])) if hits.size else None)
+    return frame.height, originals, found
 
 
 @ray.remote(num_returns=3)
@@ -315,7 +313,8 @@ def _duplicate(
     near = cfg.near > 0
 
     # 1. meta, and the plan on the driver.
-    metas = get_all([_meta.remote(p, cfg.doc) for p in parts], tracker, "Planning (ray)")
+    names = inject.fixed_docs(cfg)
+    metas = get_all([_meta.remote(p, names) for p in parts], tracker, "Planning (ray)")
     part_rows = [m[0] for m in metas]
     starts = np.concatenate([[0], np.cumsum(part_rows)]).astype(np.int64)
     n = int(starts[-1])
@@ -326,8 +325,12 @@ def _duplicate(
             for m, r, s in zip(metas, part_rows, starts[:-1], strict=True)
         ]
     )
-    doc = next(((int(starts[t]) + m[2][0], m[2][1]) for t, m in enumerate(metas) if m[2] is not None), None)
-    plan = inject.plan_positions(n, originals, cfg, doc)
+    # Each fixed id's first row over the parts in order, as the local engine finds it.
+    docs = [
+        next(((int(starts[t]) + hit[0], hit[1]) for t, m in enumerate(metas) if (hit := m[2][i]) is not None), None)
+        for i in range(len(names))
+    ]
+    plan = inject.plan_positions(n, originals, cfg, docs)
     del originals
     p, n_copies = plan.pool_pos.size, plan.copy_pool.size
     with_jaccard = near or JACCARD_TO_SOURCE in parts[0].schema().names
