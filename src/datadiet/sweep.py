@@ -489,6 +489,8 @@ def run_sweep(
     on_event: Callable[[SweepEvent], None] | None = None,
     dedupe_workers: int | None = None,
     parallel: int | None = None,
+    engine: str = "local",
+    address: str | None = None,
 ) -> Commit:
     """Run every missing step of the sweep, then relate and report; returns the sweep artefact.
 
@@ -503,11 +505,12 @@ def run_sweep(
     total = len(nodes)
     started = time.perf_counter()
     run_seconds: list[float] = []
-    pretrained = False
+    pretrained, pretrain_s = False, 0.0
     for done, node in enumerate(nodes, start=1):
         if node.kind == "runs" and not pretrained:
-            pretrained = True
-            _pretrain_runs(store, cfg, nodes, resolved, parallel, tracker)
+            pretrained, t0 = True, time.perf_counter()
+            _pretrain_runs(store, cfg, nodes, resolved, (parallel, engine, address), tracker)
+            pretrain_s = time.perf_counter() - t0
         _resolve_done(store, node, resolved)
         if node.state == "todo":
             node.state = "running"
@@ -529,7 +532,7 @@ def run_sweep(
         per_run = sum(run_seconds) / len(run_seconds) if run_seconds else None
         if on_event:
             on_event(SweepEvent(node, done, total, per_run * runs_left if per_run is not None else None))
-    return _finish(store, cfg, nodes, resolved, started, tracker)
+    return _finish(store, cfg, nodes, resolved, started, tracker, pretrain_s)
 
 
 def _pretrain_runs(
@@ -537,11 +540,12 @@ def _pretrain_runs(
     cfg: SweepConfig,
     nodes: list[Node],
     resolved: dict[str, Dataset],
-    parallel: int | None,
+    how: tuple[int | None, str, str | None],
     tracker: Tracker,
 ) -> None:
-    """Train the sweep's unfinished runs together (`train.grid`), leaving publication to their nodes."""
-    if parallel == 1 or cfg.nproc is not None:
+    """Train the sweep's unfinished runs together (`train.grid`, or Ray tasks), leaving publication to their nodes."""
+    parallel, engine, address = how
+    if engine != "ray" and (parallel == 1 or cfg.nproc is not None):
         return  # one run at a time, or DDP per run: each node trains its own run
     from datadiet.train.grid import choose_packing, plan_runs, pretrain
     from datadiet.train.trainer import select_device
@@ -552,6 +556,11 @@ def _pretrain_runs(
         if n.kind == "runs" and n.spec is not None and all(d in resolved for d in n.deps)
     ]
     runs = plan_runs(store, specs, tracker)
+    if engine == "ray":
+        from datadiet.train.grid_ray import pretrain_ray
+
+        pretrain_ray(runs, address, store.remote is not None, tracker)
+        return
     if len(runs) < 2 and parallel is None:
         return
     if not runs:
@@ -594,8 +603,21 @@ def machine_description() -> str:
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
+def _run_seconds(nodes: list[Node], resolved: dict[str, Dataset], pretrain_s: float) -> dict[str, float]:
+    """This sweep's training and final-evaluation seconds, apart (runs built now; cached runs cost 0)."""
+    built = [n for n in nodes if n.kind == "runs" and n.state == "built"]
+    evaluation = sum(float(resolved[n.key].manifest.stats.get("eval_seconds", 0.0)) for n in built)
+    return {"training": pretrain_s + sum(n.seconds for n in built) - evaluation, "evaluation": evaluation}
+
+
 def _finish(
-    store: Store, cfg: SweepConfig, nodes: list[Node], resolved: dict[str, Dataset], started: float, tracker: Tracker
+    store: Store,
+    cfg: SweepConfig,
+    nodes: list[Node],
+    resolved: dict[str, Dataset],
+    started: float,
+    tracker: Tracker,
+    pretrain_s: float = 0.0,
 ) -> Commit:
     from datadiet.eval.pipeline import study_report
 
@@ -655,7 +677,7 @@ def _finish(
             "seconds": {
                 "total": time.perf_counter() - started,
                 "data": sum(n.seconds for n in nodes if n.kind in ("datasets", "tokenizers")),
-                "training": sum(n.seconds for n in nodes if n.kind == "runs"),
+                **_run_seconds(nodes, resolved, pretrain_s),
                 "statistics": stats_seconds,
             },
             "config": cfg.to_dict(),

@@ -176,7 +176,9 @@ def memorisation_table(mem: dict[str, Any]) -> Table:
     return t
 
 
-def _render_summary(c: Console, runs: Any, verdict: str, report_path: Path | None) -> None:
+def _render_summary(
+    c: Console, runs: Any, verdict: str, report_path: Path | None, seconds: dict[str, float] | None = None
+) -> None:
     from datadiet.eval.report import summary_table
 
     rows = summary_table(runs)
@@ -190,6 +192,9 @@ def _render_summary(c: Console, runs: Any, verdict: str, report_path: Path | Non
     c.print(styled("\n[bold]Verdict.[/] {}\n", verdict))
     if report_path is not None:
         c.print(f"report: {report_path}")
+    if seconds:
+        parts = ", ".join(f"{k} {v:,.1f} s" for k, v in seconds.items() if k != "total")
+        c.print(f"time: {seconds.get('total', 0.0):,.1f} s in all ({parts})")
 
 
 def _export_report(sweep_ds: Any, dest: Path | None) -> Path:
@@ -273,7 +278,13 @@ def _with_tensorboard(st: Any, on_event: Any) -> Any:
 
 
 def _run_sweep(
-    o: Out, cfg: Any, dest: Path | None, dry_run: bool, parallel: int | None = None, tensorboard: bool = False
+    o: Out,
+    cfg: Any,
+    dest: Path | None,
+    dry_run: bool,
+    parallel: int | None = None,
+    tensorboard: bool = False,
+    engine: tuple[str, str | None] = ("local", None),
 ) -> None:
     import polars as pl
 
@@ -294,7 +305,15 @@ def _run_sweep(
     if tensorboard:
         on_event = _with_tensorboard(st, on_event)
     with display if display is not None else contextlib.nullcontext():
-        commit = run_sweep(st, cfg, tracker=display or o.tracker, on_event=on_event, parallel=parallel)
+        commit = run_sweep(
+            st,
+            cfg,
+            tracker=display or o.tracker,
+            on_event=on_event,
+            parallel=parallel,
+            engine=engine[0],
+            address=engine[1],
+        )
     ds = commit.dataset
     report = _export_report(ds, dest)
     runs = pl.read_parquet(ds.file("runs.parquet"), glob=False)
@@ -304,8 +323,10 @@ def _run_sweep(
         "report": str(report),
         "verdict": ds.manifest.stats["verdict"],
         "runs": runs.to_dicts(),
+        "seconds": ds.manifest.stats.get("seconds"),
     }
-    o.emit(payload, lambda c: _render_summary(c, runs, ds.manifest.stats["verdict"], report))
+    seconds = ds.manifest.stats.get("seconds")
+    o.emit(payload, lambda c: _render_summary(c, runs, ds.manifest.stats["verdict"], report, seconds))
 
 
 def _opt(flag: str, help_: str, *decls: str, **kw: Any) -> Any:
@@ -401,6 +422,8 @@ def sweep(
             help="Also write each run's training curves as TensorBoard event files under <store>/tensorboard/ as it is published (pip install 'datadiet[tensorboard]').",
         ),
     ] = False,
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
     *,
     o: Out,
 ) -> None:
@@ -424,7 +447,10 @@ def sweep(
         "overrides": parse_overrides(set_) if set_ else None,
         "nproc": nproc,
     }
-    _run_sweep(o, _sweep_config(given, config), out_dir, dry_run, _parallel(parallel), tensorboard)
+    from datadiet.engine import check_engine
+
+    check_engine(engine)
+    _run_sweep(o, _sweep_config(given, config), out_dir, dry_run, _parallel(parallel), tensorboard, (engine, address))
 
 
 @command()

@@ -234,17 +234,17 @@ def pretrain(runs: Sequence[PlannedRun], packing: Packing, tracker: Tracker = NU
         return {}
     if len(work) == 1:
         failures: dict[str, str] = {}
-        _progress = _TaskBoard(tracker, runs)
+        _progress = TaskBoard(tracker, runs)
         with _progress:
             for batch in work[0]:
-                failures |= _train_batch(batch, packing.threads, _progress.line)
+                failures |= train_batch(batch, packing.threads, _progress.line)
         return failures
     ctx = mp.get_context("spawn")  # no fork: torch's thread pools do not survive it
     lines: Any = ctx.Queue()
     me = os.getpid()
     procs = [ctx.Process(target=_worker, args=(share, packing.threads, lines, me), daemon=True) for share in work]
     failures = {}
-    with _TaskBoard(tracker, runs) as board:
+    with TaskBoard(tracker, runs) as board:
         for p in procs:
             p.start()
         while any(p.is_alive() for p in procs) or not lines.empty():
@@ -266,15 +266,16 @@ def pretrain(runs: Sequence[PlannedRun], packing: Packing, tracker: Tracker = NU
 def _worker(share: list[list[PlannedRun]], threads: int, lines: Any, parent_pid: int) -> None:
     tie_to_parent(parent_pid)  # daemon=True ends workers only at a clean exit; a kill -9 runs none
     for batch in share:
-        for name, message in _train_batch(batch, threads, lambda n, line: lines.put(("line", n, line))).items():
+        for name, message in train_batch(batch, threads, lambda n, line: lines.put(("line", n, line))).items():
             lines.put(("error", name, message))
 
 
-def _train_batch(
+def train_batch(
     batch: list[PlannedRun], threads: int, on_line: Callable[[str, dict[str, float]], None]
 ) -> dict[str, str]:
     """Train one group (an ensemble, or a single run with the solo trainer); returns failures by name."""
     from datadiet.errors import DatadietError
+    from datadiet.train.checkpoint import CHECKPOINT_FILE
     from datadiet.train.data import load_tokens
     from datadiet.train.ensemble import Member, train_ensemble
     from datadiet.train.trainer import train
@@ -284,6 +285,9 @@ def _train_batch(
 
     def cfg(run: PlannedRun) -> Any:
         return dataclasses.replace(run.train_cfg, threads=threads) if threads else run.train_cfg
+
+    # Resume from whatever checkpoint exists now: a retried task continues where its dead worker stopped.
+    batch = [dataclasses.replace(r, resume=(r.work / CHECKPOINT_FILE).exists()) for r in batch]
 
     try:
         if len(batch) == 1:
@@ -315,7 +319,7 @@ def _train_batch(
         return {r.name: str(exc) for r in batch}
 
 
-class _TaskBoard:
+class TaskBoard:
     """One progress task per run, updated from the runs' metrics lines (step, loss, tok/s; ETA by the display)."""
 
     def __init__(self, tracker: Tracker, runs: Sequence[PlannedRun]) -> None:
@@ -323,7 +327,7 @@ class _TaskBoard:
         self.tasks: dict[str, Task] = {}
         self.started = time.perf_counter()
 
-    def __enter__(self) -> _TaskBoard:
+    def __enter__(self) -> TaskBoard:
         for run in self.runs:
             task = self.tracker.task(run.name, total=run.train_cfg.steps)
             task.__enter__()
@@ -336,6 +340,13 @@ class _TaskBoard:
         if task is not None:
             task.advance(1)
             task.update(description=f"{name} · {step_status(line)}")
+
+    def finish(self, name: str) -> None:
+        """Mark run NAME trained to its end (displays that get no per-step lines, e.g. Ray tasks)."""
+        task = self.tasks.get(name)
+        run = next((r for r in self.runs if r.name == name), None)
+        if task is not None and run is not None:
+            task.advance(run.train_cfg.steps - run.start)
 
     def __exit__(self, *exc: object) -> None:
         for task in self.tasks.values():

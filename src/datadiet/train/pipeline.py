@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -267,6 +268,7 @@ def train_run(
         model = GPT(model_cfg).to(device)
         model.load_state_dict(load_checkpoint(result.checkpoint, map_location=device)["model"])
         # The same thread count as training: on a busy CPU, more threads than cores is many times slower.
+        eval_started = time.perf_counter()
         with cpu_threads(device, train_cfg.threads):
             metrics = evaluate(
                 model,
@@ -278,6 +280,7 @@ def train_run(
                 token_bytes=token_byte_lengths(tok.load()),
                 tracker=tracker,
             )
+        eval_seconds = time.perf_counter() - eval_started  # reported apart from training (sweep summary)
         # Copied, not moved: until the run is published, the work folder must still hold a complete
         # checkpoint for --resume; it is deleted only after publication.
         for fname in (CHECKPOINT_FILE, METRICS_FILE):
@@ -304,6 +307,7 @@ def train_run(
             "val_tokens": len(val_tokens),
             "device": str(device),
             "nproc": world.size if world is not None else nproc or 1,
+            "eval_seconds": eval_seconds,
         }
 
     try:
