@@ -90,6 +90,14 @@ def train(
             show_default=False,
         ),
     ] = None,
+    eos_token: Annotated[
+        str | None,
+        typer.Option(
+            "--eos-token",
+            help="With a tokenizer.json that has no <|endoftext|>: the token that ends each document (e.g. '</s>').",
+            show_default=False,
+        ),
+    ] = None,
     preset: Annotated[str, typer.Option("--preset", help=PRESET_HELP)] = "tiny",
     steps: Annotated[
         int | None, typer.Option("--steps", min=1, help="Optimizer steps (default: the preset's).", show_default=False)
@@ -136,7 +144,7 @@ def train(
 ) -> None:
     """Train a GPT on a dataset version; the run is stored with its config, curves and final metrics."""
     from datadiet.train.ddp import current_world
-    from datadiet.train.pipeline import RunSpec, train_run
+    from datadiet.train.pipeline import RunSpec, tokenizer_spec, train_run
 
     # The flags are shorthands for --set, so they are validated and recorded the same way.
     flags = ([f"sampler={sampler}"] if sampler else []) + (["compile=True"] if compile_ else [])
@@ -145,7 +153,7 @@ def train(
     spec = RunSpec(
         train_ref=ref,
         val_ref=val,
-        tokenizer=tokenizer or st.resolve(ref).name,
+        tokenizer=tokenizer_spec(tokenizer or st.resolve(ref).name, eos_token),
         preset=preset,
         steps=steps,
         seed=seed,

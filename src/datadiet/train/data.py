@@ -20,6 +20,7 @@ from tokenizers import Tokenizer
 
 from datadiet.errors import InputError
 from datadiet.progress import NULL_TRACKER, Tracker
+from datadiet.schema import EOT
 from datadiet.train.tokenizer import eot_id
 
 # Documents per encode_batch call: large enough that the Rust pool's per-call overhead (~1 ms) is
@@ -55,8 +56,9 @@ def encode_to_file(
     tok: Tokenizer,
     path: Path,
     tracker: Tracker = NULL_TRACKER,
+    eos_token: str = EOT,
 ) -> dict[str, Any]:
-    """Encode documents into a raw token file, `<|endoftext|>` after each document.
+    """Encode documents into a raw token file, `<|endoftext|>` (or EOS_TOKEN) after each document.
 
     The file appears at `path` only when complete (written to a temporary name, then renamed).
 
@@ -65,6 +67,7 @@ def encode_to_file(
         tok: The tokenizer; must have `<|endoftext|>`.
         path: Output file.
         tracker: Progress, counted in documents.
+        eos_token: The token that ends each document.
 
     Returns:
         {"tokens": ids written, "documents": documents encoded, "dtype": "uint16" or "uint32"}.
@@ -74,7 +77,7 @@ def encode_to_file(
     """
     path = Path(path)
     dtype = token_dtype(tok.get_vocab_size())
-    eot = eot_id(tok)
+    eot = eot_id(tok, eos_token)
     n_tokens = n_docs = 0
     tmp = path.with_name(f".{path.name}.tmp")
     total = len(texts) if isinstance(texts, Sequence) and all(isinstance(t, str) for t in texts[:1]) else None

@@ -27,7 +27,7 @@ import numpy as np
 
 from datadiet.errors import DatadietError, UsageError
 from datadiet.progress import NULL_TRACKER, StepStatusTracker, Tracker
-from datadiet.schema import TEXT
+from datadiet.schema import EOT, TEXT
 from datadiet.store import Commit, Dataset, PartWriter, Store, file_sha256
 from datadiet.train.checkpoint import CHECKPOINT_FILE, METRICS_FILE, checkpoint_path
 
@@ -46,6 +46,8 @@ class TokenizerRef:
     path: Path
     key: str
     vocab_size: int
+    #: The token that ends every document in token files (and that generation stops at).
+    eos_token: str = EOT
 
     def load(self) -> Any:
         from datadiet.train.tokenizer import load_tokenizer
@@ -79,15 +81,41 @@ def tokenizer_version(
     )
 
 
-def resolve_tokenizer(store: Store, spec: str) -> TokenizerRef:
-    """A tokenizer from the store (`NAME[@VERSION]`) or any Hugging Face `tokenizer.json` path."""
-    from datadiet.train.tokenizer import load_tokenizer
+# How a tokenizer spec carries a non-default end-of-text token (only external files need one).
+EOS_MARK = "#eos="
 
+
+def tokenizer_spec(tokenizer: str, eos_token: str | None = None) -> str:
+    """The `--tokenizer` value with `--eos-token` folded in (`PATH#eos=TOKEN`), as RunSpec holds it."""
+    if eos_token is None or eos_token == EOT:
+        return tokenizer
+    if not eos_token.strip():
+        raise UsageError("--eos-token must not be empty; give the token that ends a document, e.g. '</s>'")
+    return f"{tokenizer}{EOS_MARK}{eos_token}"
+
+
+def resolve_tokenizer(store: Store, spec: str) -> TokenizerRef:
+    """A tokenizer from the store (`NAME[@VERSION]`) or any Hugging Face `tokenizer.json` path.
+
+    `PATH#eos=TOKEN` (what `--eos-token TOKEN` makes) ends documents with TOKEN instead of
+    `<|endoftext|>`, for a tokenizer that has no such token; TOKEN becomes part of the key (so of
+    the token files' and runs' ids), and the default leaves every existing id as it was.
+    """
+    from datadiet.train.tokenizer import eot_id, load_tokenizer
+
+    spec, mark, eos = spec.partition(EOS_MARK)
+    eos = eos if mark else EOT
     path = Path(spec)
     if path.exists() or spec.endswith(".json"):
         tok = load_tokenizer(path)
+        eot_id(tok, eos)  # the end-of-text token must exist: fail here, with the remedy
         file = path / TOKENIZER_FILE if path.is_dir() else path
-        return TokenizerRef(path=file, key=f"file:sha256:{file_sha256(file)}", vocab_size=tok.get_vocab_size())
+        key = f"file:sha256:{file_sha256(file)}" + (f"{EOS_MARK}{eos}" if eos != EOT else "")
+        return TokenizerRef(path=file, key=key, vocab_size=tok.get_vocab_size(), eos_token=eos)
+    if mark:
+        raise UsageError(
+            "--eos-token applies to a tokenizer.json file; store tokenizers end documents with <|endoftext|>"
+        )
     ds = store.resolve(spec, kind="tokenizers")
     return TokenizerRef(path=ds.file(TOKENIZER_FILE), key=ds.ref, vocab_size=int(ds.manifest.stats["vocab_size"]))
 
@@ -105,7 +133,9 @@ def tokens_version(store: Store, ds: Dataset, tok: TokenizerRef, tracker: Tracke
 
         # Bytes per token are not stored: bits per byte counts the bytes of exactly the scored
         # targets (datadiet.train.metrics.bits_per_byte).
-        stats: dict[str, Any] = encode_to_file(batches(), tokenizer, writer.dir / TOKENS_FILE, tracker=tracker)
+        stats: dict[str, Any] = encode_to_file(
+            batches(), tokenizer, writer.dir / TOKENS_FILE, tracker=tracker, eos_token=tok.eos_token
+        )
         return stats
 
     params = {"tokenizer": tok.key}
@@ -290,6 +320,7 @@ def train_run(
             "train": train_cfg.to_dict(),
             "preset": spec.preset,
             "tokenizer": tok.key,
+            "eos_token": tok.eos_token,
         }
         writer.write_file(CONFIG_FILE, json.dumps(config, indent=2).encode())
         # The run keeps its tokenizer, so generation and export need nothing else (an external file may move).

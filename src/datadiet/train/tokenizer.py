@@ -77,13 +77,19 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
         ) from exc
 
 
-def eot_id(tok: Tokenizer) -> int:
-    """The id of `<|endoftext|>`.
+def eot_id(tok: Tokenizer, token: str = EOT) -> int:
+    """The id of the end-of-text token (`<|endoftext|>` unless `--eos-token` names another).
 
     Raises:
         UsageError: The tokenizer has no such token.
     """
-    token_id = tok.token_to_id(EOT)
+    token_id = tok.token_to_id(token)
     if token_id is None:
-        raise UsageError(f"the tokenizer has no {EOT} token; use one trained by `curate tokenizer train` or GPT-2's")
+        hint = (
+            "name the token that ends a document in this tokenizer with --eos-token (e.g. '</s>'), or use one "
+            "trained by `curate tokenizer train`"
+            if token == EOT
+            else "give --eos-token a token the tokenizer has (see its special tokens)"
+        )
+        raise UsageError(f"the tokenizer has no {token} token; {hint}")
     return int(token_id)
