@@ -343,6 +343,19 @@ CATALOGUE: list[tuple[list[str], int, str]] = [
     (["relate", "--sweep", "nothing"], 2, "no sweep named 'nothing'"),
     (["relate", "nothing"], 2, "no run named 'nothing'"),
     # sweep and demo
+    (["sweep", "--base", "c-train", "--val", "c-val", "--steps", "10,20", "--epochs", "1"], 2, "give one budget axis"),
+    (["sweep", "--base", "c-train", "--val", "c-val", "--steps", "x"], 2, "--steps must be comma-separated integers"),
+    (["sweep", "--base", "c-train", "--val", "c-val", "--epochs", "0"], 2, "--epochs[0] must be greater than 0"),
+    (["sweep", "--base", "c-train", "--val", "c-val", "--repeat-fraction", "0.1"], 2, "needs both --repeat-fraction"),
+    (
+        ["sweep", "--base", "c-train", "--val", "c-val", "--repeat-fraction", "0.1", "--repeat-count", "0"],
+        2,
+        "--repeat-count[0] must be at least 1",
+    ),
+    (["sweep", "--base", "c-train", "--val", "c-val", "--corrupt", "typos"], 2, "is not KIND:RATES"),
+    (["sweep", "--base", "c-train", "--val", "c-val", "--corrupt", "typos:0,5"], 2, "--rate must be between 0 and 1"),
+    (["sweep", "--base", "c-train", "--val", "c-val", "--corrupt", "mix:0,0.1"], 2, "needs --corrupt-from OTHER"),
+    (["sweep", "--base", "c-train", "--val", "c-val", "--corrupt-from", "c-val"], 2, "--corrupt-from needs --corrupt"),
     (["sweep"], 2, "a sweep needs --base and --val"),
     (["sweep", "--base", "c-train"], 2, "a sweep needs --base and --val"),
     (
@@ -378,7 +391,7 @@ CATALOGUE: list[tuple[list[str], int, str]] = [
         2,
         "--near must be less than 1, not 1.0",
     ),
-    (["sweep", "--base", "c-train", "--val", "c-val", "--steps", "0"], 2, "Invalid value for '--steps'"),
+    (["sweep", "--base", "c-train", "--val", "c-val", "--steps", "0"], 2, "--steps must be at least 1, not 0"),
     (["sweep", "--base", "nothing", "--val", "c-val", "--dry-run"], 2, "no dataset named 'nothing'"),
     (["sweep", "--base", "c-train", "--val", "nothing", "--dry-run"], 2, "no dataset named 'nothing'"),
     (["sweep", "--config", "{in}/missing.toml"], 2, "no such file"),

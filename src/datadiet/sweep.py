@@ -33,6 +33,7 @@ from datadiet.config import (
     Flag,
     Fraction,
     OpenProbability,
+    PositiveFloat,
     PositiveInt,
     Probability,
     Seed,
@@ -82,6 +83,14 @@ class SweepConfig:
     overrides: tuple[tuple[Text, Text], ...] = ()
     name: Text = "sweep"
     nproc: Procs | None = None
+    # Issue 14's axes (see `datadiet.sweep` "Axes"): several budgets, the repetition grid, a corruption.
+    budgets: Annotated[tuple[PositiveInt, ...], Field(max_length=100)] = ()
+    epochs: Annotated[tuple[PositiveFloat, ...], Field(max_length=100)] = ()
+    repeat_fractions: Annotated[tuple[Fraction, ...], Field(max_length=100)] = ()
+    repeat_counts: Annotated[tuple[PositiveInt, ...], Field(max_length=100)] = ()
+    corrupt: Text | None = None
+    corrupt_from: Text | None = None
+    memorisation: Flag = False
 
     def __post_init__(self) -> None:
         if (
@@ -103,6 +112,7 @@ class SweepConfig:
             raise UsageError(f"--vocab must be between {MIN_VOCAB} and {1 << 20}, not {self.vocab}")
         steps = {} if self.steps is None else {"steps": str(self.steps)}
         resolve_config(self.preset, self.vocab, {**dict(self.overrides), **steps})
+        check_axes(self)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -127,6 +137,61 @@ class SweepConfig:
         return build(cls, merged, source=source)
 
 
+def check_axes(cfg: SweepConfig) -> None:
+    """The rules of issue 14's axes, checked before any step runs.
+
+    Raises:
+        UsageError: several budget axes at once, a repeated value, half a repetition grid or one
+            combined with --rates/--pool/--copies, or a malformed --corrupt.
+    """
+    given = [flag for flag, v in (("--steps", cfg.steps), ("--steps N,M", cfg.budgets), ("--epochs", cfg.epochs)) if v]
+    if len(given) > 1:
+        raise UsageError(f"give one budget axis, not {' and '.join(given)}")
+    for flag, values in (
+        ("--steps", cfg.budgets),
+        ("--epochs", cfg.epochs),
+        ("--repeat-fraction", cfg.repeat_fractions),
+        ("--repeat-count", cfg.repeat_counts),
+    ):
+        if len(set(values)) != len(values):
+            raise UsageError(f"{flag} must not repeat a value")
+    if bool(cfg.repeat_fractions) != bool(cfg.repeat_counts):
+        raise UsageError("the repetition grid needs both --repeat-fraction and --repeat-count")
+    if cfg.repeat_fractions and (cfg.rates != STUDY_RATES or cfg.pool is not None or cfg.copies is not None):
+        raise UsageError("the repetition grid chooses the duplication itself; drop --rates, --pool and --copies")
+    if cfg.corrupt is not None:
+        kind, _ = corrupt_axis(cfg.corrupt)
+        if (kind == "mix") != (cfg.corrupt_from is not None):
+            raise UsageError("--corrupt mix:… needs --corrupt-from OTHER, and --corrupt-from needs --corrupt mix:…")
+    elif cfg.corrupt_from is not None:
+        raise UsageError("--corrupt-from needs --corrupt mix:RATES")
+
+
+def corrupt_axis(spec: str) -> tuple[str, tuple[float, ...]]:
+    """`KIND:R1,R2,…` as (kind, rates), each rate checked by `CorruptConfig`.
+
+    Raises:
+        UsageError: no colon, an unknown kind, a rate that is not a number in [0, 1], or a repeat.
+    """
+    from datadiet.curate.corrupt.op import CorruptConfig
+
+    kind, sep, raw = spec.partition(":")
+    if not sep or not raw.strip():
+        raise UsageError(f"--corrupt {spec!r} is not KIND:RATES; e.g. --corrupt typos:0,0.1,0.3")
+    try:
+        rates = tuple(float(r) for r in raw.split(","))
+    except ValueError:
+        raise UsageError(f"--corrupt {spec!r}: the rates must be numbers, e.g. typos:0,0.1,0.3") from None
+    if len(set(rates)) != len(rates):
+        raise UsageError(f"--corrupt {spec!r} repeats a rate")
+    for rate in rates:
+        try:
+            CorruptConfig(kind=kind.strip(), rate=rate)
+        except UsageError as exc:
+            raise UsageError(f"--corrupt {spec!r}: {exc}") from None
+    return kind.strip(), rates
+
+
 Runner = Callable[[list[str], Tracker], Commit]
 
 
@@ -149,6 +214,7 @@ class Node:
     identity: Callable[[list[str]], tuple[dict[str, Any], list[str]]] | None = None
     spec: Callable[[list[str]], Any] | None = None  # a run's RunSpec from its deps' refs (grid training)
     cell: tuple[float, float, int] | None = None  # (size, rate, replicate index) of a run, for displays
+    factors: dict[str, Any] = field(default_factory=dict)  # a variant's or run's place in the grid (issue 14's axes)
     data_seed: int | None = None
     train_seed: int | None = None
     state: str = "pending"
@@ -349,53 +415,238 @@ def _data_seed_nodes(store: Store, cfg: SweepConfig, head: str, data_seed: int) 
     return nodes
 
 
+@dataclass(frozen=True)
+class Budget:
+    """One point of the budget axis: a number of steps, an epoch count (steps per size), or the preset's."""
+
+    steps: int | None = None
+    epochs: float | None = None
+    axis: bool = True  # False for the sweep's one budget: its runs keep the names and keys they always had
+
+    @property
+    def key(self) -> str:
+        if not self.axis:
+            return ""
+        if self.epochs is not None:
+            return f":e{self.epochs:g}"
+        return f":b{self.steps}" if self.steps is not None else ""
+
+    @property
+    def suffix(self) -> str:
+        return self.key.replace(":", "-").replace(".", "p")
+
+    @property
+    def value(self) -> float | None:
+        """The axis value (steps, or epochs), for the report."""
+        return float(self.epochs) if self.epochs is not None else (float(self.steps) if self.steps else None)
+
+
+def budget_points(cfg: SweepConfig) -> list[Budget]:
+    """The budgets every variant trains at: --steps N,M,… or --epochs …, else the one --steps (or the preset's)."""
+    if cfg.budgets:
+        return [Budget(steps=b) for b in cfg.budgets]
+    if cfg.epochs:
+        return [Budget(epochs=e) for e in cfg.epochs]
+    return [Budget(steps=cfg.steps, axis=False)]
+
+
+def epochs_to_steps(store: Store, cfg: SweepConfig, train_ref: str, tokenizer: str, epochs: float) -> int:
+    """Steps that show the training set EPOCHS times: ceil(epochs × its tokens / tokens per step).
+
+    The token count is the variant's own (a cached `tokens` artefact, which training needs anyway),
+    so each size gets its own number of steps.
+    """
+    from datadiet.train.config import resolve_config
+    from datadiet.train.pipeline import resolve_tokenizer, tokens_version
+
+    tok = resolve_tokenizer(store, tokenizer)
+    tokens = int(tokens_version(store, store.resolve(train_ref), tok).manifest.stats["tokens"])
+    _, train_cfg = resolve_config(cfg.preset, cfg.vocab, dict(cfg.overrides))
+    return max(1, math.ceil(epochs * tokens / train_cfg.tokens_per_step))
+
+
 def _run_nodes(store: Store, cfg: SweepConfig, val_key: str, tok_deps: list[str], variants: list[Node]) -> list[Node]:
-    """One training run per (variant, training seed)."""
+    """One training run per (variant, budget, training seed)."""
     from datadiet.train.pipeline import RunSpec, run_identity, train_run
 
-    def spec_of(refs: list[str], seed: int, name: str) -> RunSpec:
+    def spec_of(refs: list[str], seed: int, name: str, budget: Budget) -> RunSpec:
         # refs = [variant, val] (+ [tokenizer] when the sweep trains its own)
+        tokenizer = cfg.tokenizer or refs[2]
+        steps = budget.steps
+        if budget.epochs is not None:
+            steps = epochs_to_steps(store, cfg, refs[0], tokenizer, budget.epochs)
         return RunSpec(
             train_ref=refs[0],
             val_ref=refs[1],
-            tokenizer=cfg.tokenizer or refs[2],
+            tokenizer=tokenizer,
             preset=cfg.preset,
-            steps=cfg.steps,
+            steps=steps,
             seed=seed,
             overrides=cfg.overrides,
             name=name,
         )
 
-    def identity(refs: list[str], seed: int, name: str) -> tuple[dict[str, Any], list[str]]:
-        _, params, parents = run_identity(store, spec_of(refs, seed, name))
+    def identity(refs: list[str], seed: int, name: str, budget: Budget) -> tuple[dict[str, Any], list[str]]:
+        _, params, parents = run_identity(store, spec_of(refs, seed, name, budget))
         return params, parents
 
-    def run_train(refs: list[str], t: Tracker, seed: int, name: str) -> Commit:
-        return train_run(store, spec_of(refs, seed, name), resume=True, tracker=t, nproc=cfg.nproc)
+    def run_train(refs: list[str], t: Tracker, seed: int, name: str, budget: Budget) -> Commit:
+        return train_run(store, spec_of(refs, seed, name, budget), resume=True, tracker=t, nproc=cfg.nproc)
 
     nodes = []
     for variant in variants:
-        _, data_seed, size, rate = variant.key.split(":")
-        for k, seed in enumerate(cfg.seeds):
-            rname = f"{variant.name}-seed{seed}"
-            replicate = cfg.data_seeds.index(int(data_seed)) * len(cfg.seeds) + k
+        data_seed = int(variant.factors["data_seed"])
+        size, rate = float(variant.factors["size_fraction"]), float(variant.factors.get("dup_rate", 0.0))
+        where = variant.key.partition(":")[2]
+        for budget in budget_points(cfg):
+            for k, seed in enumerate(cfg.seeds):
+                rname = f"{variant.name}{budget.suffix}-seed{seed}"
+                replicate = cfg.data_seeds.index(data_seed) * len(cfg.seeds) + k
+                nodes.append(
+                    Node(
+                        key=f"run:{where}{budget.key}:{seed}",
+                        label=f"train {variant.label.removeprefix('data seed ')}{budget.suffix}, seed {seed}",
+                        kind="runs",
+                        name=rname,
+                        operation="train",
+                        deps=[variant.key, val_key, *tok_deps],
+                        identity=partial(identity, seed=seed, name=rname, budget=budget),
+                        spec=partial(spec_of, seed=seed, name=rname, budget=budget),
+                        run=partial(run_train, seed=seed, name=rname, budget=budget),
+                        cell=(size, rate, replicate),
+                        data_seed=data_seed,
+                        train_seed=seed,
+                        factors={**variant.factors, "budget": budget.value},
+                    )
+                )
+    return nodes
+
+
+def repetition_config(rows: int, fraction: float, count: int, seed: int) -> Any:
+    """The `duplicate` of a repetition-grid cell: a share FRACTION of the rows are repeats, each document K+1 times.
+
+    P documents each appear K + 1 times (the original and K copies) in ROWS rows, so P·(K+1) = F·N:
+    P = max(1, round(F·N / (K+1))), and the copies overwrite rate·(N − P) = P·K slots (Hernandez et
+    al. 2022's "small share repeated many times"; F = r, K = N·r is the study's one-story corner).
+
+    Raises:
+        UsageError: the cell needs more copies than the subset has rows to overwrite.
+    """
+    from datadiet.curate.duplicate.op import DuplicateConfig
+
+    pool = max(1, round(fraction * rows / (count + 1)))
+    if pool * (count + 1) > rows:
+        raise UsageError(
+            f"--repeat-fraction {fraction:g} with --repeat-count {count} needs {pool * (count + 1):,} rows, "
+            f"more than the {rows:,} of the subset; lower one of them"
+        )
+    return DuplicateConfig(rate=pool * count / (rows - pool) if rows > pool else 0.0, pool=pool, seed=seed)
+
+
+def _repeat_variants(store: Store, cfg: SweepConfig, subsets: list[Node]) -> list[Node]:
+    """The repetition grid: for every subset, one labelled `duplicate` per (repeat fraction, repeat count)."""
+    from datadiet.curate.duplicate.op import OPERATION as DUP_OP
+    from datadiet.curate.duplicate.op import duplicate
+
+    def dup_config(refs: list[str], fraction: float, count: int, seed: int) -> Any:
+        return repetition_config(store.resolve(refs[0]).rows, fraction, count, seed)
+
+    def run(refs: list[str], t: Tracker, fraction: float, count: int, seed: int, name: str) -> Commit:
+        return duplicate(store, refs[0], dup_config(refs, fraction, count, seed), name=name, tracker=t)
+
+    def ident(refs: list[str], fraction: float, count: int, seed: int) -> tuple[dict[str, Any], list[str]]:
+        return dup_config(refs, fraction, count, seed).to_params(), refs[:1]
+
+    nodes = []
+    for sub in subsets:
+        data_seed, size = sub.factors["data_seed"], sub.factors["size_fraction"]
+        for fraction in cfg.repeat_fractions:
+            for count in cfg.repeat_counts:
+                name = f"{sub.name}-f{_fmt(fraction)}-k{count}"
+                f, k, ds = float(fraction), int(count), int(data_seed)
+                nodes.append(
+                    Node(
+                        key=f"variant:{data_seed}:{size:g}:f{fraction:g}k{count}",
+                        label=f"data seed {data_seed}: size {size:g} × repeats {fraction:g} of tokens, {count}×",
+                        kind="datasets",
+                        name=name,
+                        operation=DUP_OP,
+                        deps=[sub.key],
+                        identity=partial(ident, fraction=f, count=k, seed=ds),
+                        run=partial(run, fraction=f, count=k, seed=ds, name=name),
+                        factors={**sub.factors, "repeat_fraction": float(fraction), "repeat_count": int(count)},
+                    )
+                )
+    return nodes
+
+
+def _corrupt_variants(store: Store, cfg: SweepConfig, variants: list[Node]) -> list[Node]:
+    """--corrupt KIND:RATES: every variant corrupted at every rate (seeded by its data seed), labelled."""
+    from datadiet.curate.corrupt.op import OPERATION as CORRUPT_OP
+    from datadiet.curate.corrupt.op import CorruptConfig, corrupt
+
+    assert cfg.corrupt is not None
+    kind, rates = corrupt_axis(cfg.corrupt)
+    other = store.resolve(cfg.corrupt_from).ref if cfg.corrupt_from else None
+
+    def run(refs: list[str], t: Tracker, cc: CorruptConfig, name: str) -> Commit:
+        return corrupt(store, refs[0], cc, other=other, name=name, tracker=t)
+
+    def ident(refs: list[str], cc: CorruptConfig) -> tuple[dict[str, Any], list[str]]:
+        return cc.to_params(), [refs[0], *([other] if other else [])]
+
+    nodes = []
+    for variant in variants:
+        for rate in rates:
+            cc = CorruptConfig(kind=kind, rate=rate, seed=int(variant.factors["data_seed"]))
+            name = f"{variant.name}-{kind}{_fmt(rate)}"
             nodes.append(
                 Node(
-                    key=f"run:{data_seed}:{size}:{rate}:{seed}",
-                    label=f"train data seed {data_seed}: size {size} × dup {rate}, seed {seed}",
-                    kind="runs",
-                    name=rname,
-                    operation="train",
-                    deps=[variant.key, val_key, *tok_deps],
-                    identity=partial(identity, seed=seed, name=rname),
-                    spec=partial(spec_of, seed=seed, name=rname),
-                    run=partial(run_train, seed=seed, name=rname),
-                    cell=(float(size), float(rate), replicate),
-                    data_seed=int(data_seed),
-                    train_seed=seed,
+                    key=f"{variant.key}:c{rate:g}",
+                    label=f"{variant.label} × {kind} {rate:g}",
+                    kind="datasets",
+                    name=name,
+                    operation=CORRUPT_OP,
+                    deps=[variant.key],
+                    params=cc.to_params(),
+                    identity=partial(ident, cc=cc),
+                    run=partial(run, cc=cc, name=name),
+                    factors={**variant.factors, "corrupt_kind": kind, "corrupt_rate": float(rate)},
                 )
             )
     return nodes
+
+
+def _memorisation_nodes(store: Store, runs: list[Node]) -> list[Node]:
+    """--memorisation: the probe (`datadiet.eval.memorisation`, default P, S, N) of every run."""
+    from dataclasses import asdict
+
+    from datadiet.eval.memorisation import OPERATION as MEM_OP
+    from datadiet.eval.memorisation import ProbeConfig, memorisation_version
+
+    probe = ProbeConfig()
+
+    def ident(refs: list[str]) -> tuple[dict[str, Any], list[str]]:
+        run = store.resolve(refs[0], "runs")
+        return asdict(probe), [run.ref, *run.manifest.parents[:2]]
+
+    def run(refs: list[str], t: Tracker) -> Commit:
+        return memorisation_version(store, refs[0], probe, tracker=t)
+
+    return [
+        Node(
+            key=f"memorisation:{r.key}",
+            label=f"memorisation probe of {r.label.removeprefix('train ')}",
+            kind="evals",
+            name=r.name,
+            operation=MEM_OP,
+            deps=[r.key],
+            identity=ident,
+            run=run,
+            factors=dict(r.factors),
+        )
+        for r in runs
+    ]
 
 
 def build_dag(store: Store, cfg: SweepConfig, *, dedupe_workers: int | None = None) -> list[Node]:
@@ -412,14 +663,21 @@ def build_dag(store: Store, cfg: SweepConfig, *, dedupe_workers: int | None = No
     tok = _tokenizer_node(store, cfg, head)
     nodes += [tok] if tok is not None else []
     variants = [n for ds in cfg.data_seeds for n in _data_seed_nodes(store, cfg, head, ds)]
-    runs = _run_nodes(
-        store,
-        cfg,
-        nodes[1].key,
-        [tok.key] if tok is not None else [],
-        [n for n in variants if n.key.startswith("variant:")],
-    )
-    return nodes + variants + runs
+    for n in variants:  # "subset:DS:SIZE" and "variant:DS:SIZE:RATE" carry their place in the grid
+        parts = n.key.split(":")
+        n.factors = {"data_seed": int(parts[1]), "size_fraction": float(parts[2])}
+        if n.key.startswith("variant:"):
+            n.factors["dup_rate"] = float(parts[3])
+    if cfg.repeat_fractions:
+        subsets = [n for n in variants if n.key.startswith("subset:")]
+        variants = [*subsets, *_repeat_variants(store, cfg, subsets)]
+    trained = [n for n in variants if n.key.startswith("variant:")]
+    if cfg.corrupt is not None:
+        corrupted = _corrupt_variants(store, cfg, trained)
+        variants, trained = variants + corrupted, corrupted
+    runs = _run_nodes(store, cfg, nodes[1].key, [tok.key] if tok is not None else [], trained)
+    probes = _memorisation_nodes(store, runs) if cfg.memorisation else []
+    return nodes + variants + runs + probes
 
 
 def _resolve_done(store: Store, node: Node, resolved: dict[str, Dataset]) -> None:
@@ -477,7 +735,8 @@ def estimate_seconds(
         else choose_packing(parallel, device, runs_left, model_cfg, tcfg)
     )
     rate = probe_tokens_per_s(model_cfg, tcfg, packing)
-    seconds = runs_left * (tcfg.steps * tcfg.tokens_per_step / rate + 3.0) + data_left * 1.0 if rate else math.nan
+    per_run = sum(cfg.budgets) / len(cfg.budgets) if cfg.budgets else tcfg.steps  # (--epochs: the preset's)
+    seconds = runs_left * (per_run * tcfg.tokens_per_step / rate + 3.0) + data_left * 1.0 if rate else math.nan
     return seconds, {"runs_left": runs_left, "tokens_per_s": rate, "packing": packing.describe(), "device": device}
 
 
@@ -500,7 +759,9 @@ def run_sweep(
     """
     built = build_dag(store, cfg, dedupe_workers=dedupe_workers)
     # Runs depend on data steps only, and nothing but the report depends on runs: data first.
-    nodes = [n for n in built if n.kind != "runs"] + [n for n in built if n.kind == "runs"]
+    # Memorisation probes (issue 14) depend on runs, so they come last.
+    nodes = [n for n in built if n.kind not in ("runs", "evals")]
+    nodes += [n for n in built if n.kind == "runs"] + [n for n in built if n.kind == "evals"]
     resolved: dict[str, Dataset] = {}
     total = len(nodes)
     started = time.perf_counter()
@@ -579,6 +840,7 @@ def results_frame(
     from datadiet.eval.pipeline import run_row
 
     rows = []
+    probes = {n.deps[0]: n for n in nodes if n.operation == "memorisation"}
     for node in nodes:
         if node.kind == "runs" and node.cell is not None:
             size, rate, _ = node.cell
@@ -588,8 +850,17 @@ def results_frame(
                 "pool": float(cfg.pool or 1),
                 "data_seed": node.data_seed,
             }
-            rows.append(run_row(store, resolved[node.key], factors, tracker=tracker))
+            factors.update({k: v for k, v in node.factors.items() if k not in factors})
+            row = run_row(store, resolved[node.key], factors, tracker=tracker)
+            if node.key in probes and probes[node.key].key in resolved:
+                row.update(memorisation_columns(resolved[probes[node.key].key].manifest.stats))
+            rows.append(row)
     return pl.DataFrame(rows)
+
+
+def memorisation_columns(stats: dict[str, Any]) -> dict[str, float | None]:
+    """A probe's exact-continuation rate per class, as `mem_<class>` columns of the study table."""
+    return {f"mem_{name}": r.get("exact_rate") for name, r in stats.get("classes", {}).items()}
 
 
 def _vocab_size(store: Store, resolved: dict[str, Dataset]) -> int | None:
@@ -619,6 +890,7 @@ def _finish(
     tracker: Tracker,
     pretrain_s: float = 0.0,
 ) -> Commit:
+    from datadiet.eval.budget import axes_markdown, primary_runs
     from datadiet.eval.pipeline import study_report
 
     t_stats = time.perf_counter()
@@ -655,12 +927,14 @@ def _finish(
         result, paths = study_report(
             writer.dir,
             store,
-            runs,
+            primary_runs(runs),
             title=sweep_title(cfg),
             meta=meta,
             study_match=study,
             tracker=tracker,
         )
+        append_axes(paths, axes_markdown(runs))
+        runs.write_parquet(writer.dir / "all_runs.parquet")  # every run; runs.parquet holds the report's
         record = {
             "config": cfg.to_dict(),
             "nodes": [
@@ -684,6 +958,20 @@ def _finish(
         }
 
     return store.commit(cfg.name, operation="sweep", params=params, parents=parents, build=build, kind="sweeps")
+
+
+def append_axes(paths: Mapping[str, Path], markdown: str) -> None:
+    """Add issue 14's sections (budget, repetition, corruption) to the report: markdown as is, HTML escaped."""
+    import html
+
+    if not markdown.strip():
+        return
+    md, page = Path(paths["markdown"]), Path(paths["html"])
+    md.write_text(md.read_text(encoding="utf-8").rstrip() + "\n\n" + markdown, encoding="utf-8")
+    text = page.read_text(encoding="utf-8")
+    block = f"<section><h2>Budget, repetition and corruption</h2><pre>{html.escape(markdown)}</pre></section>"
+    cut = text.rfind("</body>")
+    page.write_text(text[:cut] + block + text[cut:] if cut >= 0 else text + block, encoding="utf-8")
 
 
 DEMO_SIZES = (0.5, 1.0)

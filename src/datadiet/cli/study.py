@@ -38,9 +38,9 @@ def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
 
 def _flag(key: str) -> str:
     """How the sweep's config field KEY is written on the command line."""
-    return {"overrides": "--set", "decontaminate": "decontaminate", "data_seed": "data_seed"}.get(
-        key, "--" + key.replace("_", "-")
-    )
+    named = {"overrides": "--set", "decontaminate": "decontaminate", "data_seed": "data_seed", "budgets": "--steps"}
+    named |= {"repeat_fractions": "--repeat-fraction", "repeat_counts": "--repeat-count"}
+    return named.get(key, "--" + key.replace("_", "-"))
 
 
 @command()
@@ -361,7 +361,55 @@ CopiesOpt = Annotated[
 NearOpt = Annotated[float | None, _opt("--near", "Each copy has this share of its words changed, in [0, 1).")]
 DedupeOpt = Annotated[bool | None, _opt("--dedupe/--no-dedupe", "MinHash-deduplicate the base first.")]
 PresetOpt = Annotated[str | None, _opt("--preset", "Model and schedule (paper, tiny, small, base). [default: paper]")]
-StepsOpt = Annotated[int | None, _opt("--steps", "Training steps per run (default: the preset's).", min=1)]
+StepsOpt = Annotated[
+    str | None,
+    _opt(
+        "--steps", "Training steps per run (default: the preset's); several, e.g. 100,400,1600, make budget an axis."
+    ),
+]
+EpochsOpt = Annotated[
+    str | None, _opt("--epochs", "Budget axis in epochs of each size's own data, e.g. 0.5,2,8 (steps per size).")
+]
+RepeatFractionOpt = Annotated[
+    str | None, _opt("--repeat-fraction", "Repetition grid: share F of the rows that are repeats, e.g. 0.01,0.1.")
+]
+RepeatCountOpt = Annotated[
+    str | None, _opt("--repeat-count", "Repetition grid: copies K of each repeated document, e.g. 2,16,128.")
+]
+CorruptOpt = Annotated[
+    str | None, _opt("--corrupt", "Corruption axis KIND:RATES (typos, shuffle, truncate, mix), e.g. typos:0,0.1,0.3.")
+]
+CorruptFromOpt = Annotated[str | None, _opt("--corrupt-from", "For --corrupt mix:…: the dataset mixed in.")]
+MemorisationOpt = Annotated[
+    bool | None,
+    _opt("--memorisation/--no-memorisation", "Probe every run's memorisation (repeated, unique, validation docs)."),
+]
+
+
+def _axes_given(
+    steps: str | None,
+    epochs: str | None,
+    repeat_fraction: str | None,
+    repeat_count: str | None,
+    corrupt: str | None,
+    corrupt_from: str | None,
+    memorisation: bool | None,
+) -> dict[str, Any]:
+    """Issue 14's options as config values: --steps N is the one budget, --steps N,M,… the `budgets` axis."""
+    values = _ints(steps, "--steps")
+    one, many = (values[0], None) if values is not None and len(values) == 1 else (None, values)
+    return {
+        "steps": one,
+        "budgets": many,
+        "epochs": _floats(epochs, "--epochs"),
+        "repeat_fractions": _floats(repeat_fraction, "--repeat-fraction"),
+        "repeat_counts": _ints(repeat_count, "--repeat-count"),
+        "corrupt": corrupt,
+        "corrupt_from": corrupt_from,
+        "memorisation": memorisation,
+    }
+
+
 VocabOpt = Annotated[int | None, _opt("--vocab", "BPE vocabulary trained on the base. [default: 8192]")]
 TokenizerOpt = Annotated[
     str | None, _opt("--tokenizer", "Use this tokenizer (store ref or tokenizer.json) instead of training one.")
@@ -406,6 +454,12 @@ def sweep(
     dedupe: DedupeOpt = None,
     preset: PresetOpt = None,
     steps: StepsOpt = None,
+    epochs: EpochsOpt = None,
+    repeat_fraction: RepeatFractionOpt = None,
+    repeat_count: RepeatCountOpt = None,
+    corrupt: CorruptOpt = None,
+    corrupt_from: CorruptFromOpt = None,
+    memorisation: MemorisationOpt = None,
     vocab: VocabOpt = None,
     tokenizer: TokenizerOpt = None,
     name: NameOpt = None,
@@ -440,12 +494,12 @@ def sweep(
         "near": near,
         "dedupe": dedupe,
         "preset": preset,
-        "steps": steps,
         "vocab": vocab,
         "tokenizer": tokenizer,
         "name": name,
         "overrides": parse_overrides(set_) if set_ else None,
         "nproc": nproc,
+        **_axes_given(steps, epochs, repeat_fraction, repeat_count, corrupt, corrupt_from, memorisation),
     }
     from datadiet.engine import check_engine
 

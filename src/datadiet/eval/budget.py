@@ -31,9 +31,13 @@ from datadiet.eval.datafit import DataFit, Observation, fit_data_constrained
 from datadiet.eval.inference import DATA_SEED, SIZE_FRACTION, t_interval
 
 BUDGET = "budget_steps"
+BUDGET_POINT = "budget"  # the axis value a run was asked for: steps, or epochs with --epochs
 TOKENS_SEEN = "tokens_seen"
-UNIQUE_TOKENS = "unique_tokens"
+UNIQUE_TOKENS = "unique_train_tokens"  # datadiet.train.compute's key
 EPOCHS = "epochs"
+CORRUPT_RATE = "corrupt_rate"
+CORRUPT_KIND = "corrupt_kind"
+DUP_RATE = "dup_rate"
 REPEAT_FRACTION = "repeat_fraction"
 REPEAT_COUNT = "repeat_count"
 MEMORISATION = ("mem_repeated", "mem_unique", "mem_validation")
@@ -307,3 +311,71 @@ def runs_table_rows(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
     frame = pl.DataFrame(list(rows))
     casts = [pl.col(c).cast(pl.Float64) for c in (TOKENS_SEEN, UNIQUE_TOKENS, EPOCHS, METRIC) if c in frame.columns]
     return frame.with_columns(casts) if casts else frame
+
+
+def primary_runs(runs: pl.DataFrame) -> pl.DataFrame:
+    """The runs the size × duplication report is about: the largest budget and the lowest corruption.
+
+    The report's cells are (size, rate); runs at other budgets or corruption rates would be pooled
+    into them, so they are left to the sections of `axes_markdown`.
+    """
+    out = runs
+    for col, pick in ((BUDGET_POINT, "max"), (CORRUPT_RATE, "min")):
+        if col in out.columns and out[col].drop_nulls().len():
+            value = out[col].max() if pick == "max" else out[col].min()
+            out = out.filter(pl.col(col) == value)
+    return out if out.height else runs
+
+
+def _baseline(runs: pl.DataFrame) -> pl.DataFrame:
+    """Runs without injected damage: the lowest duplication and corruption rates, no repetition grid."""
+    out = runs
+    for col in (DUP_RATE, CORRUPT_RATE):
+        if col in out.columns and out[col].drop_nulls().len():
+            out = out.filter(pl.col(col) == out[col].min())
+    return out
+
+
+def _mean_table(runs: pl.DataFrame, keys: Sequence[str], metric: str) -> pl.DataFrame:
+    """Mean METRIC per KEYS with a t interval over data seeds (training seeds averaged first)."""
+    units = _units(runs, list(keys), metric)
+    rows = []
+    for values, group in units.group_by(*keys, maintain_order=True):
+        mean, lo, hi = t_interval(group["value"].to_numpy())
+        rows.append({**dict(zip(keys, values, strict=True)), "mean": float(mean), "lo": float(lo), "hi": float(hi)})
+    return pl.DataFrame(rows).sort(*keys) if rows else pl.DataFrame()
+
+
+def axes_markdown(runs: pl.DataFrame, metric: str = METRIC, resamples: int = 200) -> str:
+    """Issue 14's sections for a sweep's runs: budget, repetition grid, corruption (each only when present)."""
+    parts = []
+    if BUDGET_POINT in runs.columns and runs[BUDGET_POINT].drop_nulls().n_unique() > 1:
+        parts.append(budget_markdown(_baseline(runs), metric, resamples))
+    if REPEAT_COUNT in runs.columns and runs[REPEAT_COUNT].drop_nulls().len():
+        keys = [REPEAT_FRACTION, REPEAT_COUNT] + ([BUDGET] if BUDGET in runs.columns else [])
+        table = _mean_table(runs.filter(pl.col(REPEAT_COUNT).is_not_null()), keys, metric)
+        parts += ["## Repetition grid (share of rows that are repeats × appearances of each)", ""]
+        cols = [(REPEAT_FRACTION, "repeat share", "g"), (REPEAT_COUNT, "repeat count", "d")]
+        cols += [(BUDGET, "steps", ",d")] if BUDGET in keys else []
+        cols += [("mean", metric, ".4f"), ("lo", "CI low", ".4f"), ("hi", "CI high", ".4f")]
+        parts.append(_table(table, cols))
+        mem = memorisation_cells(runs.filter(pl.col(REPEAT_COUNT).is_not_null()), REPEAT_COUNT)
+        if not mem.is_empty():
+            parts += ["", "Exact continuations of the repeated documents by repeat count and budget:", ""]
+            mcols = [(REPEAT_COUNT, "repeat count", "d")] + (
+                [(BUDGET, "steps", ",d")] if BUDGET in mem.columns else []
+            )
+            mcols += [(c, c.removeprefix("mem_"), ".3f") for c in MEMORISATION if c in mem.columns]
+            parts.append(_table(mem, mcols))
+        parts.append("")
+    if CORRUPT_RATE in runs.columns and runs[CORRUPT_RATE].drop_nulls().len():
+        kind = runs[CORRUPT_KIND].drop_nulls()[0] if CORRUPT_KIND in runs.columns else "corruption"
+        keys = [SIZE_FRACTION, CORRUPT_RATE] + ([BUDGET] if BUDGET in runs.columns else [])
+        table = _mean_table(runs.filter(pl.col(CORRUPT_RATE).is_not_null()), keys, metric)
+        parts += [f"## Corruption: {kind}", ""]
+        cols = [(SIZE_FRACTION, "size", "g"), (CORRUPT_RATE, f"{kind} rate", "g")]
+        cols += [(BUDGET, "steps", ",d")] if BUDGET in keys else []
+        cols += [("mean", metric, ".4f"), ("lo", "CI low", ".4f"), ("hi", "CI high", ".4f")]
+        parts.append(_table(table, cols))
+        parts.append("")
+    return "\n".join(parts)

@@ -144,6 +144,7 @@ def run_row(
     if train.manifest.operation == "duplicate":
         row["repeated"] = repeated_key(train.manifest.stats)
     row["seed"] = int(run.manifest.params.get("seed", 0))
+    row["budget_steps"] = int(run.manifest.stats.get("train", {}).get("steps") or 0)
     row["variant"] = train.ref
     row["run"] = run.ref
     row.update({f"stat_{k}": v for k, v in stats.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
