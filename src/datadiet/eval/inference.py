@@ -307,7 +307,9 @@ def anova_split(units: pl.DataFrame, level: float = LEVEL) -> Split:
         for t in ("quantity", "quality", "interaction", "block", "noise")
     }
     if n < 2:
-        # Without replication the interaction is confounded with noise: report the η² shares only.
+        # Without replication the interaction is confounded with noise: report the factors' η² shares
+        # only; the block and the noise are unmeasured (NaN), not zero.
+        eta |= {"block": math.nan, "noise": math.nan}
         return Split(dict.fromkeys(SPLIT_TERMS, nan3), eta, n, a, b, "one data seed: replication noise is unmeasured")
     split = split_from_table({k: v[None] for k, v in table.items()}, n, a, b, level)
     shares = {

@@ -278,7 +278,7 @@ def _verdict(splits: pl.DataFrame, effects: pl.DataFrame, metrics: Sequence[str]
             "unknown": f"This sweep cannot rank quality against quantity for {name} with stated confidence",
         }[_winner(row)]
         sentences.append(f"{head}. Shares of the systematic variance between cells (95% CI): {shares}.")
-        if math.isfinite(row["eta_noise"]):
+        if math.isfinite(row["eta_noise"]) and math.isfinite(row["quality_share_lo"]):
             sentences.append(
                 f"Replication noise between data seeds left {pct(row['eta_noise'])} of the total variance."
             )

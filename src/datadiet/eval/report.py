@@ -410,7 +410,7 @@ def _plot_scatter(result: RelateResult, runs: pl.DataFrame, path: Path) -> None:
                 ax.plot(xs, slope * xs + intercept, color="#d1495b", lw=1.5, label=f"r = {r['pearson'][0]:.2f}")
                 ax.legend()
             ax.set_xlabel(metric_name(stat))
-            ax.set_title(f"{metric_name(metric)} vs {metric_name(stat)} (per dataset)")
+            ax.set_title(f"{metric_name(metric)}\nvs {metric_name(stat)} (per dataset)", fontsize=9)
             fig.colorbar(points, ax=ax, label="duplication rate (%)")
         fig.savefig(path, format="png")
 
