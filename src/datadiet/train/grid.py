@@ -99,7 +99,8 @@ class Packing:
     def describe(self) -> str:
         if self.ensemble > 1:
             return f"ensembles of up to {self.ensemble} runs in {self.processes} process(es)"
-        return f"{self.processes} process(es) x {self.threads} thread(s), runs one after another in each"
+        threads = f"{self.threads} thread(s)" if self.threads else "all cores"
+        return f"{self.processes} process(es) x {threads}, runs one after another in each"
 
 
 def run_work_dir(store: Store, name: str, version: str) -> Path:
