@@ -67,3 +67,55 @@ def test_text_export_round_trips_or_refuses(runner: CliRunner, tmp_path: Path) -
     _ok(runner, "export", "sep", str(tmp_path / "sep.jsonl"), "--store", str(store))
     _ok(runner, "ingest", str(tmp_path / "sep.jsonl"), "-n", "sep2", "--id-field", "id", "--store", str(store))
     assert _texts(runner, store, "sep2") == ["first half\n<|endoftext|>\nsecond half"]
+
+
+# -- 1: what ingest publishes is what it hashed ------------------------------------------------
+
+SWAPPER = """
+import os, sys, time
+target, a, b, stop = sys.argv[1:5]
+i = 0
+while not os.path.exists(stop):
+    src = (a, b)[i % 2]
+    tmp = f"{target}.{i % 2}.tmp"
+    with open(src, "rb") as f, open(tmp, "wb") as g:
+        g.write(f.read())
+    os.replace(tmp, target)
+    i += 1
+    time.sleep(0.002)
+"""
+
+
+def test_ingest_of_a_file_replaced_meanwhile_never_publishes_the_wrong_rows(runner: CliRunner, tmp_path: Path) -> None:
+    """A real process keeps replacing the input between two versions while ingests run on it."""
+    import hashlib
+    import subprocess
+    import sys
+
+    a, b, target = tmp_path / "a.txt", tmp_path / "b.txt", tmp_path / "input.txt"
+    for path, tag in ((a, "alpha"), (b, "beta")):
+        path.write_text("".join(f"story {i} from {tag} " * 20 + "\n<|endoftext|>\n" for i in range(1000)))
+    digest = {hashlib.sha256(p.read_bytes()).hexdigest(): tag for p, tag in ((a, "alpha"), (b, "beta"))}
+    target.write_bytes(a.read_bytes())
+    stop = tmp_path / "stop"
+    swapper = subprocess.Popen([sys.executable, "-c", SWAPPER, str(target), str(a), str(b), str(stop)])
+    store = tmp_path / "store"
+    outcomes = []
+    try:
+        for i in range(8):
+            result = runner.invoke(app, ["ingest", str(target), "-n", f"x{i}", "--store", str(store), "--json"])
+            if result.exit_code == 0:
+                made = json.loads(result.stdout)
+                parent = _ok(runner, "show", made["ref"], "--store", str(store))["parents"][0]
+                tag = digest[parent.removeprefix("file:sha256:")]
+                texts = _texts(runner, store, made["ref"])
+                assert all(t.endswith(f"from {tag}") for t in texts), (tag, texts[:2])
+                outcomes.append("ok")
+            else:
+                assert result.exit_code == 2, result.output
+                assert "changed while it was being ingested" in result.stderr, result.stderr
+                outcomes.append("refused")
+    finally:
+        stop.touch()
+        swapper.wait(timeout=30)
+    assert len(outcomes) == 8, outcomes

@@ -39,6 +39,7 @@ from datadiet.curate.ingest.read import (
     Counts,
     Source,
     _doc_prefixes,
+    check_unchanged,
     detect_format,
     expand_inputs,
     finish,
@@ -160,25 +161,36 @@ def ingest(
     if on_ray:
         from datadiet.curate.ingest import ray as ray_build
 
-        build = ray_build.build(files, formats, prefixes, cfg, address=address, tracker=tracker)
+        build = ray_build.build(files, formats, prefixes, cfg, address=address, tracker=tracker, hashes=hashes)
     else:
-        build = _local_build(files, formats, prefixes, cfg, tracker)
+        build = _local_build(files, formats, prefixes, cfg, tracker, hashes)
     return store.commit(name, operation=OPERATION, params=params, parents=parents, build=build)
 
 
 def _local_build(
-    files: Sequence[Source], formats: Sequence[str], prefixes: Sequence[str], cfg: IngestConfig, tracker: Tracker
+    files: Sequence[Source],
+    formats: Sequence[str],
+    prefixes: Sequence[str],
+    cfg: IngestConfig,
+    tracker: Tracker,
+    hashes: Sequence[str],
 ) -> Callable[[PartWriter], dict[str, Any]]:
-    """The build function of an ingest on this machine: the plan's groups in order, batched into parts."""
+    """The build function of an ingest on this machine: the plan's groups in order, batched into parts.
+
+    What is read is checked against the hashes the version id was made of (`plan(hashes=...)`,
+    `check_unchanged`), so a file replaced between hashing and reading fails instead of publishing
+    its rows under the other file's hash.
+    """
 
     def build(writer: PartWriter) -> dict[str, Any]:
-        groups = plan(files, formats, prefixes)
+        groups = plan(files, formats, prefixes, hashes=hashes)
         counts = Counts()
         batcher = Batcher(writer.write)
         with tracker.task("Ingesting", total=sum(p.bytes for g in groups for p in g)) as task:
             for group in groups:
                 write_group(group, cfg, batcher, counts)
                 task.advance(sum(p.bytes for p in group))
+        check_unchanged(files, formats, hashes)
         return finish(writer, cfg, files, counts)
 
     return build

@@ -49,6 +49,7 @@ from datadiet.curate.ingest.read import (
     Counts,
     Piece,
     Source,
+    check_unchanged,
     document_ids,
     finish,
     plan,
@@ -275,6 +276,7 @@ def build(
     *,
     address: str | None = None,
     tracker: Tracker = NULL_TRACKER,
+    hashes: Sequence[str] | None = None,
 ) -> Callable[[PartWriter], dict[str, Any]]:
     """`ingest.op.ingest`'s build function on a Ray cluster: one task per group of the plan, parts adopted in order.
 
@@ -283,8 +285,10 @@ def build(
     """
 
     def run(writer: PartWriter) -> dict[str, Any]:
-        groups = plan(files, formats, prefixes)
+        groups = plan(files, formats, prefixes, hashes=hashes)  # workers check text/JSONL as they read
         counts = write_groups(writer, groups, cfg, address=address, tracker=tracker)
+        if hashes is not None:
+            check_unchanged(files, formats, hashes)
         return finish(writer, cfg, files, counts)
 
     return run

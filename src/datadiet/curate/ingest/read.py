@@ -415,28 +415,75 @@ class _ZstdReader(io.RawIOBase):
         super().close()
 
 
+class _HashingReader(io.RawIOBase):
+    """A raw stream that hashes every byte read through it (the file as stored, before decompression)."""
+
+    def __init__(self, src: IO[bytes]) -> None:
+        self._src = src
+        self.sha256 = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf: Any) -> int:
+        data = self._src.read(len(buf))
+        n = len(data)
+        buf[:n] = data
+        self.sha256.update(data)
+        return n
+
+    def drain(self) -> None:
+        while block := self._src.read(READ_BUFFER):
+            self.sha256.update(block)
+
+
 @contextlib.contextmanager
-def _open_binary(name: str, location: str, filesystem: Any = None) -> Iterator[IO[bytes]]:
-    """The file's decompressed bytes (by its extension); the stored stream is closed on exit."""
+def _open_binary(name: str, location: str, filesystem: Any = None, expect: str | None = None) -> Iterator[IO[bytes]]:
+    """The file's decompressed bytes (by its extension); the stored stream is closed on exit.
+
+    With EXPECT (the sha256 the version id was made of), the stored bytes are hashed as they are
+    read and, once the caller has read to the end, compared: a file replaced or edited between
+    hashing and reading fails the ingest (nothing is published) instead of being published under
+    the first file's hash.
+    """
     _, comp = _base_suffix(PurePosixPath(location))
-    with _open_raw(name, location, filesystem) as raw:
-        if comp == ".gz":
-            with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
-                yield cast(IO[bytes], unzipped)
-        elif comp == ".zst":
-            with io.BufferedReader(_ZstdReader(raw)) as unzstd:
-                yield unzstd
-        else:
-            yield raw
+    with _open_raw(name, location, filesystem) as stored:
+        hashing = _HashingReader(stored) if expect is not None else None
+        raw: IO[bytes] = cast(IO[bytes], io.BufferedReader(hashing, READ_BUFFER)) if hashing is not None else stored
+        with _decompressed(raw, comp) as data:
+            yield data
+            if hashing is not None:  # the caller read to the end: check what it read
+                raw.read()  # what the decompressor left unread (trailing bytes) counts too
+                hashing.drain()
+                if hashing.sha256.hexdigest() != expect:
+                    raise InputError(
+                        f"{name}: changed while it was being ingested (its bytes no longer match the sha256 taken "
+                        "before reading); nothing was published; rerun once the file stops changing"
+                    )
 
 
-def _lines(path: str, cfg: IngestConfig, location: str, filesystem: Any = None) -> Iterator[tuple[int, str]]:
+@contextlib.contextmanager
+def _decompressed(raw: IO[bytes], comp: str) -> Iterator[IO[bytes]]:
+    """RAW decompressed by the file's compression suffix (`.gz`, `.zst`, or none)."""
+    if comp == ".gz":
+        with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
+            yield cast(IO[bytes], unzipped)
+    elif comp == ".zst":
+        with io.BufferedReader(_ZstdReader(raw)) as unzstd:
+            yield unzstd
+    else:
+        yield raw
+
+
+def _lines(
+    path: str, cfg: IngestConfig, location: str, filesystem: Any = None, expect: str | None = None
+) -> Iterator[tuple[int, str]]:
     """Yield (line number, decoded line) reading bounded chunks, checking UTF-8 and binary content.
 
     `location` (on `filesystem`, None: the local disk) is where the file is opened; messages name `path`.
     """
     offset = 0
-    with _open_binary(path, location, filesystem) as raw:
+    with _open_binary(path, location, filesystem, expect) as raw:
         stream = raw
         lineno = 0
         while True:
@@ -466,12 +513,12 @@ def _lines(path: str, cfg: IngestConfig, location: str, filesystem: Any = None) 
 
 
 def _read_text(
-    path: str, cfg: IngestConfig, dropped: list[int], location: str, filesystem: Any = None
+    path: str, cfg: IngestConfig, dropped: list[int], location: str, filesystem: Any = None, expect: str | None = None
 ) -> Iterator[tuple[str | None, str]]:
     buf: list[str] = []
     size = 0
     sep = cfg.separator
-    for lineno, line in _lines(path, cfg, location, filesystem):
+    for lineno, line in _lines(path, cfg, location, filesystem, expect):
         stripped = line.rstrip("\r\n")
         if stripped == sep:
             doc = "".join(buf).strip()
@@ -504,9 +551,9 @@ def _field(record: dict[str, Any], name: str, path: str, where: str, required: b
 
 
 def _read_jsonl(
-    path: str, cfg: IngestConfig, dropped: list[int], location: str, filesystem: Any = None
+    path: str, cfg: IngestConfig, dropped: list[int], location: str, filesystem: Any = None, expect: str | None = None
 ) -> Iterator[tuple[str | None, str]]:
-    for lineno, line in _lines(path, cfg, location, filesystem):
+    for lineno, line in _lines(path, cfg, location, filesystem, expect):
         if lineno == 1:
             # Some editors and exporters start UTF-8 files with a byte-order mark; it is not content.
             line = line.removeprefix("\ufeff")
@@ -636,6 +683,8 @@ class Piece:
         bytes: Its share of the file's bytes on disk (grouping and progress).
         filesystem: The pyarrow filesystem of a URI's file (pickled into a cluster task, so the
             worker reads the object itself); None for a local file.
+        sha256: The file's hash the version id was made of: a text or JSONL file is checked against
+            it as it is read (a Parquet file, read in pieces, by `check_unchanged` afterwards).
     """
 
     file: int
@@ -646,6 +695,7 @@ class Piece:
     row_groups: tuple[int, int] | None = None
     bytes: int = 0
     filesystem: Any = field(default=None, compare=False)
+    sha256: str | None = field(default=None, compare=False)
 
     @property
     def continues(self) -> bool:
@@ -657,7 +707,7 @@ def read_piece(piece: Piece, cfg: IngestConfig, dropped: list[int]) -> Iterator[
     """The (source id or None, normalised text) of a piece's documents; empty ones count in `dropped[0]`."""
     if piece.format == "parquet":
         return _read_parquet(piece.path, cfg, dropped, piece.location, piece.filesystem, piece.row_groups)
-    return _READERS[piece.format](piece.path, cfg, dropped, piece.location, piece.filesystem)
+    return _READERS[piece.format](piece.path, cfg, dropped, piece.location, piece.filesystem, piece.sha256)
 
 
 def document_ids(piece: Piece, ids: Sequence[str | None], start: int) -> list[str]:
@@ -691,7 +741,11 @@ def _row_group_runs(src: Source, group_bytes: int) -> list[tuple[tuple[int, int]
 
 
 def plan(
-    files: Sequence[Path | Source], formats: Sequence[str], prefixes: Sequence[str], group_bytes: int | None = None
+    files: Sequence[Path | Source],
+    formats: Sequence[str],
+    prefixes: Sequence[str],
+    group_bytes: int | None = None,
+    hashes: Sequence[str] | None = None,
 ) -> list[list[Piece]]:
     """The inputs as groups of pieces, in input order: what one cluster task reads, and where a part ends.
 
@@ -707,7 +761,8 @@ def plan(
         size = src.size
         runs = _row_group_runs(src, group_bytes) if fmt == "parquet" and size > group_bytes else None
         if runs is None:
-            pieces.append(Piece(i, src.name, src.location, fmt, prefix, None, size, src.filesystem))
+            sha = hashes[i] if hashes is not None else None
+            pieces.append(Piece(i, src.name, src.location, fmt, prefix, None, size, src.filesystem, sha))
             continue
         # Progress counts the footer too: the last run takes whatever the runs' sizes leave of the file.
         shares = [s for _, s in runs[:-1]]
@@ -788,6 +843,20 @@ def write_group(group: Iterable[Piece], cfg: IngestConfig, batcher: Batcher, cou
         counts.documents[piece.file] = index
         counts.dropped[piece.file] = counts.dropped.get(piece.file, 0) + dropped[0]
     batcher.flush()
+
+
+def check_unchanged(files: Sequence[Source], formats: Sequence[str], hashes: Sequence[str]) -> None:
+    """Re-hash the Parquet inputs after reading: one replaced meanwhile fails the ingest.
+
+    Text and JSONL inputs are checked as they are read (`Piece.sha256`); a Parquet file is read by
+    row groups, out of order and possibly by several tasks, so it is hashed again instead.
+    """
+    for src, fmt, expected in zip(files, formats, hashes, strict=True):
+        if fmt == "parquet" and source_sha256(src) != expected:
+            raise InputError(
+                f"{src.name}: changed while it was being ingested (its bytes no longer match the sha256 taken "
+                "before reading); nothing was published; rerun once the file stops changing"
+            )
 
 
 def finish(writer: PartWriter, cfg: IngestConfig, files: Sequence[Source], counts: Counts) -> dict[str, Any]:
