@@ -176,3 +176,41 @@ def test_outputs_cannot_be_written_into_the_store(runner: CliRunner, store: Path
         _fails(runner, store, ["export", "c-val", str(target)], 2, "inside the store")
     for target in (version, store / "reports", link):
         _fails(runner, store, ["report", "--sweep", "nothing", "--out", str(target)], 2, "inside the store")
+
+
+# -- 7: a failed command leaves nothing behind; gc says what it did --------------------------
+
+
+def test_a_run_failing_before_its_first_checkpoint_leaves_no_work_folder(runner: CliRunner, store: Path) -> None:
+    _run(runner, store, "tokenizer", "train", "c-train", "--vocab", "300")
+    args = ["train", "c-train", "--val", "c-val", "--preset", "tiny", "--steps", "40", "--set", "lr=1e9"]
+    result = runner.invoke(app, [*args, "--set", "threads=1", "--store", str(store)])
+    assert result.exit_code == 1, result.output
+    assert not list((store / "work" / "runs").glob("*")) if (store / "work" / "runs").exists() else True
+    assert _run(runner, store, "gc")["kept_resumable"] == []
+    assert not (store / "runs").exists() or not list((store / "runs").iterdir())
+
+
+def test_gc_on_a_read_only_store_reports_what_it_could_not_remove(store: Path, tmp_path: Path) -> None:
+    """Debris in a store mounted read-only (a private mount namespace): gc must not claim it removed it."""
+    import subprocess
+    import sys
+
+    from tests.test_disk_full import CURATE, _namespace
+
+    prefix = _namespace()
+    if prefix is None or not CURATE.is_file():
+        pytest.skip("no private mount namespace here (unshare -rm / mount not permitted)")
+    (store / ".tmp" / "datasets-x-0123456789abcdef-1-deadbeef").mkdir(parents=True)
+    (store / ".tmp" / "datasets-x-0123456789abcdef-1-deadbeef" / "part-00000.parquet").write_bytes(b"x")
+    script = (
+        f"mount --bind {store} {store} && mount -o remount,ro,bind {store} && "
+        f"{CURATE} gc --json --store {store}; echo rc=$?"
+    )
+    run = subprocess.run([*prefix, "sh", "-c", script], capture_output=True, text=True, timeout=120)
+    assert "rc=" in run.stdout, run.stderr
+    payload = _first_json(run.stdout)
+    assert payload["removed_tmp"] == [], payload
+    assert payload["not_removed"], payload
+    assert (store / ".tmp" / "datasets-x-0123456789abcdef-1-deadbeef").exists()
+    assert sys.platform.startswith("linux")

@@ -174,10 +174,10 @@ def abandoned(store: Store) -> list[Path]:
 
 
 def work_folders(store: Store) -> tuple[list[Path], list[Path]]:
-    """Idle work folders of runs (`work/runs/<name>-<version>`): (already published, interrupted).
+    """Idle work folders of runs (`work/runs/<name>-<version>`): (debris, interrupted).
 
-    A published run's folder is a leftover and safe to delete; an interrupted one holds the
-    checkpoint `--resume` continues from, so it is only deleted when asked. Folders of runs
+    A published run's folder, or one with no checkpoint, is a leftover and safe to delete; an
+    interrupted one holds the checkpoint `--resume` continues from, so it is only deleted when asked. Folders of runs
     training right now (their lock is held) are in neither list.
     """
     base = store.root / "work" / "runs"
@@ -190,7 +190,9 @@ def work_folders(store: Store) -> tuple[list[Path], list[Path]]:
         if not folder.is_dir() or not name or not _lock_is_free(store, f"runs-{name}-{version}"):
             continue
         done = store.published("runs", name, version)
-        (published if done else interrupted).append(folder)
+        # A folder without a checkpoint (a run that failed before its first one) resumes nothing.
+        resumable = any(folder.glob("*.pt"))
+        (published if done or not resumable else interrupted).append(folder)
     return published, interrupted
 
 

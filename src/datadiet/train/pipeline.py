@@ -283,17 +283,24 @@ def train_run(
             announced = True
         # Every display shows the step's loss, lr and tokens/s beside the step count and ETA.
         status = StepStatusTracker(tracker, on_step)
-        result = run_trainer(
-            model_cfg,
-            train_cfg,
-            train_tokens,
-            val_tokens,
-            work,
-            nproc=nproc,
-            resume=resume and has_ckpt,
-            tracker=status,
-            on_step=status.on_step,
-        )
+        try:
+            result = run_trainer(
+                model_cfg,
+                train_cfg,
+                train_tokens,
+                val_tokens,
+                work,
+                nproc=nproc,
+                resume=resume and has_ckpt,
+                tracker=status,
+                on_step=status.on_step,
+            )
+        except BaseException:
+            # A run that failed before its first checkpoint has nothing to resume: leave no folder
+            # that `curate gc` would keep as "resumable" forever. One with a checkpoint stays.
+            if not checkpoint_path(work).exists():
+                shutil.rmtree(work, ignore_errors=True)
+            raise
         device = select_device(train_cfg.device)
         model = GPT(model_cfg).to(device)
         model.load_state_dict(load_checkpoint(result.checkpoint, map_location=device)["model"])
