@@ -279,7 +279,6 @@ def test_demo_command_path(runner: CliRunner, tmp_path: Path) -> None:
 
 
 def test_nproc_does_not_change_the_sweep(corpus: tuple[Store, str, str]) -> None:
-    from datadiet.errors import UsageError
 
     store, train, val = corpus
     one = [(n.key, n.state) for n in plan(store, _config(train, val))[0]]
