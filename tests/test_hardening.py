@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from datadiet.cli import app
@@ -119,3 +120,89 @@ def test_ingest_of_a_file_replaced_meanwhile_never_publishes_the_wrong_rows(runn
         stop.touch()
         swapper.wait(timeout=30)
     assert len(outcomes) == 8, outcomes
+
+
+# -- 10: literal paths, unreadable files, symlinks -------------------------------------------
+
+
+def test_a_literal_path_with_glob_characters_is_that_file(runner: CliRunner, tmp_path: Path) -> None:
+    (tmp_path / "data[1].txt").write_text("the literal file\n<|endoftext|>\n")
+    (tmp_path / "data1.txt").write_text("the file the pattern would match\n<|endoftext|>\n")
+    store = tmp_path / "store"
+    _ok(runner, "ingest", str(tmp_path / "data[1].txt"), "-n", "lit", "--store", str(store))
+    assert _texts(runner, store, "lit") == ["the literal file"]
+    _ok(runner, "ingest", str(tmp_path / "data[0-9].txt"), "-n", "pat", "--store", str(store))  # a pattern still works
+    assert _texts(runner, store, "pat") == ["the file the pattern would match"]
+
+
+def test_a_folder_never_reads_through_a_symlink_leading_out(runner: CliRunner, tmp_path: Path) -> None:
+    import os
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "a.txt").write_text("inside\n<|endoftext|>\n")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside the folder\n<|endoftext|>\n")
+    os.symlink(folder / "a.txt", folder / "b.txt")  # inside: followed (and read once)
+    store = tmp_path / "store"
+    _ok(runner, "ingest", str(folder), "-n", "in", "--store", str(store))
+    assert _texts(runner, store, "in") == ["inside"]
+    os.symlink(secret, folder / "c.txt")
+    _refused(runner, store, ["ingest", str(folder), "-n", "out"], 2, "leads outside the folder")
+    os.unlink(folder / "c.txt")
+    os.symlink(tmp_path, folder / "up")  # a linked folder leading out
+    _refused(runner, store, ["ingest", str(folder), "-n", "out"], 2, "leads outside the folder")
+    _ok(runner, "ingest", str(secret), "-n", "named", "--store", str(store))  # named explicitly: read
+
+
+def test_unreadable_files_in_a_folder_are_an_error() -> None:
+    """Run as an unprivileged user (root reads everything), so the permissions bite."""
+    import tempfile
+
+    # Not tmp_path: its parents are private to the user running pytest, the unprivileged one must get in.
+    with tempfile.TemporaryDirectory(prefix="datadiet-perm-") as top:
+        Path(top).chmod(0o777)
+        _check_unreadable(Path(top))
+
+
+def _check_unreadable(tmp_path: Path) -> None:
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    curate = Path(sys.executable).parent / "curate"
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without setpriv: cannot drop the permission to read everything")
+        prefix = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    folder = tmp_path / "corpus"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.txt").write_text("readable\n<|endoftext|>\n")
+    (folder / "b.txt").write_text("unreadable\n<|endoftext|>\n")
+    (folder / "b.txt").chmod(0)
+    for p in (tmp_path, folder):
+        p.chmod(0o777)
+    env = {**os.environ, "HOME": str(tmp_path)}
+    run = subprocess.run(
+        [*prefix, str(curate), "ingest", str(folder), "-n", "x", "--store", str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert run.returncode == 2, run.stderr
+    assert "cannot read" in run.stderr and "b.txt" in run.stderr, run.stderr
+    (folder / "b.txt").chmod(0o644)
+    (folder / "sub").chmod(0)  # an unreadable folder inside
+    run = subprocess.run(
+        [*prefix, str(curate), "ingest", str(folder), "-n", "x", "--store", str(tmp_path / "store")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    (folder / "sub").chmod(0o755)
+    assert run.returncode == 2 and "cannot read" in run.stderr and "sub" in run.stderr, run.stderr

@@ -14,6 +14,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -260,26 +261,79 @@ class _Remote:
 
 
 def _expand_local(text: str) -> list[Path]:
-    if any(ch in text for ch in "*?["):
-        matched = sorted(Path(p) for p in glob.glob(text, recursive=True))
-        if not matched:
-            raise InputError(f"no files match {text!r}; check the pattern")
-        candidates = matched
-    else:
-        p = Path(text)
-        if not p.exists():
+    """The files TEXT names: itself if it exists (even if it holds `*?[`), else the files its glob matches."""
+    literal = Path(text)
+    if literal.exists() or literal.is_symlink() or not any(ch in text for ch in "*?["):
+        # The literal path first: `data[1].txt` is that file, not a pattern matching `data1.txt`.
+        if not literal.exists():
             raise InputError(f"{text}: no such file or folder")
-        candidates = [p]
+        candidates = [literal]
+    else:
+        candidates = sorted(Path(p) for p in glob.glob(text, recursive=True))
+        if not candidates:
+            raise InputError(f"no files match {text!r}; check the pattern")
     files: list[Path] = []
     for p in candidates:
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and _known(f.name))
+            found = _folder_files(p)
             if not found:
                 raise InputError(f"{p}: folder holds no .txt, .jsonl or .parquet files (optionally .gz/.zst)")
             files.extend(found)
         elif p.is_file():
             files.append(p)
     return files
+
+
+def _folder_files(folder: Path) -> list[Path]:
+    """The data files under FOLDER, in sorted order; every one readable, none reached from outside it.
+
+    Symlink policy: a link inside the folder is followed when it stays inside the folder (a file
+    linked there is read; a linked folder is not walked twice); a link leading outside it is an
+    error, so a folder never pulls in files it does not hold. Name such a file on the command line
+    to read it. A file or folder that cannot be read is an error too, never skipped in silence.
+    """
+    root = folder.resolve()
+    found: list[Path] = []
+    unreadable: list[str] = []
+    outside: list[str] = []
+
+    def note(exc: OSError) -> None:
+        unreadable.append(f"{exc.filename}: {exc.strerror}")
+
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=note, followlinks=False):
+        here = Path(dirpath)
+        for d in sorted(dirnames):
+            link = here / d
+            if link.is_symlink() and root not in link.resolve().parents and link.resolve() != root:
+                outside.append(f"{link} -> {link.resolve()}")
+        for name in filenames:
+            path = here / name
+            if not _known(name):
+                continue
+            if path.is_symlink():
+                target = path.resolve()
+                if root not in target.parents:
+                    outside.append(f"{path} -> {target}")
+                    continue
+            try:
+                with open(path, "rb"):
+                    pass
+            except OSError as exc:
+                unreadable.append(f"{path}: {exc.strerror or exc}")
+                continue
+            found.append(path)
+    if outside:
+        more = f" (and {len(outside) - 1} more)" if len(outside) > 1 else ""
+        raise InputError(
+            f"{folder}: symlink {outside[0]} leads outside the folder{more}; a folder is read only for what it "
+            "holds: copy the file in, or name it on the command line"
+        )
+    if unreadable:
+        more = f" (and {len(unreadable) - 1} more)" if len(unreadable) > 1 else ""
+        raise InputError(
+            f"{folder}: cannot read {unreadable[0]}{more}; fix the permissions, or name the files to ingest"
+        )
+    return sorted(found)
 
 
 def expand_inputs(paths: Sequence[str | Path], filesystem: Any = None) -> list[Source]:
