@@ -206,3 +206,42 @@ def _check_unreadable(tmp_path: Path) -> None:
     )
     (folder / "sub").chmod(0o755)
     assert run.returncode == 2 and "cannot read" in run.stderr and "sub" in run.stderr, run.stderr
+
+
+# -- 12: pathological but valid-looking input ------------------------------------------------
+
+
+def _parquet(path: Path, table: object) -> Path:
+    import pyarrow.parquet as pq
+
+    pq.write_table(table, path)  # type: ignore[arg-type]
+    return path
+
+
+def test_pathological_inputs(runner: CliRunner, tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    store = tmp_path / "store"
+    store.mkdir()
+    big_number = tmp_path / "number.jsonl"
+    big_number.write_text('{"text": "ok", "n": ' + "9" * 5000 + "}\n")
+    _refused(runner, store, ["ingest", str(big_number), "-n", "x"], 2, "line 1 cannot be read as JSON")
+    deep = tmp_path / "deep.jsonl"
+    deep.write_text('{"text": "ok", "n": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
+    _refused(runner, store, ["ingest", str(deep), "-n", "x"], 2, "nested too deeply")
+    cr = tmp_path / "mac.txt"
+    cr.write_bytes(b"first story\r<|endoftext|>\rsecond story\r<|endoftext|>\r")
+    _refused(runner, store, ["ingest", str(cr), "-n", "x"], 2, "lone CR")
+
+    texts = ["a story", "another story", "a story"]
+    dictionary = _parquet(tmp_path / "dict.parquet", pa.table({"text": pa.array(texts).dictionary_encode()}))
+    _ok(runner, "ingest", str(dictionary), "-n", "dict", "--store", str(store))
+    assert _texts(runner, store, "dict") == texts
+    if hasattr(pa, "string_view"):
+        view = _parquet(tmp_path / "view.parquet", pa.table({"text": pa.array(texts, type=pa.string_view())}))
+        _ok(runner, "ingest", str(view), "-n", "view", "--store", str(store))
+        assert _texts(runner, store, "view") == texts
+    long = _parquet(tmp_path / "long.parquet", pa.table({"text": ["x" * 5000]}))
+    _refused(runner, store, ["ingest", str(long), "-n", "x", "--max-doc-bytes", "1000"], 2, "longer than 1000 bytes")
+    null_id = _parquet(tmp_path / "ids.parquet", pa.table({"id": ["a", None], "text": ["one", "two"]}))
+    _refused(runner, store, ["ingest", str(null_id), "-n", "x", "--id-field", "id"], 2, "row 2 has a null 'id'")

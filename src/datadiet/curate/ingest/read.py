@@ -548,6 +548,12 @@ def _lines(
             if not line:
                 return
             lineno += 1
+            if lineno == 1 and not line.endswith(b"\n") and b"\r" in line.rstrip(b"\r"):
+                # Lines ended by a lone CR (classic Mac): read as one line, every document would merge.
+                raise InputError(
+                    f"{path}: lines end in a lone CR (classic Mac line endings), so the file reads as one line; "
+                    "convert it to LF endings first (e.g. tr '\\r' '\\n' < in > out)"
+                )
             if len(line) > cfg.max_doc_bytes and not line.endswith(b"\n"):
                 raise InputError(
                     f"{path}: line {lineno} is longer than {cfg.max_doc_bytes} bytes; "
@@ -617,6 +623,10 @@ def _read_jsonl(
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise InputError(f"{path}: line {lineno} is not valid JSON ({exc.msg}); fix or remove that line") from exc
+        except (ValueError, RecursionError) as exc:
+            # A number of thousands of digits (Python refuses to convert it) or nesting thousands deep.
+            why = "nested too deeply" if isinstance(exc, RecursionError) else first_line(exc)
+            raise InputError(f"{path}: line {lineno} cannot be read as JSON ({why}); fix or remove that line") from exc
         if not isinstance(record, dict):
             raise InputError(f"{path}: line {lineno} is a JSON {type(record).__name__}, expected an object")
         where = f"line {lineno}"
@@ -693,18 +703,37 @@ def _parquet_rows(
                 "use --text-field/--id-field"
             )
     ttype = pf.schema_arrow.field(cfg.text_field).type
-    if not (pa.types.is_string(ttype) or pa.types.is_large_string(ttype)):
+    if not _stringlike(pa, ttype):
         raise InputError(f"{path}: column {cfg.text_field!r} has type {ttype}, expected a string column")
     groups = list(range(*row_groups)) if row_groups is not None else None
+    row = 0
     for batch in pf.iter_batches(batch_size=65_536, columns=wanted, row_groups=groups):
-        texts = batch.column(0).to_pylist()
+        # dictionary<string> and string_view columns are text too: decoded to plain strings here.
+        texts = batch.column(0).cast(pa.large_string()).to_pylist()
         ids = batch.column(1).to_pylist() if cfg.id_field else [None] * len(texts)
         for doc_id, text in zip(ids, texts, strict=True):
+            row += 1
+            if cfg.id_field and doc_id is None:
+                # As for JSONL: a missing id is an error, never silently replaced by a generated one.
+                raise InputError(f"{path}: row {row} has a null {cfg.id_field!r}; fill the ids or drop --id-field")
+            if text is not None and len(text) > cfg.max_doc_bytes and len(text.encode("utf-8")) > cfg.max_doc_bytes:
+                raise InputError(
+                    f"{path}: row {row} holds a document longer than {cfg.max_doc_bytes} bytes; "
+                    "is this a text corpus? raise --max-doc-bytes if it is"
+                )
             text = (text or "").strip()
             if text:
                 yield (None if doc_id is None else str(doc_id)), text
             else:
                 dropped[0] += 1
+
+
+def _stringlike(pa: Any, ttype: Any) -> bool:
+    """Whether a Parquet column of type TTYPE holds text: string, large_string, string_view or dictionary of them."""
+    if pa.types.is_dictionary(ttype):
+        ttype = ttype.value_type
+    view = getattr(pa.types, "is_string_view", lambda t: False)(ttype)
+    return bool(pa.types.is_string(ttype) or pa.types.is_large_string(ttype) or view)
 
 
 _READERS = {"text": _read_text, "jsonl": _read_jsonl}
