@@ -214,3 +214,60 @@ def test_gc_on_a_read_only_store_reports_what_it_could_not_remove(store: Path, t
     assert payload["not_removed"], payload
     assert (store / ".tmp" / "datasets-x-0123456789abcdef-1-deadbeef").exists()
     assert sys.platform.startswith("linux")
+
+
+# -- 4: gc never deletes what a running command reads -----------------------------------------
+
+READER = """
+import sys, time
+from pathlib import Path
+from datadiet.store import Store
+store = Store(sys.argv[1])
+ds = store.resolve(sys.argv[2])          # a reader: holds the version from here on
+Path(sys.argv[3]).touch()                 # tell the test it holds it
+while not Path(sys.argv[4]).exists():     # until the test has run gc
+    time.sleep(0.05)
+print(ds.read().height)                   # the version must still be whole
+"""
+
+
+def test_gc_leaves_a_version_a_running_command_reads(runner: CliRunner, store: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    old = _run(runner, store, "subset", "c-train", "--fraction", "0.5", "-n", "half")["ref"]
+    _run(runner, store, "subset", "c-train", "--fraction", "0.25", "-n", "half")  # now `half` means this one
+    held, release = tmp_path / "held", tmp_path / "release"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", READER, str(store), old, str(held), str(release)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not held.exists():
+            assert reader.poll() is None and time.monotonic() < deadline, "the reader did not start"
+            time.sleep(0.05)
+        gc = subprocess.run(
+            [
+                str(Path(sys.executable).parent / "curate"),
+                "gc",
+                "--unreferenced",
+                "--yes",
+                "--json",
+                "--store",
+                str(store),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert gc.returncode == 0, gc.stderr
+        payload = _first_json(gc.stdout)
+        assert old not in payload["removed_versions"], payload
+        assert any(old in line and "in use" in line for line in payload["not_removed"]), payload
+    finally:
+        release.touch()
+        out, _ = reader.communicate(timeout=60)
+    assert reader.returncode == 0 and int(out) == 100  # read whole, after gc ran
+    # once nobody reads it, gc removes it
+    assert old in _run(runner, store, "gc", "--unreferenced", "--yes")["removed_versions"]
