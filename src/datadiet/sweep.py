@@ -933,7 +933,7 @@ def _finish(
             study_match=study,
             tracker=tracker,
         )
-        append_axes(paths, axes_markdown(runs))
+        append_axes(paths, axes_markdown(runs, out_dir=writer.dir))
         runs.write_parquet(writer.dir / "all_runs.parquet")  # every run; runs.parquet holds the report's
         record = {
             "config": cfg.to_dict(),

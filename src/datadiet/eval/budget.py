@@ -327,7 +327,7 @@ def primary_runs(runs: pl.DataFrame) -> pl.DataFrame:
     return out if out.height else runs
 
 
-def _baseline(runs: pl.DataFrame) -> pl.DataFrame:
+def baseline_runs(runs: pl.DataFrame) -> pl.DataFrame:
     """Runs without injected damage: the lowest duplication and corruption rates, no repetition grid."""
     out = runs
     for col in (DUP_RATE, CORRUPT_RATE):
@@ -346,11 +346,20 @@ def _mean_table(runs: pl.DataFrame, keys: Sequence[str], metric: str) -> pl.Data
     return pl.DataFrame(rows).sort(*keys) if rows else pl.DataFrame()
 
 
-def axes_markdown(runs: pl.DataFrame, metric: str = METRIC, resamples: int = 200) -> str:
-    """Issue 14's sections for a sweep's runs: budget, repetition grid, corruption (each only when present)."""
+def axes_markdown(
+    runs: pl.DataFrame, metric: str = METRIC, resamples: int = 200, out_dir: Path | None = None
+) -> str:
+    """Issue 14's sections for a sweep's runs: budget, repetition grid, corruption (each only when present).
+
+    With OUT_DIR, the budget section's figure (loss against tokens seen and epochs) is written there
+    as `loss_vs_budget.png` and shown in the markdown.
+    """
     parts = []
     if BUDGET_POINT in runs.columns and runs[BUDGET_POINT].drop_nulls().n_unique() > 1:
-        parts.append(budget_markdown(_baseline(runs), metric, resamples))
+        parts.append(budget_markdown(baseline_runs(runs), metric, resamples))
+        if out_dir is not None and {TOKENS_SEEN, EPOCHS}.issubset(runs.columns):
+            budget_figure(baseline_runs(runs), out_dir / "loss_vs_budget.png", metric)
+            parts.append("![loss against tokens seen and epochs, per size](loss_vs_budget.png)\n")
     if REPEAT_COUNT in runs.columns and runs[REPEAT_COUNT].drop_nulls().len():
         keys = [REPEAT_FRACTION, REPEAT_COUNT] + ([BUDGET] if BUDGET in runs.columns else [])
         table = _mean_table(runs.filter(pl.col(REPEAT_COUNT).is_not_null()), keys, metric)
