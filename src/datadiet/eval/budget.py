@@ -346,9 +346,7 @@ def _mean_table(runs: pl.DataFrame, keys: Sequence[str], metric: str) -> pl.Data
     return pl.DataFrame(rows).sort(*keys) if rows else pl.DataFrame()
 
 
-def axes_markdown(
-    runs: pl.DataFrame, metric: str = METRIC, resamples: int = 200, out_dir: Path | None = None
-) -> str:
+def axes_markdown(runs: pl.DataFrame, metric: str = METRIC, resamples: int = 200, out_dir: Path | None = None) -> str:
     """Issue 14's sections for a sweep's runs: budget, repetition grid, corruption (each only when present).
 
     With OUT_DIR, the budget section's figure (loss against tokens seen and epochs) is written there
