@@ -91,3 +91,30 @@ def test_dns_failure_is_a_network_error(runner: CliRunner, store_path: Path, mon
         result.stderr
         == "error: network error: Name or service not known; check your connection (or proxy) and rerun\n"
     )
+
+
+def test_config_file_for_single_commands(runner: CliRunner, store_path: Path, tmp_path: Path) -> None:
+    """`--config run.toml`: the command's table gives defaults, flags override, values checked as flags are."""
+    from tests.helpers import cli
+
+    cli(runner, "corpus", "--stories", "100", "--val-stories", "20", "--name", "c")
+    config = tmp_path / "run.toml"
+    config.write_text(
+        '[dedupe]\nref = "c-train"\nthreshold = 0.7\nnum-perm = 64\nname = "dd"\n\n[subset]\nfraction = 0.5\n'
+    )
+    made = cli(runner, "dedupe", "--config", str(config))
+    params = cli(runner, "show", made["ref"])["params"]
+    assert (params["threshold"], params["num_perm"], made["name"]) == (0.7, 64, "dd")
+    flagged = cli(runner, "dedupe", "--config", str(config), "--threshold", "0.9")
+    assert cli(runner, "show", flagged["ref"])["params"]["threshold"] == 0.9  # the flag wins
+    assert cli(runner, "subset", "c-train", "--config", str(config))["rows"] == 50
+    for text, message in [
+        ('[dedupe]\nthreshold = "high"\n', "Invalid value for '--threshold'"),
+        ("[dedupe]\nthreshold = 1.5\n", "--threshold must be a number strictly between 0 and 1"),
+        ("[dedupe]\ncolour = 1\n", "unknown setting 'colour' for `curate dedupe`"),
+        ("[dedupe\n", "is not valid TOML"),
+    ]:
+        config.write_text(text)
+        result = runner.invoke(app, ["dedupe", "c-train", "--config", str(config)])
+        assert result.exit_code == 2, result.output
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1

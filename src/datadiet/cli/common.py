@@ -247,6 +247,52 @@ def out(store: str | Path | None = None, json_: bool = False, quiet: bool = Fals
     return Out(json=json_, quiet=quiet, store_path=store)
 
 
+def _load_config(ctx: Any, param: Any, value: Path | None) -> Path | None:
+    """`--config FILE`: the command's settings from TOML, as defaults the command line overrides.
+
+    Eager, so it runs before every other parameter: it fills click's `default_map`, and each value
+    then goes through exactly the conversion and checks of its flag (a bad value names the flag).
+    The file's `[COMMAND]` table is used if it has one (`[train]`, `[dedupe]`, `[tokenizer.train]`…),
+    else its top-level keys. Keys are the option names (`num_perm` or `num-perm`, `set` for --set).
+    """
+    if value is None or ctx.resilient_parsing:
+        return value
+    from datadiet.config import load_toml
+
+    data = load_toml(value)
+    section: Any = data
+    for part in ctx.command_path.split()[1:]:
+        if isinstance(section, dict) and isinstance(section.get(part), dict):
+            section = section[part]
+    names = {p.name: p for p in ctx.command.params if p.name not in ("config", "debug")}
+    defaults: dict[str, Any] = {}
+    for key, item in section.items():
+        if isinstance(item, dict):
+            continue  # another command's table
+        name = key.replace("-", "_")
+        name = name if name in names else f"{name}_" if f"{name}_" in names else name
+        if name not in names:
+            known = ", ".join(sorted(n.rstrip("_") for n in names))
+            raise UsageError(f"--config {value}: unknown setting {key!r} for `{ctx.command_path}`; known: {known}")
+        if isinstance(item, (list, tuple)) and not names[name].multiple and getattr(names[name], "nargs", 1) == 1:
+            raise UsageError(f"--config {value}: {key} takes one value, not a list")
+        defaults[name] = [str(v) for v in item] if isinstance(item, list) else item
+    ctx.default_map = {**(ctx.default_map or {}), **defaults}
+    return value
+
+
+ConfigFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        help="TOML file of this command's options (its [COMMAND] table or top-level keys, named like the "
+        "options: steps = 100, set = ['lr=1e-3']); options given here override it.",
+        is_eager=True,
+        callback=_load_config,
+        show_default=False,
+    ),
+]
+
 _SHARED_OPTIONS = [
     inspect.Parameter("store", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=StoreOpt),
     inspect.Parameter("json_", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=JsonOpt),
@@ -275,6 +321,9 @@ def command(
 
         flags = {p.name: _flag_of(p) for p in own}
 
+        # Every command takes --config FILE, except one that declares its own (the sweep's schema file).
+        own_config = any(p.name == "config" for p in own)
+
         def wrapper(
             *args: Any,
             store: str | None = None,
@@ -283,12 +332,19 @@ def command(
             debug: bool = False,
             **kwargs: Any,
         ) -> None:
+            if not own_config:
+                kwargs.pop("config", None)  # already applied, as defaults, by _load_config
             check_numbers(kwargs, flags)
             fn(*args, o=out(store, json_, quiet), **kwargs)
 
         functools.update_wrapper(wrapper, fn)
         delattr(wrapper, "__wrapped__")  # typer must read the signature below, not fn's
-        params = own + _SHARED_OPTIONS
+        extra = (
+            []
+            if own_config
+            else [inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigFileOpt)]
+        )
+        params = own + extra + _SHARED_OPTIONS
         wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         return (group or app).command(name, **settings)(wrapper)
