@@ -345,6 +345,8 @@ CATALOGUE: list[tuple[list[str], int, str]] = [
     # sweep and demo
     (["sweep", "--base", "c-train", "--val", "c-val", "--steps", "10,20", "--epochs", "1"], 2, "give one budget axis"),
     (["sweep", "--base", "c-train", "--val", "c-val", "--steps", "x"], 2, "--steps must be comma-separated integers"),
+    (["sweep", "--base", "c-train", "--val", "c-val", "--parallel", "0"], 2, "--parallel must be 'auto' or a whole"),
+    (["demo", "--parallel", "many"], 2, "--parallel must be 'auto' or a whole number from 1 to 4096, not 'many'"),
     (["sweep", "--base", "c-train", "--val", "c-val", "--epochs", "0"], 2, "--epochs[0] must be greater than 0"),
     (["sweep", "--base", "c-train", "--val", "c-val", "--repeat-fraction", "0.1"], 2, "needs both --repeat-fraction"),
     (

@@ -534,10 +534,11 @@ def demo(
 
     if out_dir is not None:  # checked before the corpus is built
         o.store().check_outside(out_dir, "--out")
+    runs_at_once = _parallel(parallel)  # checked before the corpus is built
     train_ref, val_ref = prepare_demo(o.store(), stories, tracker=o.tracker)
     o.info(f"built-in corpus: {train_ref} (train), {val_ref} (validation)")
     cfg = demo_config(train_ref, val_ref, steps, parse_overrides(set_ or []))
-    _run_sweep(o, cfg, out_dir, dry_run=False, parallel=_parallel(parallel))
+    _run_sweep(o, cfg, out_dir, dry_run=False, parallel=runs_at_once)
 
 
 def _runs_table(o: Out, runs: list[str] | None, sweep_ref: str | None) -> tuple[Any, Any]:
