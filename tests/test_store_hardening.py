@@ -176,6 +176,8 @@ def test_outputs_cannot_be_written_into_the_store(runner: CliRunner, store: Path
         _fails(runner, store, ["export", "c-val", str(target)], 2, "inside the store")
     for target in (version, store / "reports", link):
         _fails(runner, store, ["report", "--sweep", "nothing", "--out", str(target)], 2, "inside the store")
+    _fails(runner, store, ["export", "c-val", str(version / "hf"), "--format", "hf"], 2, "inside the store")
+    _fails(runner, store, ["export-model", "nothing", str(version / "model")], 2, "inside the store")
 
 
 # -- 7: a failed command leaves nothing behind; gc says what it did --------------------------

@@ -309,6 +309,7 @@ def export(
 
     if format_ not in ("auto", "hf"):
         raise UsageError(f"--format must be one of auto, hf, not {format_!r}")
+    o.store().check_outside(path, "export target")  # every format: a published version must not change
     ds = o.store().resolve(ref)
     if format_ == "hf":
         from datadiet.curate.hf.convert import export_hf

@@ -80,6 +80,7 @@ def export_model(
 
     if format_ != "hf":
         raise UsageError(f"--format must be one of hf, not {format_!r}")
+    o.store().check_outside(out, "export-model folder")  # never into a published version
     summary = export_hf_model(o.store(), run, out)
     o.emit(
         summary,
