@@ -44,9 +44,19 @@ from datadiet.config import (
 from datadiet.errors import UsageError
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.store import Commit, Dataset, PartWriter, Store
+from datadiet.sweep_axes import (
+    STUDY_RATES,
+    Budget,
+    append_axes,
+    budget_points,
+    check_axes,
+    corrupt_axis,
+    epochs_to_steps,
+    memorisation_columns,
+    repetition_config,
+)
 
 STUDY_SIZES = (0.25, 0.5, 1.0)
-STUDY_RATES = (0.0, 0.25, 0.5, 0.75, 1.0)
 SWEEP_FILE = "sweep.json"
 
 
@@ -135,61 +145,6 @@ class SweepConfig:
         if "base" not in merged or "val" not in merged:
             raise UsageError("a sweep needs --base and --val (or base/val in the config file)")
         return build(cls, merged, source=source)
-
-
-def check_axes(cfg: SweepConfig) -> None:
-    """The rules of issue 14's axes, checked before any step runs.
-
-    Raises:
-        UsageError: several budget axes at once, a repeated value, half a repetition grid or one
-            combined with --rates/--pool/--copies, or a malformed --corrupt.
-    """
-    given = [flag for flag, v in (("--steps", cfg.steps), ("--steps N,M", cfg.budgets), ("--epochs", cfg.epochs)) if v]
-    if len(given) > 1:
-        raise UsageError(f"give one budget axis, not {' and '.join(given)}")
-    for flag, values in (
-        ("--steps", cfg.budgets),
-        ("--epochs", cfg.epochs),
-        ("--repeat-fraction", cfg.repeat_fractions),
-        ("--repeat-count", cfg.repeat_counts),
-    ):
-        if len(set(values)) != len(values):
-            raise UsageError(f"{flag} must not repeat a value")
-    if bool(cfg.repeat_fractions) != bool(cfg.repeat_counts):
-        raise UsageError("the repetition grid needs both --repeat-fraction and --repeat-count")
-    if cfg.repeat_fractions and (cfg.rates != STUDY_RATES or cfg.pool is not None or cfg.copies is not None):
-        raise UsageError("the repetition grid chooses the duplication itself; drop --rates, --pool and --copies")
-    if cfg.corrupt is not None:
-        kind, _ = corrupt_axis(cfg.corrupt)
-        if (kind == "mix") != (cfg.corrupt_from is not None):
-            raise UsageError("--corrupt mix:… needs --corrupt-from OTHER, and --corrupt-from needs --corrupt mix:…")
-    elif cfg.corrupt_from is not None:
-        raise UsageError("--corrupt-from needs --corrupt mix:RATES")
-
-
-def corrupt_axis(spec: str) -> tuple[str, tuple[float, ...]]:
-    """`KIND:R1,R2,…` as (kind, rates), each rate checked by `CorruptConfig`.
-
-    Raises:
-        UsageError: no colon, an unknown kind, a rate that is not a number in [0, 1], or a repeat.
-    """
-    from datadiet.curate.corrupt.op import CorruptConfig
-
-    kind, sep, raw = spec.partition(":")
-    if not sep or not raw.strip():
-        raise UsageError(f"--corrupt {spec!r} is not KIND:RATES; e.g. --corrupt typos:0,0.1,0.3")
-    try:
-        rates = tuple(float(r) for r in raw.split(","))
-    except ValueError:
-        raise UsageError(f"--corrupt {spec!r}: the rates must be numbers, e.g. typos:0,0.1,0.3") from None
-    if len(set(rates)) != len(rates):
-        raise UsageError(f"--corrupt {spec!r} repeats a rate")
-    for rate in rates:
-        try:
-            CorruptConfig(kind=kind.strip(), rate=rate)
-        except UsageError as exc:
-            raise UsageError(f"--corrupt {spec!r}: {exc}") from None
-    return kind.strip(), rates
 
 
 Runner = Callable[[list[str], Tracker], Commit]
@@ -415,56 +370,6 @@ def _data_seed_nodes(store: Store, cfg: SweepConfig, head: str, data_seed: int) 
     return nodes
 
 
-@dataclass(frozen=True)
-class Budget:
-    """One point of the budget axis: a number of steps, an epoch count (steps per size), or the preset's."""
-
-    steps: int | None = None
-    epochs: float | None = None
-    axis: bool = True  # False for the sweep's one budget: its runs keep the names and keys they always had
-
-    @property
-    def key(self) -> str:
-        if not self.axis:
-            return ""
-        if self.epochs is not None:
-            return f":e{self.epochs:g}"
-        return f":b{self.steps}" if self.steps is not None else ""
-
-    @property
-    def suffix(self) -> str:
-        return self.key.replace(":", "-").replace(".", "p")
-
-    @property
-    def value(self) -> float | None:
-        """The axis value (steps, or epochs), for the report."""
-        return float(self.epochs) if self.epochs is not None else (float(self.steps) if self.steps else None)
-
-
-def budget_points(cfg: SweepConfig) -> list[Budget]:
-    """The budgets every variant trains at: --steps N,M,… or --epochs …, else the one --steps (or the preset's)."""
-    if cfg.budgets:
-        return [Budget(steps=b) for b in cfg.budgets]
-    if cfg.epochs:
-        return [Budget(epochs=e) for e in cfg.epochs]
-    return [Budget(steps=cfg.steps, axis=False)]
-
-
-def epochs_to_steps(store: Store, cfg: SweepConfig, train_ref: str, tokenizer: str, epochs: float) -> int:
-    """Steps that show the training set EPOCHS times: ceil(epochs × its tokens / tokens per step).
-
-    The token count is the variant's own (a cached `tokens` artefact, which training needs anyway),
-    so each size gets its own number of steps.
-    """
-    from datadiet.train.config import resolve_config
-    from datadiet.train.pipeline import resolve_tokenizer, tokens_version
-
-    tok = resolve_tokenizer(store, tokenizer)
-    tokens = int(tokens_version(store, store.resolve(train_ref), tok).manifest.stats["tokens"])
-    _, train_cfg = resolve_config(cfg.preset, cfg.vocab, dict(cfg.overrides))
-    return max(1, math.ceil(epochs * tokens / train_cfg.tokens_per_step))
-
-
 def _run_nodes(store: Store, cfg: SweepConfig, val_key: str, tok_deps: list[str], variants: list[Node]) -> list[Node]:
     """One training run per (variant, budget, training seed)."""
     from datadiet.train.pipeline import RunSpec, run_identity, train_run
@@ -520,27 +425,6 @@ def _run_nodes(store: Store, cfg: SweepConfig, val_key: str, tok_deps: list[str]
                     )
                 )
     return nodes
-
-
-def repetition_config(rows: int, fraction: float, count: int, seed: int) -> Any:
-    """The `duplicate` of a repetition-grid cell: a share FRACTION of the rows are repeats, each document K+1 times.
-
-    P documents each appear K + 1 times (the original and K copies) in ROWS rows, so P·(K+1) = F·N:
-    P = max(1, round(F·N / (K+1))), and the copies overwrite rate·(N − P) = P·K slots (Hernandez et
-    al. 2022's "small share repeated many times"; F = r, K = N·r is the study's one-story corner).
-
-    Raises:
-        UsageError: the cell needs more copies than the subset has rows to overwrite.
-    """
-    from datadiet.curate.duplicate.op import DuplicateConfig
-
-    pool = max(1, round(fraction * rows / (count + 1)))
-    if pool * (count + 1) > rows:
-        raise UsageError(
-            f"--repeat-fraction {fraction:g} with --repeat-count {count} needs {pool * (count + 1):,} rows, "
-            f"more than the {rows:,} of the subset; lower one of them"
-        )
-    return DuplicateConfig(rate=pool * count / (rows - pool) if rows > pool else 0.0, pool=pool, seed=seed)
 
 
 def _repeat_variants(store: Store, cfg: SweepConfig, subsets: list[Node]) -> list[Node]:
@@ -858,11 +742,6 @@ def results_frame(
     return pl.DataFrame(rows)
 
 
-def memorisation_columns(stats: dict[str, Any]) -> dict[str, float | None]:
-    """A probe's exact-continuation rate per class, as `mem_<class>` columns of the study table."""
-    return {f"mem_{name}": r.get("exact_rate") for name, r in stats.get("classes", {}).items()}
-
-
 def _vocab_size(store: Store, resolved: dict[str, Dataset]) -> int | None:
     run = next((d for k, d in resolved.items() if k.startswith("run:")), None)
     return int(run.manifest.params["model"]["vocab_size"]) if run is not None else None
@@ -958,20 +837,6 @@ def _finish(
         }
 
     return store.commit(cfg.name, operation="sweep", params=params, parents=parents, build=build, kind="sweeps")
-
-
-def append_axes(paths: Mapping[str, Path], markdown: str) -> None:
-    """Add issue 14's sections (budget, repetition, corruption) to the report: markdown as is, HTML escaped."""
-    import html
-
-    if not markdown.strip():
-        return
-    md, page = Path(paths["markdown"]), Path(paths["html"])
-    md.write_text(md.read_text(encoding="utf-8").rstrip() + "\n\n" + markdown, encoding="utf-8")
-    text = page.read_text(encoding="utf-8")
-    block = f"<section><h2>Budget, repetition and corruption</h2><pre>{html.escape(markdown)}</pre></section>"
-    cut = text.rfind("</body>")
-    page.write_text(text[:cut] + block + text[cut:] if cut >= 0 else text + block, encoding="utf-8")
 
 
 DEMO_SIZES = (0.5, 1.0)
