@@ -52,6 +52,9 @@ BETA_BOUNDS = (1e-3, 3.0)
 MAX_LOG_SE = math.log(3.0)
 MIN_OBSERVATIONS = 5
 BOOTSTRAP_RESAMPLES = 200
+# Below this many data seeds the report says the bootstrap intervals are too narrow (see the
+# coverage simulation in tests/eval/test_datafit.py, which uses 6).
+FEW_SEEDS = 10
 PARAMS = ("E", "B", "beta", "r_star")
 
 
@@ -324,6 +327,11 @@ def fit_data_constrained(
     )
     if fit.n_seeds >= 2 and resamples > 0:
         fit.intervals = _bootstrap(u, d, loss, seeds, res.x, full, share, gap, resamples, seed)
+        if fit.n_seeds < FEW_SEEDS:
+            fit.notes.append(
+                f"the intervals resample only {fit.n_seeds} data seeds: a percentile bootstrap over so few "
+                f"covers less than its nominal 95% (simulated: at least 75% with 6 seeds), so read them as too narrow"
+            )
     else:
         fit.notes.append("one data seed: intervals over data seeds are not estimable")
     return fit
