@@ -350,9 +350,9 @@ CATALOGUE: list[tuple[list[str], int, str]] = [
     (["sweep", "--base", "c-train", "--val", "c-val", "--epochs", "0"], 2, "--epochs[0] must be greater than 0"),
     (["sweep", "--base", "c-train", "--val", "c-val", "--repeat-fraction", "0.1"], 2, "needs both --repeat-fraction"),
     (
-        ["sweep", "--base", "c-train", "--val", "c-val", "--repeat-fraction", "0.1", "--repeat-count", "0"],
+        ["sweep", "--base", "c-train", "--val", "c-val", "--repeat-fraction", "0.1", "--repeat-count", "1"],
         2,
-        "--repeat-count[0] must be at least 1",
+        "--repeat-count must be at least 2",
     ),
     (["sweep", "--base", "c-train", "--val", "c-val", "--corrupt", "typos"], 2, "is not KIND:RATES"),
     (["sweep", "--base", "c-train", "--val", "c-val", "--corrupt", "typos:0,5"], 2, "--rate must be between 0 and 1"),

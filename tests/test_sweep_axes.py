@@ -61,8 +61,8 @@ def test_epochs_become_steps_per_size(corpus: tuple[Store, str, str]) -> None:
 
 
 def test_repetition_cell_has_the_asked_share_and_count() -> None:
-    dc = repetition_config(1000, 0.1, 9, seed=3)
-    assert dc.pool == 10  # 10 documents × (1 original + 9 copies) = 100 rows = 10% of 1,000
+    dc = repetition_config(1000, 0.1, 10, seed=3)
+    assert dc.pool == 10  # 10 documents × 10 appearances (1 original + 9 copies) = 100 rows = 10% of 1,000
     frame = pl.DataFrame({ID: [f"d{i}" for i in range(1000)], TEXT: [f"story {i}" for i in range(1000)]})
     out, _ = duplicate_frame(frame, dc)
     counts = out.group_by(SOURCE_ID).len().filter(pl.col("len") > 1)["len"].to_list()
@@ -99,6 +99,7 @@ def test_repetition_and_corruption_nodes(corpus: tuple[Store, str, str]) -> None
         ({"steps": 10, "budgets": (10, 20)}, "give one budget axis"),
         ({"budgets": (10, 10)}, "--steps must not repeat a value"),
         ({"repeat_fractions": (0.1,)}, "needs both --repeat-fraction and --repeat-count"),
+        ({"repeat_fractions": (0.1,), "repeat_counts": (1,)}, "--repeat-count must be at least 2"),
         ({"repeat_fractions": (0.1,), "repeat_counts": (2,), "pool": 3}, "drop --rates, --pool and --copies"),
         ({"corrupt": "typos"}, "is not KIND:RATES"),
         ({"corrupt": "noise:0.1"}, "--corrupt 'noise:0.1': --kind must be one of"),

@@ -47,6 +47,8 @@ def check_axes(cfg: SweepConfig) -> None:
     ):
         if len(set(values)) != len(values):
             raise UsageError(f"{flag} must not repeat a value")
+    if any(k < 2 for k in cfg.repeat_counts):
+        raise UsageError("--repeat-count must be at least 2: a document that appears once is not repeated")
     if bool(cfg.repeat_fractions) != bool(cfg.repeat_counts):
         raise UsageError("the repetition grid needs both --repeat-fraction and --repeat-count")
     if cfg.repeat_fractions and (cfg.rates != STUDY_RATES or cfg.pool is not None or cfg.copies is not None):
@@ -135,24 +137,27 @@ def epochs_to_steps(store: Store, cfg: SweepConfig, train_ref: str, tokenizer: s
 
 
 def repetition_config(rows: int, fraction: float, count: int, seed: int) -> Any:
-    """The `duplicate` of a repetition-grid cell: a share FRACTION of the rows are repeats, each document K+1 times.
+    """The `duplicate` of a repetition-grid cell: a share F of the rows are repeats, each document appearing K times.
 
-    P documents each appear K + 1 times (the original and K copies) in ROWS rows, so P·(K+1) = F·N:
-    P = max(1, round(F·N / (K+1))), and the copies overwrite rate·(N − P) = P·K slots (Hernandez et
-    al. 2022's "small share repeated many times"; F = r, K = N·r is the study's one-story corner).
+    P documents each appear K times (the original and K − 1 copies) in N rows, so P·K = F·N:
+    P = max(1, round(F·N / K)), and the copies overwrite P·(K − 1) of the other N − P rows
+    (Hernandez et al. 2022's "small share repeated many times"; F = r, K = N·r is the study's
+    one-story corner). The rate is set half a slot above P·(K − 1)/(N − P), so that `duplicate`'s
+    int(rate·(N − P)) is exactly P·(K − 1) whatever the float rounding.
 
     Raises:
-        UsageError: the cell needs more copies than the subset has rows to overwrite.
+        UsageError: the cell needs more rows than the subset has.
     """
     from datadiet.curate.duplicate.op import DuplicateConfig
 
-    pool = max(1, round(fraction * rows / (count + 1)))
-    if pool * (count + 1) > rows:
+    pool = max(1, round(fraction * rows / count))
+    if pool * count > rows:
         raise UsageError(
-            f"--repeat-fraction {fraction:g} with --repeat-count {count} needs {pool * (count + 1):,} rows, "
+            f"--repeat-fraction {fraction:g} with --repeat-count {count} needs {pool * count:,} rows, "
             f"more than the {rows:,} of the subset; lower one of them"
         )
-    return DuplicateConfig(rate=pool * count / (rows - pool) if rows > pool else 0.0, pool=pool, seed=seed)
+    rate = min(1.0, (pool * (count - 1) + 0.5) / (rows - pool)) if rows > pool else 0.0
+    return DuplicateConfig(rate=rate, pool=pool, seed=seed)
 
 
 def memorisation_columns(stats: dict[str, Any]) -> dict[str, float | None]:

@@ -374,7 +374,8 @@ RepeatFractionOpt = Annotated[
     str | None, _opt("--repeat-fraction", "Repetition grid: share F of the rows that are repeats, e.g. 0.01,0.1.")
 ]
 RepeatCountOpt = Annotated[
-    str | None, _opt("--repeat-count", "Repetition grid: copies K of each repeated document, e.g. 2,16,128.")
+    str | None,
+    _opt("--repeat-count", "Repetition grid: times K (>= 2) each repeated document appears, e.g. 2,16,128."),
 ]
 CorruptOpt = Annotated[
     str | None, _opt("--corrupt", "Corruption axis KIND:RATES (typos, shuffle, truncate, mix), e.g. typos:0,0.1,0.3.")
