@@ -49,5 +49,9 @@ def test_train_with_eos_token(runner: CliRunner, store_path: Path, tmp_path: Pat
     ids = np.fromfile(tokens.file(TOKENS_FILE), dtype=np.uint16)
     assert int((ids == rm.eos_id).sum()) == 80 and ids[-1] == rm.eos_id
     assert cli(runner, "generate", run["ref"], "--max-tokens", "5")["samples"][0]["prompt"] == ""
+    # Evaluating finds the run's own tokenizer copy and the same token files (no re-encoding).
+    scored = cli(runner, "eval", run["ref"], "--max-tokens", "2048")
+    assert scored["metrics"]["val_loss"] > 0
+    assert len(store.all("tokens")) == 2
     store_tok = runner.invoke(app, [*args[:5], "c-train", "--eos-token", "</s>"])
     assert store_tok.exit_code == 2

@@ -39,11 +39,11 @@ def eval_version(
     from datadiet.train.device import select_device
     from datadiet.train.metrics import evaluate, token_byte_lengths
     from datadiet.train.model import GPT, GPTConfig
-    from datadiet.train.pipeline import load_token_array, resolve_tokenizer, tokens_version
+    from datadiet.train.pipeline import load_token_array, run_tokenizer, tokens_version
 
     run = store.resolve(run_ref, "runs")
     val = store.resolve(val_ref or run.manifest.parents[1])
-    tok = resolve_tokenizer(store, run.manifest.params["tokenizer"])
+    tok = run_tokenizer(store, run)
     if samples < 0 or sample_tokens < 1:
         raise UsageError("--samples must be >= 0 and --sample-tokens >= 1")
     params = {"max_tokens": max_tokens, "samples": samples, "sample_tokens": sample_tokens if samples else None}
@@ -133,10 +133,10 @@ def run_row(
     FACTORS given (by the sweep) override those read from the lineage; `repeated` is always read
     from the training dataset's own manifest, so the report checks what was actually repeated.
     """
-    from datadiet.train.pipeline import resolve_tokenizer, tokens_version
+    from datadiet.train.pipeline import run_tokenizer, tokens_version
 
     train = store.resolve(run.manifest.parents[0])
-    tok = resolve_tokenizer(store, run.manifest.params["tokenizer"])
+    tok = run_tokenizer(store, run)
     tokens = int(tokens_version(store, train, tok, tracker).manifest.stats["tokens"])
     stats = stats_version(store, train, tokens=tokens, tracker=tracker).manifest.stats
     metrics = run.manifest.stats["metrics"]

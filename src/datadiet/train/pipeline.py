@@ -120,6 +120,29 @@ def resolve_tokenizer(store: Store, spec: str) -> TokenizerRef:
     return TokenizerRef(path=ds.file(TOKENIZER_FILE), key=ds.ref, vocab_size=int(ds.manifest.stats["vocab_size"]))
 
 
+def run_tokenizer(store: Store, run: Dataset) -> TokenizerRef:
+    """The tokenizer run RUN was trained with, under the same key (so its token files are found, not redone).
+
+    A store tokenizer is resolved by its ref; an external `tokenizer.json` (key `file:sha256:…`) is the
+    copy the run keeps, which is what makes `curate eval` work for runs trained on any tokenizer file.
+    """
+    from datadiet.train.tokenizer import load_tokenizer
+
+    key = str(run.manifest.params["tokenizer"])
+    if not key.startswith("file:"):
+        return resolve_tokenizer(store, key)
+    if TOKENIZER_FILE not in run.manifest.files:
+        raise DatadietError(
+            f"run {run.ref} was trained with a tokenizer file it does not keep ({key.partition(EOS_MARK)[0]}); "
+            "retrain it with this version of datadiet"
+        )
+    path = run.file(TOKENIZER_FILE)
+    _, mark, eos = key.partition(EOS_MARK)
+    return TokenizerRef(
+        path=path, key=key, vocab_size=load_tokenizer(path).get_vocab_size(), eos_token=eos if mark else EOT
+    )
+
+
 def tokens_version(store: Store, ds: Dataset, tok: TokenizerRef, tracker: Tracker = NULL_TRACKER) -> Dataset:
     """The token file of dataset DS under tokenizer TOK, encoding it only if not cached."""
     from datadiet.train.data import encode_to_file
