@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from datadiet.cli import app
 from datadiet.errors import UsageError
-from datadiet.eval.memorisation import ProbeConfig, probe, training_classes, wilson
+from datadiet.eval.memorisation import ProbeConfig, probe, training_classes, binomial_interval
 from datadiet.schema import ID, SOURCE_ID, TEXT
 from datadiet.train.model import GPT, GPTConfig
 
@@ -87,11 +87,11 @@ def test_training_classes_by_source_id() -> None:
     assert unique.select(TEXT, "count").rows() == [("B", 1), ("C", 1)]
 
 
-def test_wilson_interval() -> None:
-    interval = wilson(0, 50)
+def test_binomial_interval_interval() -> None:
+    interval = binomial_interval(0, 50)
     assert interval is not None
-    assert interval[0] == pytest.approx(0.0, abs=1e-12) and 0.06 < interval[1] < 0.08
-    assert wilson(0, 0) is None
+    assert interval[0] == 0.0 and interval[1] == pytest.approx(1 - 0.025 ** (1 / 50))
+    assert binomial_interval(0, 0) is None
 
 
 @pytest.mark.parametrize(
@@ -124,3 +124,16 @@ def test_curate_eval_memorisation(tmp_path: Path) -> None:
     assert mem["classes"]["unique"]["docs"] == 5 and mem["classes"]["validation"]["docs"] == 5
     again = runner.invoke(app, [*args, "--store", store, "--json"])
     assert json.loads(again.stdout)["memorisation"] == mem
+
+
+def test_binomial_interval_interval_coverage_by_simulation() -> None:
+    """Seeded: the 95% Clopper–Pearson interval covers the true exact-continuation rate in >= 95% of draws."""
+    rng = np.random.default_rng(7)
+    for n, p in ((20, 0.05), (100, 0.3), (50, 0.9)):
+        hits = rng.binomial(n, p, size=2000)
+        covered = 0
+        for h in hits:
+            interval = binomial_interval(int(h), n)
+            assert interval is not None
+            covered += interval[0] <= p <= interval[1]
+        assert covered / 2000 >= 0.945, (n, p, covered)  # 2,000 draws: ±0.005 around the true coverage

@@ -11,7 +11,7 @@ tokens:
 * `unique`: training documents that appear once;
 * `validation`: documents of the run's validation set, never trained on (the baseline rate).
 
-Per class: the exact-continuation rate with a Wilson 95% interval, the mean share of the S tokens
+Per class: the exact-continuation rate with a Clopper–Pearson 95% interval, the mean share of the S tokens
 matched position by position, and the mean next-token loss over the P + S tokens of the window.
 For the repeated class the rates are also broken down by how many times a document appears.
 
@@ -51,7 +51,6 @@ BATCH = 64
 # Documents are tokenised in rounds of this many candidates until N eligible ones are found, so a
 # class of 2M documents costs a few hundred encodings, not 2M.
 ENCODE_ROUND = 256
-Z95 = 1.959963984540054
 
 
 @dataclass(frozen=True)
@@ -81,15 +80,19 @@ class ProbeConfig:
                 raise UsageError(f"{option} must be between {low} and 1000000, not {value}")
 
 
-def wilson(hits: int, n: int) -> tuple[float, float] | None:
-    """Wilson score 95% interval for a binomial share (None for n = 0)."""
+def binomial_interval(hits: int, n: int) -> tuple[float, float] | None:
+    """Clopper–Pearson 95% interval for a binomial share (None for n = 0).
+
+    Exact: its coverage is at least 95% for every n and rate (Wilson's dips to ~93% at n = 20,
+    p = 0.05, which the probe's small classes reach), at the price of being a little wide.
+    """
+    from scipy.stats import beta
+
     if n == 0:
         return None
-    p = hits / n
-    denom = 1 + Z95**2 / n
-    centre = (p + Z95**2 / (2 * n)) / denom
-    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo = 0.0 if hits == 0 else float(beta.ppf(0.025, hits, n - hits + 1))
+    hi = 1.0 if hits == n else float(beta.ppf(0.975, hits + 1, n - hits))
+    return lo, hi
 
 
 def _window_losses(model: GPT, windows: np.ndarray, device: torch.device) -> np.ndarray:
@@ -179,7 +182,7 @@ def _summary(matches: np.ndarray, losses: np.ndarray, counts: Sequence[int] | No
         "docs": n,
         "exact": int(exact.sum()),
         "exact_rate": float(exact.mean()) if n else None,
-        "exact_rate_ci95": wilson(int(exact.sum()), n),
+        "exact_rate_ci95": binomial_interval(int(exact.sum()), n),
         "token_match": float(matches.mean()) if n else None,
         "mean_loss": float(losses.mean()) if n else None,
     }
