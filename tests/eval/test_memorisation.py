@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from datadiet.cli import app
 from datadiet.errors import UsageError
-from datadiet.eval.memorisation import ProbeConfig, probe, training_classes, binomial_interval
+from datadiet.eval.memorisation import ProbeConfig, binomial_interval, probe, training_classes
 from datadiet.schema import ID, SOURCE_ID, TEXT
 from datadiet.train.model import GPT, GPTConfig
 

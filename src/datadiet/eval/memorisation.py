@@ -25,7 +25,6 @@ sample, no dropout. Bounded: at most N documents per class are tokenised and dec
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
