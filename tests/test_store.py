@@ -188,9 +188,12 @@ def test_gc_work_folders_published_vs_interrupted(tmp_path: Path) -> None:
     leftover = tmp_path / "work" / "runs" / f"r-{run.version}"
     interrupted = tmp_path / "work" / "runs" / "r-0123456789abcdef"
     live = tmp_path / "work" / "runs" / "r-fedcba9876543210"
-    for folder in (leftover, interrupted, live):
+    failed = tmp_path / "work" / "runs" / "r-00000000000000ff"  # died before its first checkpoint
+    for folder in (leftover, interrupted, live, failed):
         folder.mkdir(parents=True)
+    for folder in (interrupted, live):
+        (folder / "checkpoint.pt").write_bytes(b"resumable")
     with store.lock("runs-r-fedcba9876543210"):
         assert (tmp_path / LOCK_DIR / "runs-r-fedcba9876543210.lock").exists()
-        assert work_folders(store) == ([leftover], [interrupted])
-    assert work_folders(store) == ([leftover], [interrupted, live])
+        assert work_folders(store) == ([failed, leftover], [interrupted])
+    assert work_folders(store) == ([failed, leftover], [interrupted, live])

@@ -101,7 +101,13 @@ def test_names_are_checked_everywhere(runner: CliRunner, store: Path) -> None:
 def test_truncated_part_points_at_verify(runner: CliRunner, store: Path) -> None:
     part = next((store / "datasets" / "c-train").glob("*/part-00000.parquet"))
     part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
-    for args in (["head", "c-train"], ["stats", "c-train"], ["export", "c-train", str(store.parent / "x.jsonl")]):
+    for args in (
+        ["head", "c-train"],
+        ["stats", "c-train"],
+        ["export", "c-train", str(store.parent / "x.jsonl")],
+        ["dedupe", "c-train", "-n", "d"],
+        ["subset", "c-train", "--fraction", "0.5", "-n", "s"],
+    ):
         _fails(runner, None, [*args, "--store", str(store)], 1, "curate verify")
     _fails(runner, None, ["verify", "--store", str(store)], 1, "differ from their manifests")
 

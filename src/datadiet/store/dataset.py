@@ -81,8 +81,14 @@ class Dataset:
         """The local paths of the Parquet parts the manifest lists (fetched first from a remote store).
 
         From the manifest, not the folder: a file planted beside the parts is never read as data
-        (`curate verify` reports it).
+        (`curate verify` reports it). Each part's footer is checked once (`check_parts`), so every
+        reader of a truncated or missing part gets the one line that points at `curate verify`.
         """
+        paths = self._part_paths()
+        self.check_parts()
+        return paths
+
+    def _part_paths(self) -> list[Path]:
         names = self._part_names()
         if self.store is not None and self.store.remote is not None:
             self.store._fetch(self, names)
@@ -108,7 +114,14 @@ class Dataset:
             sources = [
                 PartSource(n, remote.path(*key, n), self.manifest.files[n], remote, key) for n in self._part_names()
             ]
-        footers = part_metadata(sources)
+        try:
+            footers = part_metadata(sources)
+        except DatadietError:
+            raise
+        except Exception as exc:  # a truncated or missing part: pyarrow's OSError or ArrowInvalid
+            raise DatadietError(
+                f"{self.ref} has a missing or damaged part ({first_line(exc)}); run `curate verify {self.ref}`"
+            ) from exc
         return tuple(
             PartSource(s.name, s.path, s.sha256, s.remote, s.key, m.num_rows)
             for s, m in zip(sources, footers, strict=True)
@@ -141,7 +154,7 @@ class Dataset:
     def _footers_ok(self) -> bool:
         import pyarrow.parquet as pq
 
-        for path in self.parts:
+        for path in self._part_paths():
             try:
                 pq.read_metadata(path)
             except Exception as exc:  # pyarrow raises OSError or ArrowInvalid for a damaged footer
