@@ -27,7 +27,8 @@ base, mnt, slack, curate, outside = sys.argv[1], sys.argv[2], int(sys.argv[3]), 
 used = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(base) for f in fs) // 1024
 size = used + 4 * len([1 for _, _, fs in os.walk(base) for _ in fs]) + slack  # tmpfs rounds files to pages
 subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}k", "tmpfs", mnt], check=True)
-subprocess.run(["cp", "-a", base + "/.", mnt], check=True)
+store = os.path.join(mnt, "store")  # exports go beside it, on the same tiny disk, never into it
+subprocess.run(["cp", "-a", base, store], check=True)
 
 def snapshot():
     out = {}
@@ -42,7 +43,7 @@ def snapshot():
 for args in json.loads(sys.stdin.read()):
     args = [a.replace("{mnt}", mnt).replace("{outside}", outside) for a in args]
     before = snapshot()
-    p = subprocess.run([curate, *args, "--store", mnt], capture_output=True, text=True)
+    p = subprocess.run([curate, *args, "--store", store], capture_output=True, text=True)
     after = snapshot()
     print(json.dumps({"args": args, "rc": p.returncode, "stderr": p.stderr, "changed": sorted(set(after.items()) ^ set(before.items()))}))
 """

@@ -59,24 +59,30 @@ def _descendants(root: int) -> dict[int, str]:
     return found
 
 
-def _kill_when_workers_up(args: list[str], sig: signal.Signals, workers: int, marker: str) -> dict[int, str]:
+def _kill_when_workers_up(
+    args: list[str], sig: signal.Signals, workers: int, marker: str, ready: Path | None = None
+) -> dict[int, str]:
     """Start `curate ARGS`; once WORKERS descendants whose command line holds MARKER run, send SIG to it.
 
     Returns the descendants it had at that moment.
     """
     env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "NO_COLOR": "1"}
     with subprocess.Popen([str(CURATE), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env) as proc:
-        return _watch_and_kill(proc, args, sig, workers, marker)
+        return _watch_and_kill(proc, args, sig, workers, marker, ready)
 
 
 def _watch_and_kill(
-    proc: subprocess.Popen[bytes], args: list[str], sig: signal.Signals, workers: int, marker: str
+    proc: subprocess.Popen[bytes], args: list[str], sig: signal.Signals, workers: int, marker: str, ready: Path | None
 ) -> dict[int, str]:
+    existing = set(ready.iterdir()) if ready is not None and ready.is_dir() else set()
     try:
         deadline = time.monotonic() + 120
         while True:
             kids = _descendants(proc.pid)
-            if sum(marker in cmd for cmd in kids.values()) >= workers:
+            # READY (a folder the workers make once running): past their start-up, where a worker
+            # still importing torch finishes that before it can notice its parent is gone.
+            up = ready is None or (ready.is_dir() and bool(set(ready.iterdir()) - existing))
+            if sum(marker in cmd for cmd in kids.values()) >= workers and up:
                 break
             assert proc.poll() is None, (
                 f"curate {' '.join(args)} ended before its workers started: {proc.stderr.read()!r}"
@@ -156,7 +162,7 @@ def test_dedupe_workers_die_with_the_command(store: Path, sig: signal.Signals) -
 def test_ddp_ranks_die_with_the_command(store: Path) -> None:
     args = ["train", "c-train", "--val", "c-val", "--preset", "tiny", "--steps", "2000", "--nproc", "2"]
     args += ["--set", "threads=1", "--store", str(store)]
-    kids = _kill_when_workers_up(args, signal.SIGKILL, workers=2, marker="spawn_main")
+    kids = _kill_when_workers_up(args, signal.SIGKILL, workers=2, marker="spawn_main", ready=store / "work" / "runs")
     _assert_all_gone(kids)
 
 
@@ -164,5 +170,5 @@ def test_ddp_ranks_die_with_the_command(store: Path) -> None:
 def test_sweep_grid_workers_die_with_the_command(store: Path) -> None:
     args = ["sweep", "--base", "c-train", "--val", "c-val", "--preset", "tiny", "--steps", "3000", "--vocab", "300"]
     args += ["--sizes", "1", "--rates", "0,1", "--parallel", "2", "--name", "k", "--store", str(store)]
-    kids = _kill_when_workers_up(args, signal.SIGKILL, workers=2, marker="spawn_main")
+    kids = _kill_when_workers_up(args, signal.SIGKILL, workers=2, marker="spawn_main", ready=store / "work" / "runs")
     _assert_all_gone(kids)
