@@ -30,6 +30,7 @@ try:  # newer typer vendors click; the exceptions must come from the copy typer 
 except ImportError:  # pragma: no cover - older typer on top of click
     from click import exceptions as click_exc  # type: ignore[no-redef]
 
+from datadiet.engine import ENGINES
 from datadiet.errors import DatadietError, UsageError, os_error_of
 from datadiet.progress import Tracker
 from datadiet.store import Store
@@ -424,11 +425,34 @@ def parse_overrides(items: Sequence[str]) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def one_of(option: str, choices: Sequence[str], message: str | None = None) -> dict[str, Any]:
+    """`typer.Option` settings for an option that takes one of CHOICES, declared once (in the library).
+
+    `--help` lists the choices and shell completion offers them; a wrong value fails at parse time
+    with the library's own one-line wording ("--keep must be one of first, longest, random, not
+    'worst'"), the line the library raises when it is called directly.
+
+        keep: Annotated[str, typer.Option("--keep", **one_of("--keep", KEEP_POLICIES), help=...)] = "first"
+    """
+    wording = message or f"{option} must be one of {', '.join(choices)}, not {{value!r}}"
+
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise UsageError(wording.format(value=value))
+        return value
+
+    def complete(incomplete: str) -> list[str]:
+        return [c for c in choices if c.startswith(incomplete)]
+
+    return {"parser": parse, "metavar": "[" + "|".join(choices) + "]", "autocompletion": complete}
+
+
 # The `--engine` / `--address` pair of every operation that can run on a Ray cluster.
 EngineOpt = Annotated[
     str,
     typer.Option(
         "--engine",
+        **one_of("--engine", ENGINES),
         help="local (this machine) or ray (a Ray cluster: pip install 'datadiet[ray]'); same result either way.",
     ),
 ]

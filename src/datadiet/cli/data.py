@@ -13,8 +13,11 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
-from datadiet.cli.common import AddressOpt, EngineOpt, Out, command, commit_payload, report_commit
+from datadiet.cli.common import AddressOpt, EngineOpt, Out, command, commit_payload, one_of, report_commit
+from datadiet.curate.ingest.op import DECODE_ERRORS
+from datadiet.curate.ingest.read import FORMATS
 from datadiet.schema import EOT
+from datadiet.store import KINDS
 from datadiet.ui import clean, styled, text
 
 
@@ -43,7 +46,10 @@ def ingest(
         ),
     ],
     name: Annotated[str, typer.Option("--name", "-n", help="Dataset name to write a new version of.")],
-    fmt: Annotated[str, typer.Option("--format", help="auto (by extension), text, jsonl or parquet.")] = "auto",
+    fmt: Annotated[
+        str,
+        typer.Option("--format", **one_of("--format", FORMATS), help="auto (by extension), text, jsonl or parquet."),
+    ] = "auto",
     separator: Annotated[str, typer.Option("--separator", help="Line that separates documents in text files.")] = EOT,
     text_field: Annotated[
         str, typer.Option("--text-field", help="JSONL/Parquet/Arrow field holding the text.")
@@ -53,7 +59,12 @@ def ingest(
         typer.Option("--id-field", help="JSONL/Parquet/Arrow field with the source's own ids (must be unique)."),
     ] = None,
     errors: Annotated[
-        str, typer.Option("--errors", help="strict: invalid UTF-8 is an error; replace: substitute U+FFFD.")
+        str,
+        typer.Option(
+            "--errors",
+            **one_of("--errors", DECODE_ERRORS, "--errors must be 'strict' or 'replace', not {value!r}"),
+            help="strict: invalid UTF-8 is an error; replace: substitute U+FFFD.",
+        ),
     ] = "strict",
     max_doc_bytes: Annotated[
         int, typer.Option("--max-doc-bytes", min=1, help="Largest document accepted, in bytes.")
@@ -126,18 +137,18 @@ def _summary(d: Any) -> str:
 @command("ls")
 def ls_(
     kind: Annotated[
-        str, typer.Option("--kind", help="datasets, tokenizers, tokens, runs, evals, stats, reports or sweeps.")
+        str,
+        typer.Option(
+            "--kind",
+            **one_of("--kind", KINDS),
+            help="datasets, tokenizers, tokens, runs, evals, stats, reports or sweeps.",
+        ),
     ] = "datasets",
     name: Annotated[str | None, typer.Argument(help="Only versions of this name.", show_default=False)] = None,
     *,
     o: Out,
 ) -> None:
     """List versions: name, version, rows, operation, parent and age (newest last)."""
-    from datadiet.errors import UsageError
-    from datadiet.store import KINDS
-
-    if kind not in KINDS:
-        raise UsageError(f"--kind must be one of {', '.join(KINDS)}, not {kind!r}")
     st = o.store()
     items = st.versions(name, kind) if name else st.all(kind)
     if name and not items:

@@ -9,8 +9,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from datadiet.cli.common import AddressOpt, EngineOpt, Out, command, report_commit
+from datadiet.cli.common import AddressOpt, EngineOpt, Out, command, one_of, report_commit
 from datadiet.cli.help import DEDUPE_HELP, DUPLICATE_HELP, SUBSET_HELP
+from datadiet.curate.dedupe.minhash import KEEP_POLICIES, METHODS
+from datadiet.curate.dedupe.normalize import SHINGLE_KINDS
 from datadiet.ui import clean, styled
 
 NameOpt = Annotated[
@@ -23,14 +25,21 @@ NameOpt = Annotated[
 def dedupe(
     ref: Annotated[str, typer.Argument(help="Dataset NAME[@VERSION].", show_default=False)],
     method: Annotated[
-        str, typer.Option("--method", help="exact (identical normalised text) or minhash (near duplicates too).")
+        str,
+        typer.Option(
+            "--method",
+            **one_of("--method", METHODS),
+            help="exact (identical normalised text) or minhash (near duplicates too).",
+        ),
     ] = "minhash",
     threshold: Annotated[
         float, typer.Option("--threshold", help="Jaccard similarity of shingle sets counted as duplicate, in (0, 1).")
     ] = 0.8,
     num_perm: Annotated[int, typer.Option("--num-perm", help="MinHash permutations (signature length).")] = 128,
     ngram: Annotated[int, typer.Option("--ngram", help="Words (or characters) per shingle.")] = 5,
-    shingle: Annotated[str, typer.Option("--shingle", help="word or char n-grams.")] = "word",
+    shingle: Annotated[
+        str, typer.Option("--shingle", **one_of("--shingle", SHINGLE_KINDS), help="word or char n-grams.")
+    ] = ("word"),
     bands: Annotated[
         int | None,
         typer.Option(
@@ -42,7 +51,11 @@ def dedupe(
     ] = None,
     keep: Annotated[
         str,
-        typer.Option("--keep", help="Keeper of each cluster: first (lowest position), longest, or random (seeded)."),
+        typer.Option(
+            "--keep",
+            **one_of("--keep", KEEP_POLICIES),
+            help="Keeper of each cluster: first (lowest position), longest, or random (seeded).",
+        ),
     ] = "first",
     verify: Annotated[
         bool, typer.Option("--verify", help="Check candidates against the exact Jaccard (no false positives).")

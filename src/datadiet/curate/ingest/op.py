@@ -54,6 +54,7 @@ from datadiet.schema import EOT
 from datadiet.store import Commit, PartWriter, Store, check_name
 
 OPERATION = "ingest"
+DECODE_ERRORS = ("strict", "replace")  # --errors: invalid UTF-8 is an error, or becomes U+FFFD
 DEFAULT_MAX_DOC_BYTES = 16 * 1024 * 1024
 
 
@@ -71,7 +72,7 @@ class IngestConfig:
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {self.format!r}")
-        if self.errors not in ("strict", "replace"):
+        if self.errors not in DECODE_ERRORS:
             raise UsageError(f"--errors must be 'strict' or 'replace', not {self.errors!r}")
         if not self.separator.strip():
             raise UsageError("--separator must not be empty or whitespace")
