@@ -526,22 +526,70 @@ def dataset_stats(
     if TEXT not in frame.columns:
         raise UsageError(f"the frame has no {TEXT!r} column; pass a dataset with the datadiet schema")
     check_threshold(minhash_threshold)
+    texts = _text_column(frame)
+    n = texts.len()
+    lengths = texts.str.len_bytes().to_numpy().astype(np.int64)
+    chars = texts.str.len_chars().to_numpy().astype(np.int64)
+    signer = _Signer(_config(minhash_threshold, seed), n) if near_dup and n else None
+    scan = _scan(texts, lengths, signer, tracker)
+    out: dict[str, Any] = {DOCUMENTS: n, BYTES: int(lengths.sum()), TOKENS: tokens}
+    out.update(_diversity(scan, chars))
+    out[COMPRESSION_RATIO] = scan.compression_ratio
+    roots = _exact_roots(scan.doc_keys)
+    out[EXACT_DUPLICATE_SHARE] = float((roots != np.arange(n)).sum() / n) if n else None
+    out[TOP_REPEATED] = _top_repeated(scan.doc_keys, texts)
+    labels = _cluster_labels(scan.doc_keys, roots, signer, tracker)
+    out[NEAR_DUPLICATE_METHOD] = f"minhash threshold={minhash_threshold} seed={seed}" if signer is not None else None
+    out.update(_cluster_shares(labels, near_dup))
+    return {key: out.get(key) for key in (*NUMERIC_STATS, NEAR_DUPLICATE_METHOD, TOP_REPEATED)}
+
+
+def _text_column(frame: pl.DataFrame) -> pl.Series:
     # No copy of the text unless needed: at 2.1M stories it is ~1.8 GB.
     texts = frame[TEXT]
     if texts.dtype != pl.String:
         texts = texts.cast(pl.String)
     if texts.null_count():
         texts = texts.fill_null("")
+    return texts
+
+
+@dataclass
+class _Scan:
+    """What one pass over the blocks gathers: per-document word counts and text keys, n-gram tallies."""
+
+    word_counts: I64
+    distinct_words: I64
+    doc_keys: U64
+    unigram_parts: list[pl.DataFrame] = field(default_factory=list)
+    distinct_counts: dict[int, _DistinctCount] = field(default_factory=dict)
+    ngram_totals: dict[int, int] = field(default_factory=dict)
+    compression_ratio: float | None = None
+
+    def add(self, start: int, part: _Summary) -> int:
+        """Take one block's summary (documents from START); return the position after it."""
+        end = start + part.word_counts.size
+        self.word_counts[start:end] = part.word_counts
+        self.doc_keys[start:end] = part.doc_keys
+        self.distinct_words[start:end] = part.distinct_words
+        self.unigram_parts.append(part.unigrams)
+        for size in NGRAM_SIZES:
+            self.ngram_totals[size] += part.totals[size]
+            if size > 1:
+                self.distinct_counts[size].add(part.distinct[size])
+        return end
+
+
+def _scan(texts: pl.Series, lengths: I64, signer: _Signer | None, tracker: Tracker) -> _Scan:
+    """Summarise every block of documents in worker threads, signing each new text as its block arrives."""
     n = texts.len()
-    lengths = texts.str.len_bytes().to_numpy().astype(np.int64)
-    chars = texts.str.len_chars().to_numpy().astype(np.int64)
-    word_counts = np.zeros(n, dtype=np.int64)
-    distinct_words = np.zeros(n, dtype=np.int64)
-    doc_keys = np.zeros(n, dtype=np.uint64)
-    unigram_parts: list[pl.DataFrame] = []
-    distinct_counts = {size: _DistinctCount() for size in NGRAM_SIZES[1:]}
-    ngram_totals = dict.fromkeys(NGRAM_SIZES, 0)
-    signer = _Signer(_config(minhash_threshold, seed), n) if near_dup and n else None
+    scan = _Scan(
+        np.zeros(n, dtype=np.int64),
+        np.zeros(n, dtype=np.int64),
+        np.zeros(n, dtype=np.uint64),
+        distinct_counts={size: _DistinctCount() for size in NGRAM_SIZES[1:]},
+        ngram_totals=dict.fromkeys(NGRAM_SIZES, 0),
+    )
     # Normalised-text hashes seen in earlier blocks: a document is signed iff its text is new.
     seen: set[int] = set()
     workers = cpu_count()
@@ -562,15 +610,7 @@ def dataset_stats(
             following = next(block_starts, None)
             if following is not None:
                 ahead.append((following, pool.submit(_block_summary, texts.slice(following, BLOCK_DOCS))))
-            end = start + part.word_counts.size
-            word_counts[start:end] = part.word_counts
-            doc_keys[start:end] = part.doc_keys
-            distinct_words[start:end] = part.distinct_words
-            unigram_parts.append(part.unigrams)
-            for size in NGRAM_SIZES:
-                ngram_totals[size] += part.totals[size]
-                if size > 1:
-                    distinct_counts[size].add(part.distinct[size])
+            end = scan.add(start, part)
             if signer is not None:
                 # Queued behind the blocks already in flight, so signing overlaps the next blocks.
                 local = np.flatnonzero(pl.Series(part.doc_keys).is_first_distinct().to_numpy())
@@ -582,15 +622,22 @@ def dataset_stats(
             task.advance(end - start)
         for done in signing:
             done.result()
-        compression_ratio = compression.result()
+        scan.compression_ratio = compression.result()
+    return scan
 
-    out: dict[str, Any] = {DOCUMENTS: n, BYTES: int(lengths.sum()), TOKENS: tokens}
-    # Unigram frequencies: entropy and distinct-1.
-    if unigram_parts:
-        counts = pl.concat(unigram_parts).group_by("w").agg(pl.col("c").sum())["c"].to_numpy().astype(np.float64)
+
+def _diversity(scan: _Scan, chars: I64) -> dict[str, Any]:
+    """Entropy, distinct-n ratios, type/token ratio and document lengths."""
+    out: dict[str, Any] = {}
+    # Sorted, because polars' group_by returns groups in a thread-dependent order and a float sum
+    # in another order differs in its last bit: the stored entropy must be the same on every run
+    # (as the Ray build's).
+    if scan.unigram_parts:
+        unigrams = pl.concat(scan.unigram_parts).group_by("w").agg(pl.col("c").sum())
+        counts = np.sort(unigrams["c"].to_numpy().astype(np.float64))
     else:
         counts = np.zeros(0)
-    total_words = ngram_totals[1]
+    total_words = scan.ngram_totals[1]
     if total_words:
         p = counts / total_words
         out[UNIGRAM_ENTROPY_BITS] = float(-(p * np.log2(p)).sum())
@@ -599,58 +646,69 @@ def dataset_stats(
         out[UNIGRAM_ENTROPY_BITS] = None
         out[DISTINCT_1GRAM_RATIO] = None
     for size, key in ((2, DISTINCT_2GRAM_RATIO), (4, DISTINCT_4GRAM_RATIO)):
-        distinct = distinct_counts[size].count() if ngram_totals[size] else 0
-        out[key] = distinct / ngram_totals[size] if ngram_totals[size] else None
+        distinct = scan.distinct_counts[size].count() if scan.ngram_totals[size] else 0
+        out[key] = distinct / scan.ngram_totals[size] if scan.ngram_totals[size] else None
+    word_counts, n = scan.word_counts, scan.word_counts.size
     nonempty = word_counts > 0
     out[TYPE_TOKEN_RATIO] = (
-        float((distinct_words[nonempty] / word_counts[nonempty]).mean()) if nonempty.any() else None
+        float((scan.distinct_words[nonempty] / word_counts[nonempty]).mean()) if nonempty.any() else None
     )
     out[MEAN_CHARS] = float(chars.mean()) if n else None
     out[MEDIAN_CHARS] = float(np.median(chars)) if n else None
     out[MEAN_WORDS] = float(word_counts.mean()) if n else None
     out[MEDIAN_WORDS] = float(np.median(word_counts)) if n else None
-    out[COMPRESSION_RATIO] = compression_ratio
+    return out
 
-    # Exact duplicates: group by the normalised-text hash.
+
+def _exact_roots(doc_keys: U64) -> I64:
+    """For each document, the first position with its normalised text (itself for a first occurrence)."""
     keyed = pl.DataFrame({"k": doc_keys}).with_row_index("i")
-    roots = keyed.select(pl.col("i").min().over("k"))["i"].to_numpy().astype(np.int64)
-    positions = np.arange(n, dtype=np.int64)
-    is_root = roots == positions
-    out[EXACT_DUPLICATE_SHARE] = float((~is_root).sum() / n) if n else None
+    roots: I64 = keyed.select(pl.col("i").min().over("k"))["i"].to_numpy().astype(np.int64)
+    return roots
+
+
+def _top_repeated(doc_keys: U64, texts: pl.Series) -> list[dict[str, Any]]:
+    """The TOP_N most repeated texts (ties: first seen first), each with a preview and its count."""
     groups = (
-        keyed.group_by("k")
+        pl.DataFrame({"k": doc_keys})
+        .with_row_index("i")
+        .group_by("k")
         .agg(pl.len().alias("count"), pl.col("i").min().alias("first"))
         .filter(pl.col("count") >= 2)
         .sort(["count", "first"], descending=[True, False])
         .head(TOP_N)
     )
-    out[TOP_REPEATED] = [
+    return [
         {"preview": texts[int(first)][:PREVIEW_CHARS], "count": int(count)}
         for first, count in zip(groups["first"].to_list(), groups["count"].to_list(), strict=True)
     ]
 
-    # Clusters: near-duplicate ones over the distinct texts, mapped back to every document.
-    if signer is not None:
-        rep_pos = np.flatnonzero(is_root)
-        # The signed rows are the first occurrences in position order, i.e. exactly the roots.
-        if rep_pos.size != signer.used:  # pragma: no cover - an internal invariant
-            raise RuntimeError(f"signed {signer.used} distinct texts but found {rep_pos.size}")
-        with tracker.task("Near duplicates", total=None):
-            rep_labels = signer.labels(doc_keys[rep_pos])
-        rep_index = np.zeros(n, dtype=np.int64)
-        rep_index[rep_pos] = np.arange(rep_pos.size)
-        labels = rep_pos[rep_labels][rep_index[roots]]
-        out[NEAR_DUPLICATE_METHOD] = f"minhash threshold={minhash_threshold} seed={seed}"
-    else:
-        labels = roots
-        out[NEAR_DUPLICATE_METHOD] = None
-    if n:
-        sizes = np.bincount(labels, minlength=n)
-        components = int(np.count_nonzero(sizes))
-        out[NEAR_DUPLICATE_SHARE] = (n - components) / n if near_dup else None
-        out[LARGEST_CLUSTER_SHARE] = int(sizes.max()) / n
-        out[UNIQUE_DOCUMENT_SHARE] = int(np.count_nonzero(sizes == 1)) / n
-    else:
-        for key in (NEAR_DUPLICATE_SHARE, LARGEST_CLUSTER_SHARE, UNIQUE_DOCUMENT_SHARE):
-            out[key] = None
-    return {key: out.get(key) for key in (*NUMERIC_STATS, NEAR_DUPLICATE_METHOD, TOP_REPEATED)}
+
+def _cluster_labels(doc_keys: U64, roots: I64, signer: _Signer | None, tracker: Tracker) -> I64:
+    """Each document's cluster: its near-duplicate cluster over the distinct texts, else its exact group."""
+    if signer is None:
+        return roots
+    n = roots.size
+    rep_pos = np.flatnonzero(roots == np.arange(n))
+    # The signed rows are the first occurrences in position order, i.e. exactly the roots.
+    if rep_pos.size != signer.used:  # pragma: no cover - an internal invariant
+        raise RuntimeError(f"signed {signer.used} distinct texts but found {rep_pos.size}")
+    with tracker.task("Near duplicates", total=None):
+        rep_labels = signer.labels(doc_keys[rep_pos])
+    rep_index = np.zeros(n, dtype=np.int64)
+    rep_index[rep_pos] = np.arange(rep_pos.size)
+    labels: I64 = rep_pos[rep_labels][rep_index[roots]]
+    return labels
+
+
+def _cluster_shares(labels: I64, near_dup: bool) -> dict[str, Any]:
+    n = labels.size
+    if not n:
+        return dict.fromkeys((NEAR_DUPLICATE_SHARE, LARGEST_CLUSTER_SHARE, UNIQUE_DOCUMENT_SHARE))
+    sizes = np.bincount(labels, minlength=n)
+    components = int(np.count_nonzero(sizes))
+    return {
+        NEAR_DUPLICATE_SHARE: (n - components) / n if near_dup else None,
+        LARGEST_CLUSTER_SHARE: int(sizes.max()) / n,
+        UNIQUE_DOCUMENT_SHARE: int(np.count_nonzero(sizes == 1)) / n,
+    }
