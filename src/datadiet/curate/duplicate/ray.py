@@ -42,6 +42,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,7 +50,7 @@ import polars as pl
 import ray
 
 from datadiet.curate.duplicate import inject
-from datadiet.curate.duplicate.inject import JACCARD_TO_SOURCE, POOL_FILE
+from datadiet.curate.duplicate.inject import JACCARD_TO_SOURCE, POOL_FILE, DuplicationPlan
 from datadiet.curate.duplicate.near import edit_plan, edit_texts, merge_vocab, vocab_sample, vocab_words, word_counts
 from datadiet.engine.ray import adopt_all, connect, get_all, stage_stem
 
@@ -311,14 +312,64 @@ def _duplicate(
 ) -> dict[str, Any]:
     parts = source.part_sources()  # read by the workers where the store keeps them
     near = cfg.near > 0
+    lay, plan = _plan(parts, cfg, tracker)  # 1. meta, and the plan on the driver
+    with_jaccard = near or JACCARD_TO_SOURCE in parts[0].schema().names
+    pool = _read_pool(lay, plan, cfg, with_jaccard, tracker)  # 2. pool rows, ids, word counts, vocabulary
 
-    # 1. meta, and the plan on the driver.
+    # Where every copy lands: output task (input part) and row of its chunk.
+    bounds = inject.chunk_bounds(lay.part_rows, plan, cfg.append)
+    dest = np.searchsorted(bounds, plan.copy_pos, side="right") - 1
+
+    # 3. the copies' rows: pool rows routed to the output tasks, or edited in edit tasks and sent there.
+    n_copies = plan.copy_pool.size
+    edit = np.zeros(n_copies, dtype=np.float32)
+    jac = np.ones(n_copies, dtype=np.float32)
+    if n_copies and near:
+        incoming, edit, jac = _near_copies(
+            cfg, plan, pool.lengths, pool.home, pool.rows, pool.shares, dest, cpus, tracker
+        )
+    elif n_copies:
+        incoming = _multicast(pool.rows, pool.home, dest, plan.copy_pool)
+    else:
+        incoming = {}
+
+    # 4. write: one output task per input part; the driver adopts their files in order.
+    results, copy_rows, unique = _write_chunks(
+        writer, lay, cfg, plan, pool.k, with_jaccard, bounds, dest, incoming, cpus, tracker
+    )
+    adopt_all(writer, results)
+    writer.write_file(POOL_FILE, inject.pool_file_bytes(inject.pool_table(pool.ids, plan.copy_pool)))
+    return inject.summary_stats(
+        cfg,
+        n=lay.n,
+        rows_out=plan.rows_out,
+        pool_ids=pool.ids,
+        copy_pool=plan.copy_pool,
+        unique_documents=unique,
+        copy_rows=copy_rows,
+        edit=edit,
+        jaccard=jac,
+    )
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The input's parts as the driver sees them: sources, row counts and global start of each."""
+
+    parts: list[PartSource]
+    part_rows: list[int]
+    starts: np.ndarray
+    n: int
+    has_copies: bool  # some part already holds copies: new copy numbers continue from them
+
+
+def _plan(parts: list[PartSource], cfg: DuplicateConfig, tracker: Tracker) -> tuple[_Layout, DuplicationPlan]:
+    """Stage 1: each part's rows, originals and fixed documents; the plan drawn as the local engine draws it."""
     names = inject.fixed_docs(cfg)
     metas = get_all([_meta.remote(p, names) for p in parts], tracker, "Planning (ray)")
     part_rows = [m[0] for m in metas]
     starts = np.concatenate([[0], np.cumsum(part_rows)]).astype(np.int64)
     n = int(starts[-1])
-    has_copies = any(m[1] is not None for m in metas)
     originals = np.concatenate(
         [
             (np.arange(r, dtype=np.int64) if m[1] is None else m[1]) + s
@@ -331,13 +382,29 @@ def _duplicate(
         for i in range(len(names))
     ]
     plan = inject.plan_positions(n, originals, cfg, docs)
-    del originals
-    p, n_copies = plan.pool_pos.size, plan.copy_pool.size
-    with_jaccard = near or JACCARD_TO_SOURCE in parts[0].schema().names
+    return _Layout(parts, part_rows, starts, n, any(m[1] is not None for m in metas)), plan
 
-    # 2. pool rows, ids, word counts and vocabulary shares, in the parts that hold them.
+
+@dataclass(frozen=True)
+class _Pool:
+    """The pool as the later stages need it: refs to its rows per home part, ids, word counts, copy numbers."""
+
+    rows: dict[int, Any]
+    shares: Refs
+    home: np.ndarray
+    ids: pl.Series
+    lengths: np.ndarray
+    k: np.ndarray
+
+
+def _read_pool(
+    lay: _Layout, plan: DuplicationPlan, cfg: DuplicateConfig, with_jaccard: bool, tracker: Tracker
+) -> _Pool:
+    """Stage 2: the parts holding pool documents extract them (and their vocabulary shares); copy numbers."""
+    near, parts, starts = cfg.near > 0, lay.parts, lay.starts
+    p = plan.pool_pos.size
     home = np.searchsorted(starts, plan.pool_pos, side="right") - 1
-    sample = vocab_sample(n, cfg.seed) if near else np.zeros(0, dtype=np.int64)
+    sample = vocab_sample(lay.n, cfg.seed) if near else np.zeros(0, dtype=np.int64)
     sample_home = np.searchsorted(starts, sample, side="right") - 1
     rows: dict[int, Any] = {}
     infos: dict[int, Any] = {}
@@ -358,29 +425,30 @@ def _duplicate(
             lengths[idx] = counts
     pool_ids = pl.concat(pool_ids_parts)[np.argsort(pool_of)]  # P >= 1
     base = np.zeros(p, dtype=np.int64)
-    if has_copies:
+    if lay.has_copies:
         ids_ref = ray.put(pool_ids)
         for idx, top in get_all([_base.remote(part, ids_ref) for part in parts], tracker, "Copy numbers (ray)"):
             np.maximum.at(base, idx, top)
-    k = inject.copy_numbers(base, plan.copy_pool, p)
+    return _Pool(rows, shares, home, pool_ids, lengths, inject.copy_numbers(base, plan.copy_pool, p))
 
-    # Where every copy lands: output task (input part) and row of its chunk.
-    bounds = inject.chunk_bounds(part_rows, plan, cfg.append)
-    dest = np.searchsorted(bounds, plan.copy_pos, side="right") - 1
+
+def _write_chunks(
+    writer: PartWriter,
+    lay: _Layout,
+    cfg: DuplicateConfig,
+    plan: DuplicationPlan,
+    k: np.ndarray,
+    with_jaccard: bool,
+    bounds: np.ndarray,
+    dest: np.ndarray,
+    incoming: dict[int, Refs],
+    cpus: int,
+    tracker: Tracker,
+) -> tuple[list[Any], int, int]:
+    """Stage 4: one output task per input part; its staged files, and the copy rows and distinct sources."""
+    parts = lay.parts
     by_dest = np.argsort(dest, kind="stable")  # copy order within each output task
     cuts = np.searchsorted(dest[by_dest], np.arange(len(parts) + 1))
-
-    # 3. the copies' rows: pool rows routed to the output tasks, or edited in edit tasks and sent there.
-    edit = np.zeros(n_copies, dtype=np.float32)
-    jac = np.ones(n_copies, dtype=np.float32)
-    if n_copies and near:
-        incoming, edit, jac = _near_copies(cfg, plan, lengths, home, rows, shares, dest, cpus, tracker)
-    elif n_copies:
-        incoming = _multicast(rows, home, dest, plan.copy_pool)
-    else:
-        incoming = {}
-
-    # 4. write: one output task per input part; the driver adopts their files in order.
     count_parts = max(1, min(len(parts), COUNT_PARTS_PER_CPU * cpus))
     written, distinct = [], []
     target = writer.stage_target()
@@ -403,19 +471,7 @@ def _duplicate(
     results = get_all([w[0] for w in written], tracker, "Writing (ray)")
     copy_rows = sum(ray.get([w[1] for w in written]))
     unique = sum(ray.get([_count_distinct.remote(*[d[b] for d in distinct]) for b in range(count_parts)]))
-    adopt_all(writer, results)
-    writer.write_file(POOL_FILE, inject.pool_file_bytes(inject.pool_table(pool_ids, plan.copy_pool)))
-    return inject.summary_stats(
-        cfg,
-        n=n,
-        rows_out=plan.rows_out,
-        pool_ids=pool_ids,
-        copy_pool=plan.copy_pool,
-        unique_documents=unique,
-        copy_rows=copy_rows,
-        edit=edit,
-        jaccard=jac,
-    )
+    return results, copy_rows, unique
 
 
 def _near_copies(

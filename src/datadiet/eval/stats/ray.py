@@ -46,7 +46,7 @@ import ray
 
 from datadiet.curate.dedupe.output import CLUSTER_ID
 from datadiet.curate.dedupe.ray import find_members
-from datadiet.engine.ray import connect, plan_slices
+from datadiet.engine.ray import Slice, connect, plan_slices
 from datadiet.eval.stats import compute as local
 from datadiet.eval.stats.compute import (
     BLOCK_DOCS,
@@ -350,6 +350,36 @@ def dataset_stats(
     sources = ds.part_sources()  # handles read where the store keeps the parts: nothing is downloaded here
     slices = plan_slices(sources, 2 * cpus)
     parts = max(PARTS_PER_CPU * cpus, math.ceil(_text_bytes(sources) / TEXT_BYTES_PER_PART))
+    done, partitions = _map_slices(slices, parts, n, tracker)
+    members = None
+    if near_dup:
+        # Before the merge tasks, not beside them: Ray Data's operators in find_members wait for
+        # free CPUs rather than share them.
+        bands, rows = cfg.bands_rows()
+        members, _ = find_members([ds], cfg, bands, rows, cpus=cpus, timer=Timer(), tracker=tracker)
+    total_words = sum(s.totals[1] for s in done)
+    total_bytes = sum(s.bytes for s in done)
+    with tracker.task("Merging (ray)", total=None):
+        reduced = [_reduce_task.remote(total_words, *(blocks[p] for blocks in partitions)) for p in range(parts)]
+        compression = _compression_task(slices, total_bytes)
+        merged = ray.get(reduced)
+        compression_ratio = ray.get(compression) if compression is not None else None
+
+    out: dict[str, Any] = {DOCUMENTS: n, BYTES: total_bytes, TOKENS: tokens}
+    out.update(_diversity(done, merged, n, total_words))
+    out[COMPRESSION_RATIO] = compression_ratio
+    out[EXACT_DUPLICATE_SHARE] = float((n - sum(r["texts"] for r in merged)) / n)
+    top = sorted((pair for r in merged for pair in r["top"]), key=lambda cf: (-cf[0], cf[1]))[:TOP_N]
+    previews = _preview(sources, [first for _, first in top])
+    out[TOP_REPEATED] = [{"preview": previews[first], "count": int(count)} for count, first in top]
+    out.update(_cluster_shares(members, merged, n, f"minhash threshold={minhash_threshold} seed={seed}"))
+    return {key: out.get(key) for key in (*NUMERIC_STATS, NEAR_DUPLICATE_METHOD, TOP_REPEATED)}
+
+
+def _map_slices(
+    slices: Sequence[Slice], parts: int, n: int, tracker: Tracker
+) -> tuple[list[_Summary], list[list[Any]]]:
+    """Stage 1: a map task per slice; its summary (gathered here), its PARTS hash partitions (left in the cluster)."""
     summaries: list[Any] = []
     partitions: list[list[Any]] = []
     with tracker.task("Statistics (ray)", total=n) as task:
@@ -362,27 +392,21 @@ def dataset_stats(
             summary = ray.get(ref)
             done.append(summary)
             task.advance(summary.documents)
-    members = None
-    if near_dup:
-        # Before the merge tasks, not beside them: Ray Data's operators in find_members wait for
-        # free CPUs rather than share them.
-        bands, rows = cfg.bands_rows()
-        members, _ = find_members([ds], cfg, bands, rows, cpus=cpus, timer=Timer(), tracker=tracker)
-    total_words = sum(s.totals[1] for s in done)
-    total_bytes = sum(s.bytes for s in done)
-    with tracker.task("Merging (ray)", total=None):
-        reduced = [_reduce_task.remote(total_words, *(blocks[p] for blocks in partitions)) for p in range(parts)]
-        compression = None
-        if total_bytes:
-            sample_bytes = local.COMPRESSION_SAMPLE_BYTES  # the driver's, so a worker's settings cannot change it
-            step = 1 if total_bytes <= sample_bytes else math.ceil(total_bytes / sample_bytes)
-            compression = _compress_task.remote(
-                *(_sample_task.remote(s.source, s.offset, s.length, s.start, step) for s in slices)
-            )
-        merged = ray.get(reduced)
-        compression_ratio = ray.get(compression) if compression is not None else None
+    return done, partitions
 
-    out: dict[str, Any] = {DOCUMENTS: n, BYTES: total_bytes, TOKENS: tokens}
+
+def _compression_task(slices: Sequence[Slice], total_bytes: int) -> Any:
+    """The compression ratio's task over every k-th document (every one up to the sample size), or None."""
+    if not total_bytes:
+        return None
+    sample_bytes = local.COMPRESSION_SAMPLE_BYTES  # the driver's, so a worker's settings cannot change it
+    step = 1 if total_bytes <= sample_bytes else math.ceil(total_bytes / sample_bytes)
+    return _compress_task.remote(*(_sample_task.remote(s.source, s.offset, s.length, s.start, step) for s in slices))
+
+
+def _diversity(done: Sequence[_Summary], merged: Sequence[dict[str, Any]], n: int, total_words: int) -> dict[str, Any]:
+    """Entropy, distinct-n ratios, type/token ratio and document lengths from the slices and partitions."""
+    out: dict[str, Any] = {}
     distinct_1 = sum(r["distinct_1"] for r in merged)
     if total_words:
         out[UNIGRAM_ENTROPY_BITS] = math.fsum(r["entropy"] for r in merged)
@@ -399,24 +423,25 @@ def dataset_stats(
     out[MEDIAN_CHARS] = _median([s.char_hist for s in done], n)
     out[MEAN_WORDS] = float(total_words) / n
     out[MEDIAN_WORDS] = _median([s.word_hist for s in done], n)
-    out[COMPRESSION_RATIO] = compression_ratio
+    return out
 
-    texts = sum(r["texts"] for r in merged)
-    out[EXACT_DUPLICATE_SHARE] = float((n - texts) / n)
-    top = sorted((pair for r in merged for pair in r["top"]), key=lambda cf: (-cf[0], cf[1]))[:TOP_N]
-    previews = _preview(sources, [first for _, first in top])
-    out[TOP_REPEATED] = [{"preview": previews[first], "count": int(count)} for count, first in top]
 
-    if members is not None:
-        sizes = members.group_by(CLUSTER_ID).len()["len"]
-        clustered, clusters = members.height, sizes.len()
-        out[NEAR_DUPLICATE_METHOD] = f"minhash threshold={minhash_threshold} seed={seed}"
-        out[NEAR_DUPLICATE_SHARE] = (clustered - clusters) / n
-        out[LARGEST_CLUSTER_SHARE] = int(sizes.max() or 1) / n  # type: ignore[arg-type]
-        out[UNIQUE_DOCUMENT_SHARE] = (n - clustered) / n
-    else:
-        out[NEAR_DUPLICATE_METHOD] = None
-        out[NEAR_DUPLICATE_SHARE] = None
-        out[LARGEST_CLUSTER_SHARE] = max(r["largest"] for r in merged) / n
-        out[UNIQUE_DOCUMENT_SHARE] = sum(r["singles"] for r in merged) / n
-    return {key: out.get(key) for key in (*NUMERIC_STATS, NEAR_DUPLICATE_METHOD, TOP_REPEATED)}
+def _cluster_shares(
+    members: pl.DataFrame | None, merged: Sequence[dict[str, Any]], n: int, method: str
+) -> dict[str, Any]:
+    """Near-duplicate shares from the members of clusters; without them, the exact groups' shares."""
+    if members is None:
+        return {
+            NEAR_DUPLICATE_METHOD: None,
+            NEAR_DUPLICATE_SHARE: None,
+            LARGEST_CLUSTER_SHARE: max(r["largest"] for r in merged) / n,
+            UNIQUE_DOCUMENT_SHARE: sum(r["singles"] for r in merged) / n,
+        }
+    sizes = members.group_by(CLUSTER_ID).len()["len"]
+    clustered, clusters = members.height, sizes.len()
+    return {
+        NEAR_DUPLICATE_METHOD: method,
+        NEAR_DUPLICATE_SHARE: (clustered - clusters) / n,
+        LARGEST_CLUSTER_SHARE: int(sizes.max() or 1) / n,  # type: ignore[arg-type]
+        UNIQUE_DOCUMENT_SHARE: (n - clustered) / n,
+    }
