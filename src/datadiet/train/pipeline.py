@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,10 @@ from datadiet.progress import NULL_TRACKER, StepStatusTracker, Tracker
 from datadiet.schema import EOT, TEXT
 from datadiet.store import Commit, Dataset, PartWriter, Store, file_sha256
 from datadiet.train.checkpoint import CHECKPOINT_FILE, METRICS_FILE, checkpoint_path
+
+if TYPE_CHECKING:
+    from datadiet.train.config import TrainConfig
+    from datadiet.train.model import GPTConfig
 
 TOKENIZER_FILE = "tokenizer.json"
 TOKENS_FILE = "tokens.bin"
@@ -257,12 +261,8 @@ def train_run(
     trains on that many local DDP processes (the id and result do not change); under torchrun every
     rank calls this, rank 0 alone touches the store and all return the published run.
     """
-    from datadiet.train.checkpoint import load_checkpoint
-    from datadiet.train.device import cpu_threads, select_device
     from datadiet.train.distributed import barrier, broadcast, prepare_processes
     from datadiet.train.distributed import train_processes as run_trainer
-    from datadiet.train.metrics import evaluate, token_byte_lengths
-    from datadiet.train.model import GPT
 
     train_ds = store.resolve(spec.train_ref)
     val_ds = store.resolve(spec.val_ref)
@@ -324,41 +324,14 @@ def train_run(
             if not checkpoint_path(work).exists():
                 shutil.rmtree(work, ignore_errors=True)
             raise
-        device = select_device(train_cfg.device)
-        model = GPT(model_cfg).to(device)
-        model.load_state_dict(load_checkpoint(result.checkpoint, map_location=device)["model"])
-        # The same thread count as training: on a busy CPU, more threads than cores is many times slower.
         eval_started = time.perf_counter()
-        with cpu_threads(device, train_cfg.threads):
-            metrics = evaluate(
-                model,
-                val_tokens,
-                block_size=model_cfg.block_size,
-                batch_size=train_cfg.batch_size,
-                max_tokens=FINAL_EVAL_TOKENS,
-                device=str(device),
-                token_bytes=token_byte_lengths(tok.load()),
-                tracker=tracker,
-            )
+        metrics, device, flops_per_token = _final_metrics(
+            model_cfg, train_cfg, result.checkpoint, val_tokens, tok, tracker
+        )
         eval_seconds = time.perf_counter() - eval_started  # reported apart from training (sweep summary)
-        # Copied, not moved: until the run is published, the work folder must still hold a complete
-        # checkpoint for --resume; it is deleted only after publication.
-        for fname in (CHECKPOINT_FILE, METRICS_FILE):
-            shutil.copy2(work / fname, writer.dir / fname)
-        config = {
-            "model": model_cfg.to_dict(),
-            "train": train_cfg.to_dict(),
-            "preset": spec.preset,
-            "tokenizer": tok.key,
-            "eos_token": tok.eos_token,
-        }
-        writer.write_file(CONFIG_FILE, json.dumps(config, indent=2).encode())
-        # The run keeps its tokenizer, so generation and export need nothing else (an external file may move).
-        writer.write_file(TOKENIZER_FILE, tok.path.read_bytes())
-        summary = result.to_dict() | {"checkpoint": CHECKPOINT_FILE}
-        compute = run_compute(train_ds, tok, model.flops_per_token(), train_cfg, result, train_tokens)
-        writer.write_file(
-            RESULT_FILE, json.dumps({"train": summary, "metrics": metrics, "compute": compute}, indent=2).encode()
+        compute = run_compute(train_ds, tok, flops_per_token, train_cfg, result, train_tokens)
+        summary = _write_run_files(
+            writer, work, spec, tok, model_cfg, train_cfg, result, {"metrics": metrics, "compute": compute}
         )
         return {
             "train": summary,
@@ -385,6 +358,67 @@ def train_run(
             broadcast(None, world)  # up to date: the other ranks have nothing to train
         barrier(world)  # the run is published before any rank returns it
     return commit
+
+
+def _final_metrics(
+    model_cfg: GPTConfig, train_cfg: TrainConfig, checkpoint: Path, val_tokens: np.ndarray, tok: Any, tracker: Tracker
+) -> tuple[dict[str, Any], Any, float]:
+    """The final checkpoint's metrics on (at most FINAL_EVAL_TOKENS of) the validation set, its device, FLOPs/token."""
+    from datadiet.train.checkpoint import load_checkpoint
+    from datadiet.train.device import cpu_threads, select_device
+    from datadiet.train.metrics import evaluate, token_byte_lengths
+    from datadiet.train.model import GPT
+
+    device = select_device(train_cfg.device)
+    model = GPT(model_cfg).to(device)
+    model.load_state_dict(load_checkpoint(checkpoint, map_location=device)["model"])
+    # The same thread count as training: on a busy CPU, more threads than cores is many times slower.
+    with cpu_threads(device, train_cfg.threads):
+        metrics = evaluate(
+            model,
+            val_tokens,
+            block_size=model_cfg.block_size,
+            batch_size=train_cfg.batch_size,
+            max_tokens=FINAL_EVAL_TOKENS,
+            device=str(device),
+            token_bytes=token_byte_lengths(tok.load()),
+            tracker=tracker,
+        )
+    return metrics, device, model.flops_per_token()
+
+
+def _write_run_files(
+    writer: PartWriter,
+    work: Path,
+    spec: RunSpec,
+    tok: Any,
+    model_cfg: GPTConfig,
+    train_cfg: TrainConfig,
+    result: Any,
+    outcome: dict[str, Any],
+) -> dict[str, Any]:
+    """The run's files beside its checkpoint and metrics: config, tokenizer, result (train summary + OUTCOME).
+
+    Returns:
+        The train summary.
+    """
+    # Copied, not moved: until the run is published, the work folder must still hold a complete
+    # checkpoint for --resume; it is deleted only after publication.
+    for fname in (CHECKPOINT_FILE, METRICS_FILE):
+        shutil.copy2(work / fname, writer.dir / fname)
+    config = {
+        "model": model_cfg.to_dict(),
+        "train": train_cfg.to_dict(),
+        "preset": spec.preset,
+        "tokenizer": tok.key,
+        "eos_token": tok.eos_token,
+    }
+    writer.write_file(CONFIG_FILE, json.dumps(config, indent=2).encode())
+    # The run keeps its tokenizer, so generation and export need nothing else (an external file may move).
+    writer.write_file(TOKENIZER_FILE, tok.path.read_bytes())
+    summary: dict[str, Any] = result.to_dict() | {"checkpoint": CHECKPOINT_FILE}
+    writer.write_file(RESULT_FILE, json.dumps({"train": summary, **outcome}, indent=2).encode())
+    return summary
 
 
 def run_compute(
