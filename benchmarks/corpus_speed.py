@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from datadiet.curate import corpus
-from datadiet.curate.corpus import generate_stories
+from datadiet.curate.corpus import generate as corpus
+from datadiet.curate.corpus.generate import generate_stories
 
 TARGET_PER_S = 5_000
 

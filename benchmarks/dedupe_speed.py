@@ -36,7 +36,7 @@ import polars as pl
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from datadiet.curate.corpus import generate_stories  # noqa: E402
+from datadiet.curate.corpus.generate import generate_stories  # noqa: E402
 from datadiet.schema import ID, MAX_PART_ROWS, TEXT  # noqa: E402
 from datadiet.store import PartWriter, Store  # noqa: E402
 from shared_stories import read_stories  # noqa: E402

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import datadiet.train.pipeline as train_pipeline
 from datadiet.cli import app
-from datadiet.curate.corpus import CorpusConfig, write_corpus
+from datadiet.curate.corpus.op import CorpusConfig, write_corpus
 from datadiet.store import Store
 from datadiet.sweep import SweepConfig, SweepEvent, plan, run_sweep
 from tests.helpers import store_snapshot

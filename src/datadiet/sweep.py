@@ -849,7 +849,7 @@ DEMO_SEEDS = (0,)
 
 def prepare_demo(store: Store, stories: int, tracker: Tracker = NULL_TRACKER) -> tuple[str, str]:
     """Generate (or find) the built-in corpus for the demo; returns (train ref, val ref)."""
-    from datadiet.curate.corpus import CorpusConfig, write_corpus
+    from datadiet.curate.corpus.op import CorpusConfig, write_corpus
 
     train, val = write_corpus(
         store, CorpusConfig(stories=stories, val_stories=max(200, stories // 10), seed=0), "demo", tracker=tracker

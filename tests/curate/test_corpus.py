@@ -14,15 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from datadiet.curate.corpus import (
-    BOY_NAMES,
-    GIRL_NAMES,
-    NEUTRAL_NAMES,
-    CorpusConfig,
-    generate_corpus,
-    generate_stories,
-    near_duplicate_pairs,
-)
+from datadiet.curate.corpus.generate import generate_corpus, generate_stories, near_duplicate_pairs
+from datadiet.curate.corpus.op import CorpusConfig
+from datadiet.curate.corpus.words import BOY_NAMES, GIRL_NAMES, NEUTRAL_NAMES
 from datadiet.errors import UsageError
 from datadiet.schema import EOT
 
@@ -64,7 +58,7 @@ def test_different_seed_different_stories() -> None:
 
 def test_independent_of_hash_seed() -> None:
     code = (
-        "import hashlib; from datadiet.curate.corpus import generate_stories; "
+        "import hashlib; from datadiet.curate.corpus.generate import generate_stories; "
         "print(hashlib.sha256('\\x1e'.join(generate_stories(50, 0)).encode()).hexdigest())"
     )
     src = Path(__file__).resolve().parents[2] / "src"

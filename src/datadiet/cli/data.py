@@ -106,7 +106,7 @@ def corpus(
     o: Out,
 ) -> None:
     """Generate the built-in corpus of children's stories (train and a separate validation split)."""
-    from datadiet.curate.corpus import CorpusConfig, write_corpus
+    from datadiet.curate.corpus.op import CorpusConfig, write_corpus
 
     cfg = CorpusConfig(stories=stories, val_stories=val_stories, seed=seed, near_dup_rate=near_dup_rate)
     train, val = write_corpus(o.store(), cfg, name, tracker=o.tracker)
