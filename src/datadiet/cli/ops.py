@@ -21,63 +21,73 @@ NameOpt = Annotated[
 ]
 
 
+# dedupe's options whose declarations need more than a line.
+MethodOpt = Annotated[
+    str,
+    typer.Option(
+        "--method",
+        **one_of("--method", METHODS),
+        help="exact (identical normalised text) or minhash (near duplicates too).",
+    ),
+]
+ThresholdOpt = Annotated[
+    float, typer.Option("--threshold", help="Jaccard similarity of shingle sets counted as duplicate, in (0, 1).")
+]
+ShingleOpt = Annotated[
+    str, typer.Option("--shingle", **one_of("--shingle", SHINGLE_KINDS), help="word or char n-grams.")
+]
+BandsOpt = Annotated[
+    int | None,
+    typer.Option("--bands", help="LSH bands (default: chosen for high recall at the threshold).", show_default=False),
+]
+RowsOpt = Annotated[
+    int | None, typer.Option("--rows", help="Signature values per band (give with --bands).", show_default=False)
+]
+KeepOpt = Annotated[
+    str,
+    typer.Option(
+        "--keep",
+        **one_of("--keep", KEEP_POLICIES),
+        help="Keeper of each cluster: first (lowest position), longest, or random (seeded).",
+    ),
+]
+VerifyOpt = Annotated[
+    bool, typer.Option("--verify", help="Check candidates against the exact Jaccard (no false positives).")
+]
+AgainstOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--against",
+        help="Remove documents that near-duplicate this other dataset (decontamination); it is not changed.",
+        show_default=False,
+    ),
+]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        min=1,
+        help="Signing processes (default: all cores); does not change the result.",
+        show_default=False,
+    ),
+]
+
+
 @command(help=DEDUPE_HELP, short_help="Remove exact and MinHash-LSH near-duplicate documents.")
 def dedupe(
     ref: Annotated[str, typer.Argument(help="Dataset NAME[@VERSION].", show_default=False)],
-    method: Annotated[
-        str,
-        typer.Option(
-            "--method",
-            **one_of("--method", METHODS),
-            help="exact (identical normalised text) or minhash (near duplicates too).",
-        ),
-    ] = "minhash",
-    threshold: Annotated[
-        float, typer.Option("--threshold", help="Jaccard similarity of shingle sets counted as duplicate, in (0, 1).")
-    ] = 0.8,
+    method: MethodOpt = "minhash",
+    threshold: ThresholdOpt = 0.8,
     num_perm: Annotated[int, typer.Option("--num-perm", help="MinHash permutations (signature length).")] = 128,
     ngram: Annotated[int, typer.Option("--ngram", help="Words (or characters) per shingle.")] = 5,
-    shingle: Annotated[
-        str, typer.Option("--shingle", **one_of("--shingle", SHINGLE_KINDS), help="word or char n-grams.")
-    ] = ("word"),
-    bands: Annotated[
-        int | None,
-        typer.Option(
-            "--bands", help="LSH bands (default: chosen for high recall at the threshold).", show_default=False
-        ),
-    ] = None,
-    rows: Annotated[
-        int | None, typer.Option("--rows", help="Signature values per band (give with --bands).", show_default=False)
-    ] = None,
-    keep: Annotated[
-        str,
-        typer.Option(
-            "--keep",
-            **one_of("--keep", KEEP_POLICIES),
-            help="Keeper of each cluster: first (lowest position), longest, or random (seeded).",
-        ),
-    ] = "first",
-    verify: Annotated[
-        bool, typer.Option("--verify", help="Check candidates against the exact Jaccard (no false positives).")
-    ] = False,
-    against: Annotated[
-        str | None,
-        typer.Option(
-            "--against",
-            help="Remove documents that near-duplicate this other dataset (decontamination); it is not changed.",
-            show_default=False,
-        ),
-    ] = None,
+    shingle: ShingleOpt = "word",
+    bands: BandsOpt = None,
+    rows: RowsOpt = None,
+    keep: KeepOpt = "first",
+    verify: VerifyOpt = False,
+    against: AgainstOpt = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the permutations and of --keep random.")] = 1,
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            "--workers",
-            min=1,
-            help="Signing processes (default: all cores); does not change the result.",
-            show_default=False,
-        ),
-    ] = None,
+    workers: WorkersOpt = None,
     name: NameOpt = None,
     engine: EngineOpt = "local",
     address: AddressOpt = None,

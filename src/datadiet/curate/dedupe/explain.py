@@ -159,31 +159,7 @@ def explain_clusters(
         )
         for r in head.iter_rows(named=True)
     ]
-    match: Match | None = None
-    note: str | None = None
-    if id is not None:
-        row = frame.filter(pl.col(ID) == id)
-        if row.height == 0:
-            if not _texts_by_id(parent, [id]):
-                raise UsageError(
-                    f"no document with id {id!r} in {parent.ref}; ids are listed in {dataset.ref}'s clusters"
-                )
-            note = f"{id} is in no cluster: it had no duplicate and was kept"
-        else:
-            r = row.row(0, named=True)
-            text = _texts_by_id(parent, [id]).get(id, "")
-            keeper_text = _texts_by_id(keeper_source, [r[KEEPER_ID]]).get(r[KEEPER_ID], "")
-            match = Match(
-                id=id,
-                kept=bool(r[KEPT]),
-                cluster_id=int(r[CLUSTER_ID]),
-                keeper_id=str(r[KEEPER_ID]),
-                jaccard_estimate=r[JACCARD_ESTIMATE],
-                jaccard_exact=r[JACCARD_EXACT],
-                text=text,
-                keeper_text=keeper_text,
-                diff=word_diff(keeper_text, text),
-            )
+    match, note = _explain_one(frame, id, parent, keeper_source, dataset.ref) if id is not None else (None, None)
     return ClusterReport(
         ref=dataset.ref,
         parent=parent.ref,
@@ -195,3 +171,29 @@ def explain_clusters(
         match=match,
         note=note,
     )
+
+
+def _explain_one(
+    frame: pl.DataFrame, id: str, parent: Dataset, keeper_source: Dataset, ref: str
+) -> tuple[Match | None, str | None]:
+    """Document ID's cluster, keeper, similarity and word diff; or a note that it was in no cluster."""
+    row = frame.filter(pl.col(ID) == id)
+    if row.height == 0:
+        if not _texts_by_id(parent, [id]):
+            raise UsageError(f"no document with id {id!r} in {parent.ref}; ids are listed in {ref}'s clusters")
+        return None, f"{id} is in no cluster: it had no duplicate and was kept"
+    r = row.row(0, named=True)
+    text = _texts_by_id(parent, [id]).get(id, "")
+    keeper_text = _texts_by_id(keeper_source, [r[KEEPER_ID]]).get(r[KEEPER_ID], "")
+    match = Match(
+        id=id,
+        kept=bool(r[KEPT]),
+        cluster_id=int(r[CLUSTER_ID]),
+        keeper_id=str(r[KEEPER_ID]),
+        jaccard_estimate=r[JACCARD_ESTIMATE],
+        jaccard_exact=r[JACCARD_EXACT],
+        text=text,
+        keeper_text=keeper_text,
+        diff=word_diff(keeper_text, text),
+    )
+    return match, None
