@@ -603,8 +603,8 @@ def estimate_seconds(
     (`train.grid.probe_tokens_per_s`), plus ~3 s per run for its final evaluation and 1 s per data step.
     """
     from datadiet.train.config import resolve_config
+    from datadiet.train.device import select_device
     from datadiet.train.grid import Packing, choose_packing, probe_tokens_per_s
-    from datadiet.train.trainer import select_device
 
     runs_left = sum(1 for n in nodes if n.kind == "runs" and n.state != "done")
     data_left = sum(1 for n in nodes if n.kind == "datasets" and n.state != "done")
@@ -692,8 +692,8 @@ def _pretrain_runs(
     parallel, engine, address = how
     if engine != "ray" and (parallel == 1 or cfg.nproc is not None):
         return  # one run at a time, or DDP per run: each node trains its own run
+    from datadiet.train.device import select_device
     from datadiet.train.grid import choose_packing, plan_runs, pretrain
-    from datadiet.train.trainer import select_device
 
     specs = [
         n.spec([resolved[d].ref for d in n.deps])
