@@ -23,7 +23,7 @@ Definitions (keys are the constants below):
 - `unigram_entropy_bits`: Shannon entropy of the word frequency distribution, in bits;
 - `type_token_ratio`: the mean over non-empty documents of distinct words / words in that document
   (corpus-level types/tokens is `distinct_1gram_ratio`; this one does not shrink as the corpus grows);
-- `compression_ratio`: zlib (level 6) compressed bytes / raw bytes of the documents joined by "\\n",
+- `compression_ratio`: zlib (level 6) compressed bytes / raw bytes of the documents joined by "\n",
   over every document, or an evenly spaced deterministic sample of whole documents when the text
   exceeds `COMPRESSION_SAMPLE_BYTES`;
 - lengths: mean and median characters and words per document;
@@ -64,39 +64,60 @@ import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 
-from datadiet.curate.dedupe.find import Signed, find_duplicates
-from datadiet.curate.dedupe.minhash import MinhashConfig, band_keys, permutations, signatures
-from datadiet.curate.dedupe.normalize import shingle_hashes, word_tokens
+from datadiet.curate.dedupe.normalize import word_tokens
 from datadiet.errors import UsageError
+from datadiet.eval.stats.signer import _config, _Signer
 from datadiet.hashing import fmix64
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.runtime import cpu_count
 from datadiet.schema import TEXT
 
 U32 = npt.NDArray[np.uint32]
+
 U64 = npt.NDArray[np.uint64]
+
 I64 = npt.NDArray[np.int64]
+
 
 # -- keys of the returned dict -------------------------------------------------------------------
 DOCUMENTS = "documents"
+
 BYTES = "bytes"
+
 TOKENS = "tokens"
+
 EXACT_DUPLICATE_SHARE = "exact_duplicate_share"
+
 NEAR_DUPLICATE_SHARE = "near_duplicate_share"
+
 LARGEST_CLUSTER_SHARE = "largest_cluster_share"
+
 UNIQUE_DOCUMENT_SHARE = "unique_document_share"
+
 DISTINCT_1GRAM_RATIO = "distinct_1gram_ratio"
+
 DISTINCT_2GRAM_RATIO = "distinct_2gram_ratio"
+
 DISTINCT_4GRAM_RATIO = "distinct_4gram_ratio"
+
 UNIGRAM_ENTROPY_BITS = "unigram_entropy_bits"
+
 COMPRESSION_RATIO = "compression_ratio"
+
 MEAN_CHARS = "mean_chars"
+
 MEDIAN_CHARS = "median_chars"
+
 MEAN_WORDS = "mean_words"
+
 MEDIAN_WORDS = "median_words"
+
 TYPE_TOKEN_RATIO = "type_token_ratio"
+
 TOP_REPEATED = "top_repeated"
+
 NEAR_DUPLICATE_METHOD = "near_duplicate_method"
+
 
 # The numeric statistics, in display order (what `relate` can correlate with metrics).
 NUMERIC_STATS: tuple[str, ...] = (
@@ -119,24 +140,35 @@ NUMERIC_STATS: tuple[str, ...] = (
     TYPE_TOKEN_RATIO,
 )
 
+
 NGRAM_SIZES = (1, 2, 4)
+
 TOP_N = 5
+
 PREVIEW_CHARS = 80
+
 ZLIB_LEVEL = 6
+
 # ~50 MB of text compresses in ~2-3 s at level 6 and pins the ratio to well under 1% (it is a
 # property of the text's redundancy, which a few thousand stories already sample).
 COMPRESSION_SAMPLE_BYTES = 50_000_000
+
 # Documents per numpy block: ~7 MB of stories, ~1.4M words, so a block's 8-byte-per-word arrays
 # stay ~11 MB each; 32,768 was no faster and held 4x the memory per thread.
 BLOCK_DOCS = 8192
+
 # The per-block distinct n-gram hashes of one size are merged once they outnumber 4x the distinct
 # ones (and 16M, 128 MB): memory stays a small multiple of the distinct n-grams, with few sorts.
 MERGE_MIN = 16_000_000
 
+
 _MASK64 = (1 << 64) - 1
+
 # Odd 64-bit multipliers (invertible mod 2^64, which the prefix-sum trick needs).
 _WORD_BASE = 0x9E3779B97F4A7C15
+
 _OFFSET = 0xCBF29CE484222325
+
 # One odd multiplier per position of an n-gram (n <= 8), so "a b" and "b a" hash differently.
 _NGRAM_MULT = (
     0xD6E8FEB86659FD93,
@@ -161,7 +193,9 @@ def _separator_lut() -> npt.NDArray[np.bool_]:
 
 
 _IS_WORD = ~_separator_lut()
+
 _LOWER = np.arange(256, dtype=np.uint8)
+
 _LOWER[ord("A") : ord("Z") + 1] += 32
 
 
@@ -401,69 +435,6 @@ def _compression_ratio(texts: pl.Series, lengths: I64) -> float | None:
         sample = texts.gather_every(step)
     raw = "\n".join(sample.to_list()).encode("utf-8")
     return len(zlib.compress(raw, ZLIB_LEVEL)) / len(raw) if raw else None
-
-
-@dataclass
-class _Signer:
-    """MinHash signatures and band keys of the distinct normalised texts, in first-seen order.
-
-    Rows are filled by worker threads, each block its own rows, so no lock is needed; `sig` is
-    allocated for every document but only the pages of written rows are ever touched.
-    """
-
-    cfg: MinhashConfig
-    capacity: int
-    perms: tuple[U32, U32] = field(init=False)
-    bands: int = field(init=False)
-    rows: int = field(init=False)
-    sig: U32 = field(init=False)
-    keys: U64 = field(init=False)
-    used: int = 0
-
-    def __post_init__(self) -> None:
-        self.perms = permutations(self.cfg.num_perm, self.cfg.seed)
-        self.bands, self.rows = self.cfg.bands_rows()
-        self.sig = np.empty((self.capacity, self.cfg.num_perm), dtype=np.uint32)
-        self.keys = np.empty((self.capacity, self.bands), dtype=np.uint64)
-
-    def reserve(self, count: int) -> int:
-        """The first of `count` consecutive rows for the next block (called in block order)."""
-        start = self.used
-        self.used += count
-        return start
-
-    def sign(self, row: int, words: U64, offsets: I64, docs: I64) -> None:
-        """Sign documents `docs` of a block (its word tokens and offsets) into rows row, row + 1, ..."""
-        if not docs.size:
-            return
-        counts = offsets[docs + 1] - offsets[docs]
-        if docs.size == offsets.size - 1:
-            tokens, tok_off = words, offsets
-        else:
-            tok_off = np.zeros(docs.size + 1, dtype=np.int64)
-            np.cumsum(counts, out=tok_off[1:])
-            tokens = words[np.arange(int(tok_off[-1])) + np.repeat(offsets[docs] - tok_off[:-1], counts)]
-        hashes, sh_off = shingle_hashes(tokens, tok_off, self.cfg.ngram)
-        sig = signatures(hashes, sh_off, self.perms)
-        self.sig[row : row + docs.size] = sig
-        self.keys[row : row + docs.size] = band_keys(sig, self.bands, self.rows)
-
-    def labels(self, doc_keys: U64) -> I64:
-        """Cluster labels of the signed rows (whose normalised-text hashes are `doc_keys`) under the dedupe."""
-        m = self.used
-        digests = np.zeros((m, 2), dtype=np.uint64)
-        digests[:, 0] = doc_keys
-        signed = Signed(digests, np.zeros(m, dtype=np.int64), self.sig[:m], self.keys[:m])
-        return find_duplicates(signed, self.cfg).label
-
-
-def _config(threshold: float, seed: int) -> MinhashConfig:
-    # `curate dedupe --method minhash`'s defaults (word 5-grams, 128 permutations, its bands and
-    # rows, no verification): only they are shingled from the statistics' word tokens.
-    cfg = MinhashConfig(threshold=threshold, seed=seed)
-    if cfg.shingle != "word":  # pragma: no cover - the defaults
-        raise ValueError("only word shingles are built from the statistics' word tokens")
-    return cfg
 
 
 def check_threshold(threshold: float) -> float:

@@ -75,10 +75,10 @@ from datadiet.eval.stats.compute import (
     UNIQUE_DOCUMENT_SHARE,
     ZLIB_LEVEL,
     _block_summary,
-    _config,
     _unique,
     check_threshold,
 )
+from datadiet.eval.stats.signer import _config
 from datadiet.hashing import fmix64
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.runtime import Timer
