@@ -4,7 +4,8 @@
 - `remote.py`   the remote backend (`Remote`: any pyarrow filesystem), `is_uri`, `first_line`
 - `parts.py`    part I/O: `stage_parts`, `PartWriter`, `PartSource`, `StageTarget`, `Staged`
 - `dataset.py`  `Dataset` (a handle on one version) and `Commit`
-- `store.py`    `Store`: resolve refs, `commit(build=...)` (content-addressed, locked, atomic), `lineage`
+- `store.py`    `Store`: resolve refs, `commit(build=...)` (content-addressed, locked, atomic)
+- `disk.py`     durable renames and the one-line error of a failed write; `lineage.py` the chain back to files
 - `maintain.py` `verify` and the pieces of `curate gc`
 
 It knows no operation. Import the public names from here::
@@ -15,6 +16,8 @@ It knows no operation. Import the public names from here::
 """
 
 from datadiet.store.dataset import Commit, Dataset, read_parts
+from datadiet.store.disk import disk_error, fsync_dir
+from datadiet.store.lineage import lineage
 from datadiet.store.maintain import (
     FETCH_DEBRIS_GRACE_S,
     REMOTE_DEBRIS_GRACE_S,
@@ -55,9 +58,6 @@ from datadiet.store.store import (
     STORE_ENV,
     TMP_DIR,
     Store,
-    disk_error,
-    fsync_dir,
-    lineage,
 )
 
 __all__ = [

@@ -37,7 +37,6 @@ Used by every operation::
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import functools
 import hashlib
@@ -58,6 +57,7 @@ from datadiet.schema import FORMAT_VERSION, MANIFEST_FILE
 if TYPE_CHECKING:
     import pyarrow.fs
 from datadiet.store.dataset import Commit, Dataset
+from datadiet.store.disk import disk_error, fsync_dir
 from datadiet.store.model import (
     KINDS,
     VERSION_LEN,
@@ -86,34 +86,6 @@ LOCK_DIR = ".locks"
 # <root>/.current/<kind>/<name> holds the version NAME resolves to (the last command's); kept out
 # of the kind folders, which hold versions only.
 CURRENT_FILE = ".current"
-
-
-def fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def disk_error(
-    exc: OSError, root: Path, where: str | None = None, fix: str = "pass --store to a writable folder"
-) -> DatadietError:
-    where = where or f"store {root}"
-    if exc.errno == errno.ENOSPC:
-        return DatadietError(
-            f"no space left on the device of {where}; free some space and rerun (nothing was published)"
-        )
-    if exc.errno == errno.ENOENT:
-        # Not a write problem: a file this command was reading or writing was removed under it.
-        return DatadietError(
-            f"{exc.filename or 'a file'} disappeared while this command used it (removed by another process?); "
-            "rerun the command (nothing was published)"
-        )
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return DatadietError(f"cannot write to {where}: {exc.strerror}; {fix}")
-    return DatadietError(f"cannot write to {where}: {exc}; nothing was published")
 
 
 # What a missing artefact of each kind is made with, for the "no … named" error.
@@ -718,55 +690,3 @@ class Store:
     def children(self, ref: str) -> list[Dataset]:
         """Every artefact that names REF as a parent."""
         return [d for kind in KINDS for d in self.all(kind) if ref in d.manifest.parents]
-
-
-def lineage(store: Store, ref: str) -> list[dict[str, Any]]:
-    """The chain of artefacts from REF back to its source files, REF first (breadth-first, no repeats).
-
-    Each entry has `ref`, `kind`, `operation`, `params` and `parents`; source files appear as
-    entries of kind `file` with their path and sha256 taken from the ingest parameters.
-    """
-    start = store.find(ref)
-    out: list[dict[str, Any]] = []
-    queue: list[Dataset] = [start]
-    seen: set[str] = set()
-    while queue:
-        ds = queue.pop(0)
-        if ds.ref in seen:
-            continue
-        seen.add(ds.ref)
-        m = ds.manifest
-        out.append(
-            {
-                "ref": ds.ref,
-                "kind": ds.kind,
-                "operation": m.operation,
-                "params": m.params,
-                "parents": m.parents,
-                "rows": m.rows,
-            }
-        )
-        sources = {s.get("sha256"): s.get("path") for s in m.params.get("sources", []) if isinstance(s, dict)}
-        for parent in m.parents:
-            if parent.startswith("file:sha256:"):
-                digest = parent.removeprefix("file:sha256:")
-                if parent not in seen:
-                    seen.add(parent)
-                    out.append(
-                        {
-                            "ref": parent,
-                            "kind": "file",
-                            "operation": "source",
-                            "params": {"path": sources.get(digest)},
-                            "parents": [],
-                            "rows": None,
-                        }
-                    )
-            elif "@" in parent:
-                try:
-                    queue.append(store.find(parent))
-                except RefError:
-                    out.append(
-                        {"ref": parent, "kind": "missing", "operation": "?", "params": {}, "parents": [], "rows": None}
-                    )
-    return out
