@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from datadiet.curate.corpus import CorpusConfig, write_corpus
+from datadiet.curate.corpus.op import CorpusConfig, write_corpus
 from datadiet.curate.duplicate.inject import duplicate_frame
 from datadiet.errors import UsageError
 from datadiet.schema import ID, SOURCE_ID, TEXT

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from datadiet.curate.corpus import CorpusConfig, write_corpus
+from datadiet.curate.corpus.op import CorpusConfig, write_corpus
 from datadiet.errors import UsageError
 from datadiet.store import Store
 from datadiet.sweep import SweepConfig, run_sweep

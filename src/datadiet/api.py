@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from datadiet.curate.corpus import CorpusConfig, write_corpus
+from datadiet.curate.corpus.op import CorpusConfig, write_corpus
 from datadiet.curate.corrupt.op import CorruptConfig, corrupt
 from datadiet.curate.dedupe.minhash import MinhashConfig
 from datadiet.curate.dedupe.op import dedupe
