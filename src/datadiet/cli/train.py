@@ -76,69 +76,76 @@ def tokenizer_ls(
     o.emit(rows, render)
 
 
+# train's options whose declarations need more than a line.
+ValOpt = Annotated[
+    str, typer.Option("--val", help="Validation dataset, the same for every run you compare.", show_default=False)
+]
+TokenizerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tokenizer",
+        help="Store tokenizer NAME[@VERSION] or a Hugging Face tokenizer.json path (default: the newest tokenizer named like the dataset).",
+        show_default=False,
+    ),
+]
+EosTokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--eos-token",
+        help="With a tokenizer.json that has no <|endoftext|>: the token that ends each document (e.g. '</s>').",
+        show_default=False,
+    ),
+]
+StepsOpt = Annotated[
+    int | None, typer.Option("--steps", min=1, help="Optimizer steps (default: the preset's).", show_default=False)
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a setting, KEY=VALUE (repeatable), e.g. --set lr=3e-4.", show_default=False),
+]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")]
+SamplerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--sampler",
+        help="random: windows at random offsets (the study's); epoch: full passes in a seeded order.",
+        show_default=False,
+    ),
+]
+CompileOpt = Annotated[bool, typer.Option("--compile", help="Wrap the model in torch.compile (fastest on a GPU).")]
+NprocOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--nproc",
+        help="Train on N local processes with DDP (one per GPU; on a CPU they share the cores); same global batch, same run. Under torchrun, its WORLD_SIZE.",
+        show_default=False,
+    ),
+]
+TensorboardOpt = Annotated[
+    bool,
+    typer.Option(
+        "--tensorboard",
+        help="Also write the training curves as TensorBoard event files, live, under <store>/tensorboard/ (pip install 'datadiet[tensorboard]').",
+    ),
+]
+
+
 @command()
 def train(
     ref: Annotated[str, typer.Argument(help="Training dataset NAME[@VERSION].", show_default=False)],
-    val: Annotated[
-        str, typer.Option("--val", help="Validation dataset, the same for every run you compare.", show_default=False)
-    ],
-    tokenizer: Annotated[
-        str | None,
-        typer.Option(
-            "--tokenizer",
-            help="Store tokenizer NAME[@VERSION] or a Hugging Face tokenizer.json path (default: the newest tokenizer named like the dataset).",
-            show_default=False,
-        ),
-    ] = None,
-    eos_token: Annotated[
-        str | None,
-        typer.Option(
-            "--eos-token",
-            help="With a tokenizer.json that has no <|endoftext|>: the token that ends each document (e.g. '</s>').",
-            show_default=False,
-        ),
-    ] = None,
+    val: ValOpt,
+    tokenizer: TokenizerOpt = None,
+    eos_token: EosTokenOpt = None,
     preset: Annotated[str, typer.Option("--preset", help=PRESET_HELP)] = "tiny",
-    steps: Annotated[
-        int | None, typer.Option("--steps", min=1, help="Optimizer steps (default: the preset's).", show_default=False)
-    ] = None,
+    steps: StepsOpt = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seeds the weights and the batch order.")] = 0,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set", help="Override a setting, KEY=VALUE (repeatable), e.g. --set lr=3e-4.", show_default=False
-        ),
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue an interrupted run from its last checkpoint.")
-    ] = False,
-    sampler: Annotated[
-        str | None,
-        typer.Option(
-            "--sampler",
-            help="random: windows at random offsets (the study's); epoch: full passes in a seeded order.",
-            show_default=False,
-        ),
-    ] = None,
-    compile_: Annotated[
-        bool, typer.Option("--compile", help="Wrap the model in torch.compile (fastest on a GPU).")
-    ] = False,
-    nproc: Annotated[
-        int | None,
-        typer.Option(
-            "--nproc",
-            help="Train on N local processes with DDP (one per GPU; on a CPU they share the cores); same global batch, same run. Under torchrun, its WORLD_SIZE.",
-            show_default=False,
-        ),
-    ] = None,
+    set_: SetOpt = None,
+    resume: ResumeOpt = False,
+    sampler: SamplerOpt = None,
+    compile_: CompileOpt = False,
+    nproc: NprocOpt = None,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Run name (default: the dataset's).")] = None,
-    tensorboard: Annotated[
-        bool,
-        typer.Option(
-            "--tensorboard",
-            help="Also write the training curves as TensorBoard event files, live, under <store>/tensorboard/ (pip install 'datadiet[tensorboard]').",
-        ),
-    ] = False,
+    tensorboard: TensorboardOpt = False,
     *,
     o: Out,
 ) -> None:

@@ -15,10 +15,11 @@ These are what `curate tokenizer train`, `curate train` and `curate sweep` call.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -281,32 +282,19 @@ def train_run(
         barrier(world)
         return Commit(store.resolve(f"{name}@{version}", kind="runs"), up_to_date=decision is None)
     announced = False
-    tb = None
-    if tensorboard:
-        from datadiet.train.tensorboard import TensorBoardLog, tensorboard_dir
-
-        tb = TensorBoardLog(tensorboard_dir(store.root, name, version))
-        user_on_step = on_step
-
-        def on_step(line: dict[str, float]) -> None:
-            tb.on_step(line)
-            if user_on_step is not None:
-                user_on_step(line)
+    tb, on_step = _tensorboard(store, name, version, on_step) if tensorboard else (None, on_step)
 
     def build(writer: PartWriter) -> dict[str, Any]:
         nonlocal announced
         train_tokens = load_token_array(tokens_version(store, train_ds, tok, tracker))
-        val_tok_ds = tokens_version(store, val_ds, tok, tracker)
-        val_tokens = load_token_array(val_tok_ds)
-        has_ckpt = checkpoint_path(work).exists()
-        if has_ckpt and not resume:
-            shutil.rmtree(work)
+        val_tokens = load_token_array(tokens_version(store, val_ds, tok, tracker))
+        resumes = _resumes(work, resume)
         if world is not None:
-            broadcast(resume and has_ckpt, world)
+            broadcast(resumes, world)
             announced = True
         # Every display shows the step's loss, lr and tokens/s beside the step count and ETA.
         status = StepStatusTracker(tracker, on_step)
-        try:
+        with _no_empty_work_folder(work):
             result = run_trainer(
                 model_cfg,
                 train_cfg,
@@ -314,29 +302,19 @@ def train_run(
                 val_tokens,
                 work,
                 nproc=nproc,
-                resume=resume and has_ckpt,
+                resume=resumes,
                 tracker=status,
                 on_step=status.on_step,
             )
-        except BaseException:
-            # A run that failed before its first checkpoint has nothing to resume: leave no folder
-            # that `curate gc` would keep as "resumable" forever. One with a checkpoint stays.
-            if not checkpoint_path(work).exists():
-                shutil.rmtree(work, ignore_errors=True)
-            raise
-        eval_started = time.perf_counter()
-        metrics, device, flops_per_token = _final_metrics(
+        metrics, device, flops_per_token, eval_seconds = _final_metrics(
             model_cfg, train_cfg, result.checkpoint, val_tokens, tok, tracker
         )
-        eval_seconds = time.perf_counter() - eval_started  # reported apart from training (sweep summary)
         compute = run_compute(train_ds, tok, flops_per_token, train_cfg, result, train_tokens)
-        summary = _write_run_files(
-            writer, work, spec, tok, model_cfg, train_cfg, result, {"metrics": metrics, "compute": compute}
-        )
+        outcome = {"metrics": metrics, "compute": compute}
+        summary = _write_run_files(writer, work, spec, tok, model_cfg, train_cfg, result, outcome)
         return {
             "train": summary,
-            "metrics": metrics,
-            "compute": compute,
+            **outcome,
             "train_tokens": len(train_tokens),
             "val_tokens": len(val_tokens),
             "device": str(device),
@@ -344,13 +322,7 @@ def train_run(
             "eval_seconds": eval_seconds,
         }
 
-    try:
-        commit = store.commit(name, operation="train", params=params, parents=parents, build=build, kind="runs")
-        if tb is not None and commit.up_to_date and not tb.had_events:
-            tb.write_curve(run_curve(commit.dataset))  # asked after the fact: the curves from metrics.jsonl
-    finally:
-        if tb is not None:
-            tb.close()
+    commit = _commit_run(store, name, params, parents, build, tb)
     if not commit.up_to_date:
         shutil.rmtree(work, ignore_errors=True)
     if world is not None:
@@ -360,15 +332,72 @@ def train_run(
     return commit
 
 
+def _resumes(work: Path, resume: bool) -> bool:
+    """Whether training continues from a checkpoint in WORK; without RESUME an old one is removed first."""
+    has_ckpt = checkpoint_path(work).exists()
+    if has_ckpt and not resume:
+        shutil.rmtree(work)
+    return resume and has_ckpt
+
+
+def _commit_run(
+    store: Store, name: str, params: dict[str, Any], parents: list[str], build: Callable[[PartWriter], Any], tb: Any
+) -> Commit:
+    """Commit the run; a TensorBoard log asked for a run already published gets its curves from metrics.jsonl."""
+    try:
+        commit = store.commit(name, operation="train", params=params, parents=parents, build=build, kind="runs")
+        if tb is not None and commit.up_to_date and not tb.had_events:
+            tb.write_curve(run_curve(commit.dataset))  # asked after the fact: the curves from metrics.jsonl
+    finally:
+        if tb is not None:
+            tb.close()
+    return commit
+
+
+def _tensorboard(
+    store: Store, name: str, version: str, on_step: Callable[[dict[str, float]], None] | None
+) -> tuple[Any, Callable[[dict[str, float]], None]]:
+    """A live TensorBoard log of the run, and the step callback that feeds it before ON_STEP."""
+    from datadiet.train.tensorboard import TensorBoardLog, tensorboard_dir
+
+    tb = TensorBoardLog(tensorboard_dir(store.root, name, version))
+
+    def both(line: dict[str, float]) -> None:
+        tb.on_step(line)
+        if on_step is not None:
+            on_step(line)
+
+    return tb, both
+
+
+@contextlib.contextmanager
+def _no_empty_work_folder(work: Path) -> Iterator[None]:
+    """On a failure, remove the run's work folder if it holds no checkpoint yet."""
+    try:
+        yield
+    except BaseException:
+        # A run that failed before its first checkpoint has nothing to resume: leave no folder
+        # that `curate gc` would keep as "resumable" forever. One with a checkpoint stays.
+        if not checkpoint_path(work).exists():
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
 def _final_metrics(
     model_cfg: GPTConfig, train_cfg: TrainConfig, checkpoint: Path, val_tokens: np.ndarray, tok: Any, tracker: Tracker
-) -> tuple[dict[str, Any], Any, float]:
-    """The final checkpoint's metrics on (at most FINAL_EVAL_TOKENS of) the validation set, its device, FLOPs/token."""
+) -> tuple[dict[str, Any], Any, float, float]:
+    """The final checkpoint's metrics on (at most FINAL_EVAL_TOKENS of) the validation set.
+
+    Returns:
+        The metrics, the device, the model's FLOPs per token and the evaluation's seconds (reported
+        apart from training, in the sweep's summary).
+    """
     from datadiet.train.checkpoint import load_checkpoint
     from datadiet.train.device import cpu_threads, select_device
     from datadiet.train.metrics import evaluate, token_byte_lengths
     from datadiet.train.model import GPT
 
+    started = time.perf_counter()
     device = select_device(train_cfg.device)
     model = GPT(model_cfg).to(device)
     model.load_state_dict(load_checkpoint(checkpoint, map_location=device)["model"])
@@ -384,7 +413,7 @@ def _final_metrics(
             token_bytes=token_byte_lengths(tok.load()),
             tracker=tracker,
         )
-    return metrics, device, model.flops_per_token()
+    return metrics, device, model.flops_per_token(), time.perf_counter() - started
 
 
 def _write_run_files(
