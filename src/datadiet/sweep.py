@@ -703,8 +703,15 @@ def _pretrain_runs(
     runs = plan_runs(store, specs, tracker)
     if engine == "ray":
         from datadiet.train.grid_ray import pretrain_ray
+        from datadiet.train.pipeline import train_run
 
-        pretrain_ray(runs, address, store.remote is not None, tracker)
+        by_name = {spec.name: spec for spec in specs}
+
+        def publish(name: str) -> None:  # each run committed as its task lands
+            if by_name.get(name) is not None:
+                train_run(store, by_name[name], resume=True, tracker=tracker)
+
+        pretrain_ray(runs, address, store.remote is not None, tracker, on_finished=publish)
         return
     if len(runs) < 2 and parallel is None:
         return

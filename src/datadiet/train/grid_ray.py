@@ -7,9 +7,9 @@ Each task trains one group of runs in its work folder exactly as `train.grid.pre
 holding one GPU; on CPUs a task is one run holding one CPU and one thread (the packing that measured
 fastest on CPUs, docs/benchmarks.md "Grid speed"). A task reads its token files and writes its
 checkpoints at the paths the driver's store gives, so the workers must see the store's folder (a
-local store on one machine or on a shared filesystem such as NFS); the driver then publishes every
-run through `pipeline.train_run`, which finds the finished checkpoint, so ids and files are the
-local sweep's. A task whose worker dies is retried by Ray (`max_retries`) and resumes from the run's
+local store on one machine or on a shared filesystem such as NFS); the driver publishes each run as
+its task finishes, through `pipeline.train_run`, which finds the finished checkpoint, so ids and
+files are the local sweep's. A task whose worker dies is retried by Ray (`max_retries`) and resumes from the run's
 last checkpoint; a run that still fails is left to `train_run`, which resumes it locally.
 
 Not done: stores on object storage (s3://, gs://) for training — checkpoints would have to be staged
@@ -19,6 +19,7 @@ on the store; they are refused with one line.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from datadiet.errors import UsageError
@@ -37,9 +38,16 @@ def _task(batch: list[PlannedRun], threads: int) -> dict[str, str]:
 
 
 def pretrain_ray(
-    runs: list[PlannedRun], address: str | None, remote_store: bool, tracker: Tracker = NULL_TRACKER
+    runs: list[PlannedRun],
+    address: str | None,
+    remote_store: bool,
+    tracker: Tracker = NULL_TRACKER,
+    on_finished: Callable[[str], None] | None = None,
 ) -> dict[str, str]:
     """Train RUNS to their last step as Ray tasks; returns run name -> error for runs that did not finish.
+
+    ON_FINISHED is called on the driver with each run's name as soon as its task has trained it (the
+    sweep publishes the run there, while the other tasks go on).
 
     Raises:
         UsageError: The store is on object storage (workers could not reach the work folders).
@@ -77,6 +85,8 @@ def pretrain_ray(
                     failures |= {r.name: f"ray task failed: {type(exc).__name__}" for r in batch}
                 for r in batch:
                     board.finish(r.name)
+                    if on_finished is not None and r.name not in failures:
+                        on_finished(r.name)
             if not done:
                 time.sleep(0)
     return failures
