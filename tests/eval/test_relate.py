@@ -119,6 +119,8 @@ def test_caveats_are_computed_from_compute_and_stories() -> None:
     assert any("differs between sizes or rates within data seed(s) 1" in n for n in R.caveats(mixed))
     assert not any("differs" in n for n in notes)
     assert any("Only 2 data seeds" in n for n in R.caveats(grid(lambda s, r: r, data_seeds=2)))
+    assert not any("One training seed" in n for n in notes)
+    assert any("One training seed per data seed" in n for n in R.caveats(grid(lambda s, r: r, seeds=1)))
 
 
 def test_number_format_is_one_format() -> None:
@@ -128,6 +130,9 @@ def test_number_format_is_one_format() -> None:
     assert R.num(float("nan")) == "n/a"
     assert R.pct(0.25) == "25.0%"
     assert R.estimate(1.0, float("nan"), 2.0) == "1.000 (interval not estimable)"
+    # Identical values in every data seed are said so, never printed as a zero-width interval.
+    assert R.estimate(7.2, 7.2, 7.2) == "7.200 (no spread between data seeds)"
+    assert R.estimate(float("nan"), 0.0, 0.5, R.pct) == "n/a [0.0%, 50.0%]"
     assert R.metric_name("stat_exact_duplicate_share") == "exact duplicate share"
 
 

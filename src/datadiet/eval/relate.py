@@ -103,11 +103,21 @@ def interval(lo: float | None, hi: float | None, fmt: Any = num) -> str:
 
 
 def estimate(value: float | None, lo: float | None, hi: float | None, fmt: Any = num) -> str:
-    """'value [lo, hi]', 'value (interval not estimable)', or 'not estimable' without a value."""
-    if value is None or not math.isfinite(value):
-        return inf.NOT_ESTIMABLE
+    """'value [lo, hi]', 'value (interval not estimable)', or 'not estimable' without a value.
+
+    A value without a point estimate but with an interval (a share when no systematic variance was
+    detected) prints as 'n/a [lo, hi]'. Equal bounds (every data seed gave the same value, e.g. the
+    full set without duplication, which no data seed changes) print as 'no spread between data
+    seeds' rather than as a zero-width interval.
+    """
     bounds = interval(lo, hi, fmt)
-    return f"{fmt(value)} {bounds}" if bounds != inf.NOT_ESTIMABLE else f"{fmt(value)} (interval {bounds})"
+    if value is None or not math.isfinite(value):
+        return inf.NOT_ESTIMABLE if bounds == inf.NOT_ESTIMABLE else f"n/a {bounds}"
+    if bounds == inf.NOT_ESTIMABLE:
+        return f"{fmt(value)} (interval {bounds})"
+    if lo == hi:
+        return f"{fmt(value)} (no spread between data seeds)"
+    return f"{fmt(value)} {bounds}"
 
 
 @dataclass(frozen=True)
@@ -215,6 +225,13 @@ def caveats(frame: pl.DataFrame) -> list[str]:
         )
     elif n_data < 3:
         out.append(f"Only {n_data} data seeds: the intervals have {n_data - 1} degree of freedom and are wide.")
+    if SEED in frame.columns and DATA_SEED in frame.columns:
+        per_draw = frame.group_by(SIZE_FRACTION, DUP_RATE, DATA_SEED).agg(pl.col(SEED).n_unique().alias("n"))
+        if per_draw["n"].max() == 1:
+            out.append(
+                "One training seed per data seed: training noise is not separated from the data draw, and a "
+                "cell whose data no data seed changes (the full set without duplication) shows no spread at all."
+            )
     if EPOCHS in frame.columns and frame[EPOCHS].drop_nulls().len():
         by_size = frame.group_by(SIZE_FRACTION).agg(pl.col(EPOCHS).max()).sort(SIZE_FRACTION)
         most = float(by_size[EPOCHS].to_numpy().max())
