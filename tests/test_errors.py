@@ -75,6 +75,9 @@ def _inputs(d: Path) -> None:
     (d / "huge.txt").write_bytes(b"a" * (16 * 1024 * 1024 + 1) + b"\n")
     pq.write_table(pa.table({"body": ["a", "b"]}), d / "wrong.parquet")
     pq.write_table(pa.table({"text": [1, 2]}), d / "int.parquet")
+    (d / "conflict").mkdir()
+    (d / "conflict" / "a.jsonl").write_text('{"text": "a", "n": 1}\n')
+    (d / "conflict" / "b.jsonl").write_text('{"text": "b", "n": "one"}\n')
     (d / "fake.parquet").write_bytes(b"not parquet at all")
     (d / "noext").write_text("x")
     rng = random.Random(0)
@@ -143,6 +146,7 @@ CATALOGUE: list[tuple[list[str], int, str]] = [
     (["ingest", "{in}/ok.txt", "-n", "x", "--max-doc-bytes", "10"], 2, "longer than 10 bytes"),
     (["ingest", "{in}/wrong.parquet", "-n", "x"], 2, "Parquet file has no column 'text' (columns: body)"),
     (["ingest", "{in}/int.parquet", "-n", "x"], 2, "column 'text' has type int64, expected a string column"),
+    (["ingest", "{in}/conflict", "-n", "x"], 2, "field 'n' has incompatible types across the inputs: int64 in"),
     (["ingest", "{in}/fake.parquet", "-n", "x"], 2, "not a readable Parquet file"),
     (["ingest", "{in}/noext", "-n", "x"], 2, "unknown file type"),
     (["ingest", "{in}/cut.txt.gz", "-n", "x"], 2, "cannot read (Compressed file ended"),

@@ -51,7 +51,13 @@ def inputs(tmp_path: Path) -> Path:
     root = tmp_path / "in"
     (root / "sub").mkdir(parents=True)
     write_stories(root / "a.txt", [_words(rng, vocab) for _ in range(250)])
-    lines = [json.dumps({"text": _words(rng, vocab) if i % 17 else "  "}) for i in range(200)]
+    # Extra fields (kept as columns): a string on some lines, a nested object on others.
+    lines = [
+        json.dumps(
+            {"text": _words(rng, vocab) if i % 17 else "  ", **({"lang": "en"} if i % 3 else {"meta": {"i": i}})}
+        )
+        for i in range(200)
+    ]
     (root / "sub" / "a.jsonl").write_text("\n".join(lines) + "\n")
     with gzip.open(root / "c.jsonl.gz", "wt") as f:
         f.write("".join(json.dumps({"text": _words(rng, vocab)}) + "\n" for _ in range(60)))
@@ -98,6 +104,9 @@ def test_ray_ingest_equals_local(
     assert remote.manifest.stats["dropped_empty"] == 12 + len(range(0, 2100, 13))
     assert [f["documents"] for f in remote.manifest.stats["files"]] == [250, 60, 40, 2100 - 162, 200 - 12]
     assert frame[ID][0].startswith("a-") and frame.height == remote.rows == 250 + 188 + 60 + 40 + 1938
+    # Extra columns from both kinds of task (packed groups, and the Parquet file's continuation runs).
+    assert frame.columns[-3:] == ["n", "meta", "lang"]
+    assert frame.filter(pl.col(ID).str.starts_with("e:"))["n"].null_count() == 0
 
 
 def test_ray_ingest_source_ids(ray_cluster: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -139,7 +148,9 @@ def test_ray_ingest_errors_match_local(
         with pytest.raises(InputError, match=match) as err:
             ingest(store, paths, "bad", engine=engine)
         messages.append(str(err.value))
-        assert store.all() == [] and list((store.root / ".tmp").iterdir()) == []
+        # (Invalid JSON fails already in the pass that finds the extra columns, before any build.)
+        tmp = store.root / ".tmp"
+        assert store.all() == [] and (not tmp.exists() or list(tmp.iterdir()) == [])
     assert messages[0] == messages[1] and "\n" not in messages[1]
 
 

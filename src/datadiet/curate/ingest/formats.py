@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 from datadiet.errors import InputError
 from datadiet.store import first_line
 
+# What a reader yields per document: (the source's id or None, normalised text, extra field values).
+Document = tuple[str | None, str, tuple[Any, ...]]
+
 _COMPRESSION = (".gz", ".zst")
 
 
@@ -219,7 +222,8 @@ def _lines(
 
 def _read_text(
     path: str, cfg: IngestConfig, dropped: list[int], location: str, filesystem: Any = None, expect: str | None = None
-) -> Iterator[tuple[str | None, str]]:
+) -> Iterator[Document]:
+    none = (None,) * len(cfg.extra_columns)  # a text file has no extra fields: nulls in every extra column
     buf: list[str] = []
     size = 0
     sep = cfg.separator
@@ -229,7 +233,7 @@ def _read_text(
             doc = "".join(buf).strip()
             buf, size = [], 0
             if doc:
-                yield None, doc
+                yield None, doc, none
             else:
                 dropped[0] += 1
             continue
@@ -242,7 +246,7 @@ def _read_text(
             )
     doc = "".join(buf).strip()
     if doc:
-        yield None, doc
+        yield None, doc, none
     elif buf:
         dropped[0] += 1
 
@@ -255,9 +259,10 @@ def _field(record: dict[str, Any], name: str, path: str, where: str, required: b
     return record[name]
 
 
-def _read_jsonl(
-    path: str, cfg: IngestConfig, dropped: list[int], location: str, filesystem: Any = None, expect: str | None = None
-) -> Iterator[tuple[str | None, str]]:
+def json_records(
+    path: str, cfg: IngestConfig, location: str, filesystem: Any = None, expect: str | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of a JSON Lines file's records; blank lines skipped, non-objects refused."""
     for lineno, line in _lines(path, cfg, location, filesystem, expect):
         if lineno == 1:
             # Some editors and exporters start UTF-8 files with a byte-order mark; it is not content.
@@ -274,6 +279,14 @@ def _read_jsonl(
             raise InputError(f"{path}: line {lineno} cannot be read as JSON ({why}); fix or remove that line") from exc
         if not isinstance(record, dict):
             raise InputError(f"{path}: line {lineno} is a JSON {type(record).__name__}, expected an object")
+        yield lineno, record
+
+
+def _read_jsonl(
+    path: str, cfg: IngestConfig, dropped: list[int], location: str, filesystem: Any = None, expect: str | None = None
+) -> Iterator[Document]:
+    extras = [name for name, _ in cfg.extra_columns]
+    for lineno, record in json_records(path, cfg, location, filesystem, expect):
         where = f"line {lineno}"
         text = _field(record, cfg.text_field, path, where, required=True)
         if not isinstance(text, str):
@@ -297,7 +310,8 @@ def _read_jsonl(
             doc_id = str(raw_id)
         text = text.strip()
         if text:
-            yield doc_id, text
+            # Missing fields are nulls; types are checked and cast when the batch becomes a part.
+            yield doc_id, text, tuple(record.get(name) for name in extras)
         else:
             dropped[0] += 1
 
@@ -321,7 +335,7 @@ def _read_parquet(
     location: str,
     filesystem: Any = None,
     row_groups: tuple[int, int] | None = None,
-) -> Iterator[tuple[str | None, str]]:
+) -> Iterator[Document]:
     with contextlib.ExitStack() as stack:
         source: Any = location
         if filesystem is not None:
@@ -331,7 +345,7 @@ def _read_parquet(
 
 def _parquet_rows(
     path: str, cfg: IngestConfig, dropped: list[int], source: Any, row_groups: tuple[int, int] | None
-) -> Iterator[tuple[str | None, str]]:
+) -> Iterator[Document]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -351,12 +365,16 @@ def _parquet_rows(
     if not _stringlike(pa, ttype):
         raise InputError(f"{path}: column {cfg.text_field!r} has type {ttype}, expected a string column")
     groups = list(range(*row_groups)) if row_groups is not None else None
+    # The extra columns this file has (the others are nulls here), read with the id and text.
+    extras = [(name, typ) for name, typ in cfg.extra_columns if name in names and name not in wanted]
     row = 0
-    for batch in pf.iter_batches(batch_size=65_536, columns=wanted, row_groups=groups):
+    for batch in pf.iter_batches(batch_size=65_536, columns=wanted + [n for n, _ in extras], row_groups=groups):
         # dictionary<string> and string_view columns are text too: decoded to plain strings here.
         texts = batch.column(0).cast(pa.large_string()).to_pylist()
         ids = batch.column(1).to_pylist() if cfg.id_field else [None] * len(texts)
-        for doc_id, text in zip(ids, texts, strict=True):
+        columns = {name: batch.column(name).cast(typ).to_pylist() for name, typ in extras}
+        values = [columns.get(name, [None] * len(texts)) for name, _ in cfg.extra_columns]
+        for doc_id, text, *more in zip(ids, texts, *values, strict=True):
             row += 1
             if cfg.id_field and doc_id is None:
                 # As for JSONL: a missing id is an error, never silently replaced by a generated one.
@@ -368,7 +386,7 @@ def _parquet_rows(
                 )
             text = (text or "").strip()
             if text:
-                yield (None if doc_id is None else str(doc_id)), text
+                yield (None if doc_id is None else str(doc_id)), text, tuple(more)
             else:
                 dropped[0] += 1
 

@@ -27,12 +27,12 @@ readers, the plan of groups and the local writing), `ray.py` (the Ray build).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from datadiet.curate.hf.arrow import commit_table, is_arrow_input, read_arrow
-from datadiet.curate.ingest import read
+from datadiet.curate.ingest import columns, read
 from datadiet.curate.ingest.read import (
     FORMATS,
     Batcher,
@@ -68,6 +68,9 @@ class IngestConfig:
     id_field: str | None = None
     errors: str = "strict"
     max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES
+    #: The extra columns (name, Arrow type) every part gets: found in the inputs by `ingest`
+    #: (`columns.extra_columns`), not set by hand; recorded in the version id as `extra_columns`.
+    extra_columns: columns.Columns = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -152,7 +155,14 @@ def ingest(
             for f, size in zip(files, sizes, strict=True):
                 hashes.append(source_sha256(f))
                 task.advance(size)
-    params = {k: v for k, v in asdict(cfg).items() if k != "max_doc_bytes"}
+    # Settled before the id: the id says which columns the rows have, so a store whose version of
+    # these files lacks them (written before extras were kept) is not "up to date".
+    cfg = replace(cfg, extra_columns=columns.extra_columns(files, formats, cfg))
+    params: dict[str, Any] = {
+        f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name not in ("max_doc_bytes", "extra_columns")
+    }
+    if cfg.extra_columns:  # only then: inputs without extra fields keep their ids
+        params["extra_columns"] = columns.params(cfg.extra_columns)
     params["sources"] = [
         {"path": f.record, "sha256": h, "format": fmt} for f, h, fmt in zip(files, hashes, formats, strict=True)
     ]
@@ -186,7 +196,7 @@ def _local_build(
     def build(writer: PartWriter) -> dict[str, Any]:
         groups = plan(files, formats, prefixes, hashes=hashes)
         counts = Counts()
-        batcher = Batcher(writer.write)
+        batcher = Batcher(writer.write, columns=cfg.extra_columns)
         with tracker.task("Ingesting", total=sum(p.bytes for g in groups for p in g)) as task:
             for group in groups:
                 write_group(group, cfg, batcher, counts)

@@ -124,7 +124,7 @@ def _group_task(group: list[Piece], cfg: IngestConfig, batch_bytes: int, target:
             yield piece
 
     try:
-        write_group(pieces(), cfg, Batcher(stager, batch_bytes), counts)
+        write_group(pieces(), cfg, Batcher(stager, batch_bytes, cfg.extra_columns), counts)
     except Exception as exc:  # returned, not raised: the driver re-raises it exactly as the local engine would
         return _Result(error=_worker_error(exc, reading[0] if reading else None))
     return _Result(counts, stager.staged)
@@ -135,15 +135,19 @@ def _read_task(piece: Piece, cfg: IngestConfig) -> tuple[_Result, pa.Table | Non
     dropped = [0]
     ids: list[str | None] = []
     texts: list[str] = []
+    extras: list[tuple[Any, ...]] = []
     try:
-        for doc_id, text in read_piece(piece, cfg, dropped):
+        for doc_id, text, more in read_piece(piece, cfg, dropped):
             ids.append(doc_id)
             texts.append(text)
+            extras.append(more)
+        columns = {"id": pa.array(ids, pa.string()), "text": pa.array(texts, pa.large_string())}
+        for k, (name, typ) in enumerate(cfg.extra_columns):  # never "id"/"text": those are reserved
+            columns[name] = pa.array([row[k] for row in extras], type=typ)
     except Exception as exc:
         return _Result(error=_worker_error(exc, piece)), None
     counts = Counts({piece.file: len(texts)}, {piece.file: dropped[0]})
-    table = pa.table({"id": pa.array(ids, pa.string()), "text": pa.array(texts, pa.large_string())})
-    return _Result(counts), table
+    return _Result(counts), pa.table(columns)
 
 
 @ray.remote
@@ -152,6 +156,7 @@ def _write_task(
     table: pa.Table | None,
     piece: Piece,
     batch_bytes: int,
+    extra: Sequence[tuple[str, Any]],
     target: StageTarget,
     index: int,
     *earlier: _Result,
@@ -162,11 +167,12 @@ def _write_task(
     assert table is not None
     start = sum(done.counts.documents.get(piece.file, 0) for done in earlier)
     stager = _Stager(target, index)
-    batcher = Batcher(stager, batch_bytes)
+    batcher = Batcher(stager, batch_bytes, extra)
     try:
         ids = document_ids(piece, table.column("id").to_pylist(), start)
-        for doc_id, text in zip(ids, table.column("text").to_pylist(), strict=True):
-            batcher.add(doc_id, text)
+        values = [table.column(name).to_pylist() for name, _ in extra]
+        for doc_id, text, *more in zip(ids, table.column("text").to_pylist(), *values, strict=True):
+            batcher.add(doc_id, text, more)
         batcher.flush()
     except Exception as exc:
         return _Result(error=exc)
@@ -244,7 +250,7 @@ def write_groups(
         refs: Any = _read_task.remote(piece, cfg)
         read, table = refs
         before = list(earlier.get(piece.file, []))
-        results[k] = _write_task.remote(read, table, piece, batch_bytes, target, k, *before)
+        results[k] = _write_task.remote(read, table, piece, batch_bytes, cfg.extra_columns, target, k, *before)
         earlier.setdefault(piece.file, []).append(read)
 
     counts = Counts()

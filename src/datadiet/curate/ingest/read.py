@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from datadiet.curate.ingest.op import IngestConfig
 from datadiet.curate.ingest.formats import (
     _READERS,
+    Document,
     READ_BUFFER,
     _base_suffix,
     _open_raw,
@@ -426,8 +427,11 @@ class Piece:
         return self.row_groups is not None and self.row_groups[0] > 0
 
 
-def read_piece(piece: Piece, cfg: IngestConfig, dropped: list[int]) -> Iterator[tuple[str | None, str]]:
-    """The (source id or None, normalised text) of a piece's documents; empty ones count in `dropped[0]`."""
+def read_piece(piece: Piece, cfg: IngestConfig, dropped: list[int]) -> Iterator[Document]:
+    """The (source id or None, normalised text, extra values) of a piece's documents; empty ones count in `dropped[0]`.
+
+    The extra values follow `cfg.extra_columns` (None where the document has no such field).
+    """
     if piece.format == "parquet":
         return _read_parquet(piece.path, cfg, dropped, piece.location, piece.filesystem, piece.row_groups)
     return _READERS[piece.format](piece.path, cfg, dropped, piece.location, piece.filesystem, piece.sha256)
@@ -519,24 +523,57 @@ class Batcher:
     which is what makes their versions byte-identical.
     """
 
-    def __init__(self, emit: Callable[[pl.DataFrame], None], batch_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        emit: Callable[[pl.DataFrame], None],
+        batch_bytes: int | None = None,
+        columns: Sequence[tuple[str, Any]] = (),
+    ) -> None:
         self.emit = emit
         self.batch_bytes = BATCH_BYTES if batch_bytes is None else batch_bytes
+        #: The ingest's extra columns (name, Arrow type), the same for every frame of a version.
+        self.columns = tuple(columns)
+        self._clear()
+
+    def _clear(self) -> None:
         self.ids: list[str] = []
         self.texts: list[str] = []
+        self.extras: list[list[Any]] = [[] for _ in self.columns]
         self.held = 0
 
-    def add(self, doc_id: str, text: str) -> None:
+    def add(self, doc_id: str, text: str, extras: Sequence[Any] = ()) -> None:
         self.ids.append(doc_id)
         self.texts.append(text)
+        for values, value in zip(self.extras, extras, strict=True):
+            values.append(value)
         self.held += len(text)
         if self.held >= self.batch_bytes:
             self.flush()
 
     def flush(self) -> None:
         if self.texts:
-            self.emit(pl.DataFrame({ID: self.ids, TEXT: self.texts}, schema={ID: pl.String, TEXT: pl.String}))
-        self.ids, self.texts, self.held = [], [], 0
+            frame = pl.DataFrame({ID: self.ids, TEXT: self.texts}, schema={ID: pl.String, TEXT: pl.String})
+            if self.columns:
+                frame = frame.with_columns(_extra_series(self.columns, self.extras))
+            self.emit(frame)
+        self._clear()
+
+
+def _extra_series(columns: Sequence[tuple[str, Any]], values: Sequence[list[Any]]) -> list[pl.Series]:
+    """The extra columns of a batch, each cast to the ingest's one Arrow type for it (so every part agrees)."""
+    import pyarrow as pa
+
+    out = []
+    for (name, typ), column in zip(columns, values, strict=True):
+        try:
+            array = pa.array(column, type=typ)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError) as exc:
+            # The schema pass saw every value, so this is a file changed since, or a value pyarrow infers
+            # but cannot convert (an integer beyond 64 bits).
+            why = first_line(exc)
+            raise InputError(f"field {name!r}: a value does not fit its column type {typ} ({why})") from None
+        out.append(pl.Series(name, pl.from_arrow(array)))
+    return out
 
 
 @dataclass
@@ -560,8 +597,8 @@ def write_group(group: Iterable[Piece], cfg: IngestConfig, batcher: Batcher, cou
     for piece in group:
         dropped = [0]
         index = counts.documents.get(piece.file, 0)
-        for doc_id, text in read_piece(piece, cfg, dropped):
-            batcher.add(doc_id if doc_id is not None else f"{piece.prefix}:{index}", text)
+        for doc_id, text, extras in read_piece(piece, cfg, dropped):
+            batcher.add(doc_id if doc_id is not None else f"{piece.prefix}:{index}", text, extras)
             index += 1
         counts.documents[piece.file] = index
         counts.dropped[piece.file] = counts.dropped.get(piece.file, 0) + dropped[0]
