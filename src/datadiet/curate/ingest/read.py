@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from datadiet.curate.ingest.op import IngestConfig
 from datadiet.curate.ingest.formats import (
     _READERS,
-    Document,
     READ_BUFFER,
+    Document,
     _base_suffix,
     _open_raw,
     _read_parquet,
