@@ -132,6 +132,7 @@ def test_number_format_is_one_format() -> None:
     assert R.estimate(1.0, float("nan"), 2.0) == "1.000 (interval not estimable)"
     # Identical values in every data seed are said so, never printed as a zero-width interval.
     assert R.estimate(7.2, 7.2, 7.2) == "7.200 (no spread between data seeds)"
+    assert R.estimate(7.2, 7.2 - 1e-10, 7.2 + 1e-10) == "7.200 (no spread between data seeds)"
     assert R.estimate(float("nan"), 0.0, 0.5, R.pct) == "n/a [0.0%, 50.0%]"
     assert R.metric_name("stat_exact_duplicate_share") == "exact duplicate share"
 

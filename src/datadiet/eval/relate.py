@@ -115,7 +115,8 @@ def estimate(value: float | None, lo: float | None, hi: float | None, fmt: Any =
         return inf.NOT_ESTIMABLE if bounds == inf.NOT_ESTIMABLE else f"n/a {bounds}"
     if bounds == inf.NOT_ESTIMABLE:
         return f"{fmt(value)} (interval {bounds})"
-    if lo == hi:
+    if lo is not None and hi is not None and math.isclose(lo, hi, rel_tol=1e-7, abs_tol=1e-12):
+        # Float noise of identical runs (the same data and seed) is no spread either.
         return f"{fmt(value)} (no spread between data seeds)"
     return f"{fmt(value)} {bounds}"
 
