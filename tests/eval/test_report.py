@@ -72,7 +72,7 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Path], 
         title="Quality vs quantity",
         meta={"machine": "test", "preset": "paper", "steps": 20, "vocab_size": 8192},
         study_match=True,
-        samples=[{"cell": "25% · 0%", "run": "r@1", "prompt": "Once upon a time", "text": " <b>there</b> | was"}],
+        samples=[{"cell": "25% · 0%", "run": "r@1", "prompt": "Once upon a time", "text": " <b>there</b> | was\x00"}],
     )
     return paths, result.verdict
 
@@ -122,7 +122,8 @@ def test_markdown_has_verdict_grid_study_warnings_compute_and_samples(written: t
     assert "These runs trained 20 steps, the study 1,000" in md
     assert "The tokenizer has 8,192 tokens" in md
     assert "## Compute per cell" in md and "7.2e+12" in md
-    # The sample's pipe is escaped inside markdown.
+    # The sample's NUL is shown as an escape, never written raw; its pipe is escaped inside markdown.
+    assert "\x00" not in md and "\\x00" in md
     assert "\\| was" in md
     for name in (P.FIG_METRICS, P.FIG_CURVES, P.FIG_HEATMAP, P.FIG_SCATTER):
         assert f"({name})" in md

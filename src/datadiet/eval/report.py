@@ -22,6 +22,7 @@ canvas; the HTML embeds them as base64 data URIs, so the one file can be mailed 
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -492,7 +493,8 @@ def _context_sections(
         }
         sections.append(("Beside the original study", [*warnings, note, _table(study_table(runs))]))
     if samples:
-        sections.append(("Samples, one model per cell", [{"kind": "samples", "items": list(samples)}]))
+        items = [{k: visible(v) for k, v in sample.items()} for sample in samples]
+        sections.append(("Samples, one model per cell", [{"kind": "samples", "items": items}]))
     return sections
 
 
@@ -505,7 +507,7 @@ def _document(
     samples: Sequence[Mapping[str, str]],
 ) -> dict[str, Any]:
     """The context both templates render: meta rows, verdict, caveats and sections of typed blocks."""
-    meta_rows = [[str(k), str(v)] for k, v in meta.items() if v is not None and k != "runs"]
+    meta_rows = [[visible(k), visible(v)] for k, v in meta.items() if v is not None and k != "runs"]
     meta_rows.append(["runs", str(runs.height)])
     meta_rows.append(["bits per byte", BPB_CONVENTION])
     sections = _context_sections(result, runs, meta, study_match, samples)
@@ -520,6 +522,18 @@ def _document(
     if not result.correlations.is_empty():
         sections.append(("Correlations, strongest first", [_table(correlation_table(result))]))
     return {"meta": meta_rows, "verdict": result.verdict, "caveats": result.caveats, "sections": sections}
+
+
+# The control characters ui.py shows as escapes (C0 but tab and newline, DEL, C1, bidi overrides):
+# a model's samples are data and may hold any of them (a NUL makes report.md binary).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def visible(value: object) -> str:
+    """VALUE as text with its control characters written as escapes (`\\x00`), never sent raw."""
+    return _CONTROL.sub(
+        lambda m: f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}", str(value)
+    )
 
 
 def _data_uri(path: Path) -> str:
