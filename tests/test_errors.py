@@ -353,6 +353,7 @@ CATALOGUE: list[tuple[list[str], int, str]] = [
     (["demo", "--parallel", "many"], 2, "--parallel must be 'auto' or a whole number from 1 to 4096, not 'many'"),
     (["sweep", "--base", "c-train", "--val", "c-val", "--epochs", "0"], 2, "--epochs[0] must be greater than 0"),
     (["sweep", "--base", "c-train", "--val", "c-val", "--repeat-fraction", "0.1"], 2, "needs both --repeat-fraction"),
+    (["sweep", "--base", "c-train", "--val", "c-val", "--filter", "none,nonsense"], 2, "--filter level 'nonsense'"),
     (
         ["sweep", "--base", "c-train", "--val", "c-val", "--repeat-fraction", "0.1", "--repeat-count", "1"],
         2,

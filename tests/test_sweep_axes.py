@@ -1,4 +1,4 @@
-"""Issue 14's sweep axes: budgets that reuse every data step, epochs per size, the repetition grid, corruption."""
+"""The sweep axes: budgets that reuse every data step, epochs per size, the repetition grid, corruption, filters."""
 
 from __future__ import annotations
 
@@ -7,13 +7,17 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from typer.testing import CliRunner
 
+from datadiet.cli import app
 from datadiet.curate.corpus.op import CorpusConfig, write_corpus
 from datadiet.curate.duplicate.inject import duplicate_frame
 from datadiet.errors import UsageError
 from datadiet.schema import ID, SOURCE_ID, TEXT
 from datadiet.store import Store
 from datadiet.sweep import SweepConfig, epochs_to_steps, plan, repetition_config, run_sweep
+from datadiet.sweep_axes import filter_axis
+from tests.helpers import cli
 
 FAST = (("threads", "1"),)
 
@@ -125,3 +129,86 @@ def test_axes_from_the_sweep_toml(tmp_path: Path) -> None:
     path.write_text('[sweep]\nbase = "a"\nval = "b"\npreset = "tiny"\nepochs = [0.5, "two"]\n', encoding="utf-8")
     with pytest.raises(UsageError, match=r"epochs\[1\]"):
         SweepConfig.from_toml(path, {})
+
+
+# -- the filter axis: a quality filter vs none, as cached `curate filter` nodes after every variant --
+
+# The built-in stories have 127-203 words: this level removes about half of them, `none` none.
+RULE = "word_count:min=160"
+
+
+def _filter_config(train: str, val: str, **kw: object) -> SweepConfig:
+    return _config(train, val, sizes=(0.5, 1.0), steps=4, **kw)
+
+
+def test_filter_axis_parses_levels_with_bounds() -> None:
+    assert filter_axis("none,gopher") == ("none", "gopher")
+    spec = "none,word_count:min=50,max=1000+mean_word_length:max=12,all"
+    assert filter_axis(spec) == ("none", "word_count:min=50,max=1000+mean_word_length:max=12", "all")
+    with pytest.raises(UsageError, match="has an empty level"):
+        filter_axis("none,,gopher")
+
+
+@pytest.mark.parametrize(
+    ("levels", "message"),
+    [
+        (("none", "none"), "--filter must not repeat a level"),
+        (("nonsense",), "--filter level 'nonsense': unknown --rule 'nonsense'"),
+        (("word_count:min=x",), "min must be a number"),
+    ],
+)
+def test_filter_axis_rules(levels: tuple[str, ...], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        _filter_config("a", "b", filters=levels)
+
+
+def test_filter_nodes_reuse_the_unfiltered_runs(corpus: tuple[Store, str, str]) -> None:
+    store, train, val = corpus
+    plain = {n.key for n in plan(store, _filter_config(train, val))[0] if n.kind == "runs"}
+    nodes = plan(store, _filter_config(train, val, filters=("none", RULE)))[0]
+    filters = [n for n in nodes if n.operation == "filter"]
+    assert sorted(n.key for n in filters) == [
+        "variant:0:0.5:0:qword_count-min-160",
+        "variant:0:1:0:qword_count-min-160",
+    ]
+    runs = [n for n in nodes if n.kind == "runs"]
+    # `none` is the variant itself: its runs are the runs of a sweep without the axis (same keys, same cache).
+    assert plain < {n.key for n in runs} and len(runs) == 4
+    assert {n.factors["filter"] for n in runs} == {"none", RULE}
+    only = plan(store, _filter_config(train, val, filters=(RULE,)))[0]
+    assert {n.deps[0] for n in only if n.kind == "runs"} == {n.key for n in filters}
+
+
+@pytest.mark.slow
+def test_tiny_sweep_with_a_filter_axis(corpus: tuple[Store, str, str]) -> None:
+    store, train, val = corpus
+    cfg = _filter_config(train, val, filters=("none", RULE))
+    commit = run_sweep(store, cfg)
+    everything = pl.read_parquet(commit.dataset.path / "all_runs.parquet")
+    docs = dict(everything.filter(pl.col("size_fraction") == 1.0).select("filter", "stat_documents").iter_rows())
+    assert docs["none"] > docs[RULE] > 0  # the filter removed some, not all
+    # The size × duplication report is about the unfiltered runs; the filter has its own section.
+    assert pl.read_parquet(commit.dataset.path / "runs.parquet")["filter"].unique().to_list() == ["none"]
+    report = (commit.dataset.path / "report.md").read_text(encoding="utf-8")
+    assert f"## Quality filter: none vs {RULE}" in report and "| documents |" in report
+    assert "cleaner and of less data together" in report
+    # A sweep without the axis keeps its id (the config's `filters` is left out of it when empty).
+    assert "filters" in commit.dataset.manifest.params
+    again = run_sweep(store, _filter_config(train, val))
+    assert "filters" not in again.dataset.manifest.params
+
+
+def test_cli_dry_run_and_toml(runner: CliRunner, store_path: Path, tmp_path: Path) -> None:
+    cli(runner, "corpus", "--stories", "200", "--val-stories", "40", "-n", "c")
+    args = ["sweep", "--base", "c-train", "--val", "c-val", "--sizes", "0.5,1", "--rates", "0", "--preset", "tiny"]
+    out = cli(runner, *args, "--vocab", "300", "--filter", f"none,{RULE}", "--dry-run")
+    keys = {n["key"]: n for n in out["nodes"]}
+    assert keys["variant:0:1:0:qword_count-min-160"]["label"].endswith(f"× filter {RULE}")
+    assert "run:0:1:0:qword_count-min-160:0" in keys and "run:0:1:0:0" in keys
+    bad = runner.invoke(app, [*args, "--filter", "none,nonsense", "--dry-run"])
+    assert bad.exit_code == 2 and "--filter level 'nonsense'" in bad.stderr
+    path = tmp_path / "sweep.toml"
+    path.write_text(
+        f'[sweep]\nbase = "a"\nval = "b"\npreset = "tiny"\nfilters = ["none", "{RULE}"]\n', encoding="utf-8"
+    )
+    assert SweepConfig.from_toml(path, {}).filters == ("none", RULE)

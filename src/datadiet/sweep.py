@@ -42,6 +42,7 @@ from datadiet.config import (
     load_toml,
 )
 from datadiet.errors import UsageError
+from datadiet.eval.budget import FILTER, NO_FILTER
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.store import Commit, Dataset, PartWriter, Store
 from datadiet.sweep_axes import (
@@ -52,6 +53,8 @@ from datadiet.sweep_axes import (
     check_axes,
     corrupt_axis,
     epochs_to_steps,
+    filter_config,
+    level_tag,
     memorisation_columns,
     repetition_config,
 )
@@ -101,6 +104,8 @@ class SweepConfig:
     corrupt: Text | None = None
     corrupt_from: Text | None = None
     memorisation: Flag = False
+    # A quality filter vs none (`--filter none,gopher`): levels `none` or `curate filter` rules.
+    filters: Annotated[tuple[Text, ...], Field(max_length=100)] = ()
 
     def __post_init__(self) -> None:
         if (
@@ -464,6 +469,46 @@ def _repeat_variants(store: Store, cfg: SweepConfig, subsets: list[Node]) -> lis
     return nodes
 
 
+@dataclass(frozen=True)
+class _Level:
+    """One level of an axis applied after every variant (a corruption rate, a filter): one node per variant."""
+
+    tag: str  # the node key's suffix
+    label: str
+    suffix: str  # the dataset name's suffix
+    config: Any  # the operation's config (its `to_params()` is the node's params)
+    factors: dict[str, Any]
+
+
+def _level_nodes(
+    variants: list[Node],
+    levels: Callable[[Node], list[_Level]],
+    operation: str,
+    ident: Callable[..., tuple[dict[str, Any], list[str]]],
+    run: Callable[..., Commit],
+) -> list[Node]:
+    """A node per (variant, level): the variant's dataset through OPERATION with the level's config, labelled."""
+    nodes = []
+    for variant in variants:
+        for level in levels(variant):
+            name = f"{variant.name}-{level.suffix}"
+            nodes.append(
+                Node(
+                    key=f"{variant.key}:{level.tag}",
+                    label=f"{variant.label} × {level.label}",
+                    kind="datasets",
+                    name=name,
+                    operation=operation,
+                    deps=[variant.key],
+                    params=level.config.to_params(),
+                    identity=partial(ident, cc=level.config),
+                    run=partial(run, cc=level.config, name=name),
+                    factors={**variant.factors, **level.factors},
+                )
+            )
+    return nodes
+
+
 def _corrupt_variants(store: Store, cfg: SweepConfig, variants: list[Node]) -> list[Node]:
     """--corrupt KIND:RATES: every variant corrupted at every rate (seeded by its data seed), labelled."""
     from datadiet.curate.corrupt.op import OPERATION as CORRUPT_OP
@@ -479,26 +524,45 @@ def _corrupt_variants(store: Store, cfg: SweepConfig, variants: list[Node]) -> l
     def ident(refs: list[str], cc: CorruptConfig) -> tuple[dict[str, Any], list[str]]:
         return cc.to_params(), [refs[0], *([other] if other else [])]
 
-    nodes = []
-    for variant in variants:
-        for rate in rates:
-            cc = CorruptConfig(kind=kind, rate=rate, seed=int(variant.factors["data_seed"]))
-            name = f"{variant.name}-{kind}{_fmt(rate)}"
-            nodes.append(
-                Node(
-                    key=f"{variant.key}:c{rate:g}",
-                    label=f"{variant.label} × {kind} {rate:g}",
-                    kind="datasets",
-                    name=name,
-                    operation=CORRUPT_OP,
-                    deps=[variant.key],
-                    params=cc.to_params(),
-                    identity=partial(ident, cc=cc),
-                    run=partial(run, cc=cc, name=name),
-                    factors={**variant.factors, "corrupt_kind": kind, "corrupt_rate": float(rate)},
-                )
+    def levels(variant: Node) -> list[_Level]:
+        seed = int(variant.factors["data_seed"])
+        return [
+            _Level(
+                f"c{rate:g}",
+                f"{kind} {rate:g}",
+                f"{kind}{_fmt(rate)}",
+                CorruptConfig(kind=kind, rate=rate, seed=seed),
+                {"corrupt_kind": kind, "corrupt_rate": float(rate)},
             )
-    return nodes
+            for rate in rates
+        ]
+
+    return _level_nodes(variants, levels, CORRUPT_OP, ident, run)
+
+
+def _filter_variants(store: Store, cfg: SweepConfig, variants: list[Node]) -> list[Node]:
+    """--filter none,RULES: every variant through each quality filter (`curate filter`); `none` is the variant itself.
+
+    The variant is labelled `filter = none` in place, so its runs keep the keys and names (and the
+    cache) of a sweep without the axis.
+    """
+    from datadiet.curate.filter.op import OPERATION as FILTER_OP
+    from datadiet.curate.filter.op import FilterConfig, filter_dataset
+
+    def run(refs: list[str], t: Tracker, cc: FilterConfig, name: str) -> Commit:
+        return filter_dataset(store, refs[0], cc, name=name, tracker=t)
+
+    def ident(refs: list[str], cc: FilterConfig) -> tuple[dict[str, Any], list[str]]:
+        return cc.to_params(), refs[:1]
+
+    filtered = [level for level in cfg.filters if level != NO_FILTER]
+    levels = [
+        _Level(f"q{level_tag(lv)}", f"filter {lv}", level_tag(lv), filter_config(lv), {FILTER: lv}) for lv in filtered
+    ]
+    kept = [v for v in variants if NO_FILTER in cfg.filters]
+    for variant in kept:
+        variant.factors[FILTER] = NO_FILTER
+    return kept + _level_nodes(variants, lambda _: levels, FILTER_OP, ident, run)
 
 
 def _memorisation_nodes(store: Store, runs: list[Node]) -> list[Node]:
@@ -559,6 +623,9 @@ def build_dag(store: Store, cfg: SweepConfig, *, dedupe_workers: int | None = No
     if cfg.corrupt is not None:
         corrupted = _corrupt_variants(store, cfg, trained)
         variants, trained = variants + corrupted, corrupted
+    if cfg.filters:  # after the corruption: does the filter take the damage back out?
+        filtered = _filter_variants(store, cfg, trained)
+        variants, trained = variants + [n for n in filtered if n not in variants], filtered
     runs = _run_nodes(store, cfg, nodes[1].key, [tok.key] if tok is not None else [], trained)
     probes = _memorisation_nodes(store, runs) if cfg.memorisation else []
     return nodes + variants + runs + probes
@@ -791,6 +858,8 @@ def _finish(
         "nproc": None,
         "overrides": [kv for kv in cfg.overrides if kv[0] not in NOT_IN_ID],
     }
+    if not cfg.filters:  # added with the filter axis: sweeps without it keep their ids
+        params.pop("filters")
     parents = [resolved[n.key].ref for n in run_nodes]
 
     def build(writer: PartWriter) -> dict[str, Any]:

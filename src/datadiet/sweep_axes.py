@@ -3,8 +3,9 @@
 `datadiet.sweep` builds the nodes (`_run_nodes`, `_repeat_variants`, `_corrupt_variants`,
 `_memorisation_nodes`); this module holds what they compute with:
 
-- `check_axes` / `corrupt_axis`: the rules of `--steps N,M,…`, `--epochs`, `--repeat-fraction` ×
-  `--repeat-count` and `--corrupt KIND:RATES`, checked when a `SweepConfig` is built;
+- `check_axes` / `corrupt_axis` / `filter_axis`: the rules of `--steps N,M,…`, `--epochs`,
+  `--repeat-fraction` × `--repeat-count`, `--corrupt KIND:RATES` and `--filter none,RULES`, checked
+  when a `SweepConfig` is built;
 - `Budget` / `budget_points` / `epochs_to_steps`: the budget axis (epochs become steps per size from
   the variant's own token count);
 - `repetition_config`: a repetition cell (share F of the rows repeated, each K more times) as a
@@ -15,12 +16,14 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datadiet.errors import UsageError
+from datadiet.eval.budget import NO_FILTER  # the filter axis' level that trains on the variant as it is
 
 if TYPE_CHECKING:
     from datadiet.store import Store
@@ -59,6 +62,48 @@ def check_axes(cfg: SweepConfig) -> None:
             raise UsageError("--corrupt mix:… needs --corrupt-from OTHER, and --corrupt-from needs --corrupt mix:…")
     elif cfg.corrupt_from is not None:
         raise UsageError("--corrupt-from needs --corrupt mix:RATES")
+    if len(set(cfg.filters)) != len(cfg.filters):
+        raise UsageError("--filter must not repeat a level")
+    for level in cfg.filters:
+        filter_config(level)
+
+
+def filter_axis(spec: str) -> tuple[str, ...]:
+    """`--filter none,gopher` as its levels: `none` or rules joined by `+` (`word_count:min=50,max=1000+gopher`).
+
+    A comma separates levels except before a bound (`max=1000`), which continues the rule before it.
+    """
+    levels: list[str] = []
+    for token in (t.strip() for t in spec.split(",")):
+        head = token.partition("+")[0]
+        if levels and "=" in head and ":" not in head:
+            levels[-1] += f",{token}"  # `word_count:min=50,max=1000`: the second bound of the same rule
+        else:
+            levels.append(token)
+    if not levels or any(not level for level in levels):
+        raise UsageError(f"--filter {spec!r} has an empty level; e.g. --filter none,gopher")
+    return tuple(levels)
+
+
+def filter_config(level: str) -> Any:
+    """A filter level as the `curate filter` it runs (a `FilterConfig`), or None for `none`.
+
+    Raises:
+        UsageError: an unknown rule or preset, or a malformed bound (the message `curate filter --rule` gives).
+    """
+    from datadiet.curate.filter.op import FilterConfig
+
+    if level == NO_FILTER:
+        return None
+    try:
+        return FilterConfig.from_specs(rules=[r.strip() for r in level.split("+")])
+    except UsageError as exc:
+        raise UsageError(f"--filter level {level!r}: {exc}") from None
+
+
+def level_tag(level: str) -> str:
+    """A filter level as a piece of a store name (`word_count:min=50` → `word_count-min-50`)."""
+    return re.sub(r"[^A-Za-z0-9_.]+", "-", level).strip("-.") or "filter"
 
 
 def corrupt_axis(spec: str) -> tuple[str, tuple[float, ...]]:
@@ -166,7 +211,7 @@ def memorisation_columns(stats: dict[str, Any]) -> dict[str, float | None]:
 
 
 def append_axes(paths: Mapping[str, Path], markdown: str) -> None:
-    """Add issue 14's sections (budget, repetition, corruption) to the report: markdown as is, HTML escaped."""
+    """Add the axes' sections (budget, repetition, corruption, filter) to the report: markdown as is, HTML escaped."""
     import html
 
     if not markdown.strip():
@@ -174,6 +219,6 @@ def append_axes(paths: Mapping[str, Path], markdown: str) -> None:
     md, page = Path(paths["markdown"]), Path(paths["html"])
     md.write_text(md.read_text(encoding="utf-8").rstrip() + "\n\n" + markdown, encoding="utf-8")
     text = page.read_text(encoding="utf-8")
-    block = f"<section><h2>Budget, repetition and corruption</h2><pre>{html.escape(markdown)}</pre></section>"
+    block = f"<section><h2>Budget, repetition, corruption and filter</h2><pre>{html.escape(markdown)}</pre></section>"
     cut = text.rfind("</body>")
     page.write_text(text[:cut] + block + text[cut:] if cut >= 0 else text + block, encoding="utf-8")

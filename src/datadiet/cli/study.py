@@ -39,7 +39,7 @@ def _ints(text: str | None, what: str) -> tuple[int, ...] | None:
 def _flag(key: str) -> str:
     """How the sweep's config field KEY is written on the command line."""
     named = {"overrides": "--set", "decontaminate": "decontaminate", "data_seed": "data_seed", "budgets": "--steps"}
-    named |= {"repeat_fractions": "--repeat-fraction", "repeat_counts": "--repeat-count"}
+    named |= {"repeat_fractions": "--repeat-fraction", "repeat_counts": "--repeat-count", "filters": "--filter"}
     return named.get(key, "--" + key.replace("_", "-"))
 
 
@@ -381,6 +381,14 @@ CorruptOpt = Annotated[
     str | None, _opt("--corrupt", "Corruption axis KIND:RATES (typos, shuffle, truncate, mix), e.g. typos:0,0.1,0.3.")
 ]
 CorruptFromOpt = Annotated[str | None, _opt("--corrupt-from", "For --corrupt mix:…: the dataset mixed in.")]
+FilterOpt = Annotated[
+    str | None,
+    _opt(
+        "--filter",
+        "Quality filter axis: levels 'none' or `curate filter` rules (a preset, NAME:min=A,max=B, joined by +), "
+        "e.g. none,gopher.",
+    ),
+]
 MemorisationOpt = Annotated[
     bool | None,
     _opt("--memorisation/--no-memorisation", "Probe every run's memorisation (repeated, unique, validation docs)."),
@@ -395,8 +403,11 @@ def _axes_given(
     corrupt: str | None,
     corrupt_from: str | None,
     memorisation: bool | None,
+    filter_levels: str | None = None,
 ) -> dict[str, Any]:
-    """Issue 14's options as config values: --steps N is the one budget, --steps N,M,… the `budgets` axis."""
+    """The axes' options as config values: --steps N is the one budget, --steps N,M,… the `budgets` axis."""
+    from datadiet.sweep_axes import filter_axis
+
     values = _ints(steps, "--steps")
     one, many = (values[0], None) if values is not None and len(values) == 1 else (None, values)
     return {
@@ -408,6 +419,7 @@ def _axes_given(
         "corrupt": corrupt,
         "corrupt_from": corrupt_from,
         "memorisation": memorisation,
+        "filters": filter_axis(filter_levels) if filter_levels is not None else None,
     }
 
 
@@ -460,6 +472,7 @@ def sweep(
     repeat_count: RepeatCountOpt = None,
     corrupt: CorruptOpt = None,
     corrupt_from: CorruptFromOpt = None,
+    filter_levels: FilterOpt = None,
     memorisation: MemorisationOpt = None,
     vocab: VocabOpt = None,
     tokenizer: TokenizerOpt = None,
@@ -500,7 +513,9 @@ def sweep(
         "name": name,
         "overrides": parse_overrides(set_) if set_ else None,
         "nproc": nproc,
-        **_axes_given(steps, epochs, repeat_fraction, repeat_count, corrupt, corrupt_from, memorisation),
+        **_axes_given(
+            steps, epochs, repeat_fraction, repeat_count, corrupt, corrupt_from, memorisation, filter_levels
+        ),
     }
     from datadiet.engine import check_engine
 

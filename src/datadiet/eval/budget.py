@@ -37,6 +37,9 @@ UNIQUE_TOKENS = "unique_train_tokens"  # datadiet.train.compute's key
 EPOCHS = "epochs"
 CORRUPT_RATE = "corrupt_rate"
 CORRUPT_KIND = "corrupt_kind"
+FILTER = "filter"  # the filter axis' level a run's data went through: "none", or the rules
+NO_FILTER = "none"
+DOCUMENTS = "stat_documents"  # the variant's document count in the study table (eval.stats, "stat_" prefixed)
 DUP_RATE = "dup_rate"
 REPEAT_FRACTION = "repeat_fraction"
 REPEAT_COUNT = "repeat_count"
@@ -314,26 +317,35 @@ def runs_table_rows(rows: Sequence[dict[str, Any]]) -> pl.DataFrame:
 
 
 def primary_runs(runs: pl.DataFrame) -> pl.DataFrame:
-    """The runs the size × duplication report is about: the largest budget and the lowest corruption.
+    """The runs the size × duplication report is about: the largest budget, the lowest corruption, no filter.
 
-    The report's cells are (size, rate); runs at other budgets or corruption rates would be pooled
-    into them, so they are left to the sections of `axes_markdown`.
+    The report's cells are (size, rate); runs at other budgets, corruption rates or filters would be
+    pooled into them, so they are left to the sections of `axes_markdown`.
     """
     out = runs
     for col, pick in ((BUDGET_POINT, "max"), (CORRUPT_RATE, "min")):
         if col in out.columns and out[col].drop_nulls().len():
             value = out[col].max() if pick == "max" else out[col].min()
             out = out.filter(pl.col(col) == value)
+    out = _unfiltered(out)
     return out if out.height else runs
 
 
+def _unfiltered(runs: pl.DataFrame) -> pl.DataFrame:
+    """The runs of the filter axis' `none` level (or its first level when `none` is not on the axis)."""
+    if FILTER not in runs.columns or not runs[FILTER].drop_nulls().len():
+        return runs
+    levels = runs[FILTER].drop_nulls().unique(maintain_order=True)
+    return runs.filter(pl.col(FILTER) == (NO_FILTER if NO_FILTER in levels else levels[0]))
+
+
 def baseline_runs(runs: pl.DataFrame) -> pl.DataFrame:
-    """Runs without injected damage: the lowest duplication and corruption rates, no repetition grid."""
+    """Runs without injected damage or filtering: the lowest duplication and corruption rates, no filter."""
     out = runs
     for col in (DUP_RATE, CORRUPT_RATE):
         if col in out.columns and out[col].drop_nulls().len():
             out = out.filter(pl.col(col) == out[col].min())
-    return out
+    return _unfiltered(out)
 
 
 def _mean_table(runs: pl.DataFrame, keys: Sequence[str], metric: str) -> pl.DataFrame:
@@ -344,6 +356,26 @@ def _mean_table(runs: pl.DataFrame, keys: Sequence[str], metric: str) -> pl.Data
         mean, lo, hi = t_interval(group["value"].to_numpy())
         rows.append({**dict(zip(keys, values, strict=True)), "mean": float(mean), "lo": float(lo), "hi": float(hi)})
     return pl.DataFrame(rows).sort(*keys) if rows else pl.DataFrame()
+
+
+def _axis_section(
+    runs: pl.DataFrame, column: str, title: str, header: tuple[str, str], metric: str, documents: bool = False
+) -> list[str]:
+    """A section of one axis applied after the variants: mean METRIC per size × level (× budget), with intervals.
+
+    With DOCUMENTS, the mean number of training documents per cell too (a filter changes it).
+    """
+    keys = [SIZE_FRACTION, column] + ([BUDGET] if BUDGET in runs.columns else [])
+    runs = runs.filter(pl.col(column).is_not_null())
+    table = _mean_table(runs, keys, metric)
+    cols = [(SIZE_FRACTION, "size", "g"), (column, *header)]
+    cols += [(BUDGET, "steps", ",d")] if BUDGET in keys else []
+    if documents and DOCUMENTS in runs.columns and not table.is_empty():
+        docs = runs.group_by(keys).agg(pl.col(DOCUMENTS).mean().round(0).cast(pl.Int64))
+        table = table.join(docs, on=keys, how="left")
+        cols.append((DOCUMENTS, "documents", ",d"))
+    cols += [("mean", metric, ".4f"), ("lo", "CI low", ".4f"), ("hi", "CI high", ".4f")]
+    return [f"## {title}", "", _table(table, cols), ""]
 
 
 def axes_markdown(runs: pl.DataFrame, metric: str = METRIC, resamples: int = 200, out_dir: Path | None = None) -> str:
@@ -377,12 +409,14 @@ def axes_markdown(runs: pl.DataFrame, metric: str = METRIC, resamples: int = 200
         parts.append("")
     if CORRUPT_RATE in runs.columns and runs[CORRUPT_RATE].drop_nulls().len():
         kind = runs[CORRUPT_KIND].drop_nulls()[0] if CORRUPT_KIND in runs.columns else "corruption"
-        keys = [SIZE_FRACTION, CORRUPT_RATE] + ([BUDGET] if BUDGET in runs.columns else [])
-        table = _mean_table(runs.filter(pl.col(CORRUPT_RATE).is_not_null()), keys, metric)
-        parts += [f"## Corruption: {kind}", ""]
-        cols = [(SIZE_FRACTION, "size", "g"), (CORRUPT_RATE, f"{kind} rate", "g")]
-        cols += [(BUDGET, "steps", ",d")] if BUDGET in keys else []
-        cols += [("mean", metric, ".4f"), ("lo", "CI low", ".4f"), ("hi", "CI high", ".4f")]
-        parts.append(_table(table, cols))
-        parts.append("")
+        parts += _axis_section(runs, CORRUPT_RATE, f"Corruption: {kind}", (f"{kind} rate", "g"), metric)
+    if FILTER in runs.columns and runs[FILTER].drop_nulls().len():
+        levels = " vs ".join(runs[FILTER].drop_nulls().unique(maintain_order=True).to_list())
+        parts += _axis_section(runs, FILTER, f"Quality filter: {levels}", ("filter", "s"), metric, documents=True)
+        parts += [
+            "A filtered variant trains on fewer documents than the unfiltered one of the same size (the documents "
+            "column), so a filter's effect here is that of cleaner and of less data together; compare a filtered "
+            "cell with the unfiltered cell of about as many documents to tell them apart.",
+            "",
+        ]
     return "\n".join(parts)
