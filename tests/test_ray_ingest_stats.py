@@ -113,7 +113,7 @@ def test_ray_ingest_source_ids(ray_cluster: None, tmp_path: Path, monkeypatch: p
     _small_groups(monkeypatch)
     rng = random.Random(2)
     vocab = ["".join(rng.choices(string.ascii_lowercase, k=6)) for _ in range(500)]
-    rows = [{"body": _words(rng, vocab), "uid": (None if i % 50 == 0 else f"u{i}")} for i in range(1500)]
+    rows = [{"body": _words(rng, vocab), "uid": f"u{i}"} for i in range(1500)]
     pl.DataFrame(rows).write_parquet(tmp_path / "p.parquet", row_group_size=100)
     (tmp_path / "q.jsonl").write_text("".join(json.dumps({"body": "q text", "uid": 7}) + "\n" for _ in range(1)))
     cfg = IngestConfig(text_field="body", id_field="uid")
@@ -122,7 +122,13 @@ def test_ray_ingest_source_ids(ray_cluster: None, tmp_path: Path, monkeypatch: p
     remote = ingest(Store(tmp_path / "ray"), paths, "ids", cfg, engine="ray").dataset
     _assert_same_version(local, remote)
     ids = remote.read()[ID].to_list()
-    assert ids[:2] == ["p:0", "u1"] and ids[1000] == "p:1000" and ids[-1] == "7"
+    assert ids[:2] == ["u0", "u1"] and ids[1000] == "u1000" and ids[-1] == "7"
+    # A null id is an error on both engines (as in JSONL), never silently replaced by a generated one.
+    rows[1000]["uid"] = None
+    pl.DataFrame(rows).write_parquet(tmp_path / "p.parquet", row_group_size=100)
+    for engine in ("local", "ray"):
+        with pytest.raises(InputError, match=r"p\.parquet: row 1001 has a null 'uid'"):
+            ingest(Store(tmp_path / f"null-{engine}"), paths, "ids", cfg, engine=engine)
 
 
 @pytest.mark.parametrize(

@@ -367,7 +367,8 @@ def _parquet_rows(
     groups = list(range(*row_groups)) if row_groups is not None else None
     # The extra columns this file has (the others are nulls here), read with the id and text.
     extras = [(name, typ) for name, typ in cfg.extra_columns if name in names and name not in wanted]
-    row = 0
+    # Row numbers in messages count from the file's start, also when this reads a later range of row groups.
+    row = sum(pf.metadata.row_group(i).num_rows for i in range(row_groups[0])) if row_groups is not None else 0
     for batch in pf.iter_batches(batch_size=65_536, columns=wanted + [n for n, _ in extras], row_groups=groups):
         # dictionary<string> and string_view columns are text too: decoded to plain strings here.
         texts = batch.column(0).cast(pa.large_string()).to_pylist()
