@@ -86,3 +86,12 @@ def test_markdown_holds_the_fit_and_its_numbers() -> None:
     assert "### Data-constrained fit" in text and "R* (repetitions" in text
     r_star = float(text.split("R* (repetitions worth 1 − 1/e of their tokens) | ")[1].split(" |")[0])
     assert math.isclose(r_star, 6.0, rel_tol=0.25)
+
+
+def test_data_seeds_that_agree_exactly_are_not_an_interval() -> None:
+    # At full size without duplication every data seed trains on the same rows: no zero-width interval.
+    frame = runs(3).with_columns(
+        pl.when(pl.col(SIZE_FRACTION) == 1.0).then(pl.lit(4.0)).otherwise(pl.col("val_loss")).alias("val_loss")
+    )
+    full = budget_cells(frame).filter(pl.col(SIZE_FRACTION) == 1.0)
+    assert full["lo"].is_nan().all() and full["hi"].is_nan().all()

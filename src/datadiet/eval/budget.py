@@ -59,12 +59,24 @@ def _units(runs: pl.DataFrame, keys: Sequence[str], metric: str) -> pl.DataFrame
     )
 
 
+def _interval(values: np.ndarray) -> tuple[float, float, float]:
+    """Mean and t interval over data seeds; NaN bounds when not estimable (one seed, or seeds that agree exactly).
+
+    Data seeds that give identical values (at full size without duplication every data seed trains
+    on the same rows) are one draw repeated: their spread says nothing, so no zero-width interval.
+    """
+    mean, lo, hi = t_interval(values)
+    if values.size >= 2 and float(np.ptp(values)) == 0.0:
+        return float(mean), math.nan, math.nan
+    return float(mean), float(lo), float(hi)
+
+
 def budget_cells(runs: pl.DataFrame, metric: str = METRIC) -> pl.DataFrame:
     """Per (size, budget): epochs, tokens seen, the mean metric and its t interval over data seeds."""
     units = _units(runs, [SIZE_FRACTION, BUDGET], metric)
     rows = []
     for (size, budget), group in units.group_by(SIZE_FRACTION, BUDGET, maintain_order=True):
-        mean, lo, hi = t_interval(group["value"].to_numpy())
+        mean, lo, hi = _interval(group["value"].to_numpy())
         rows.append(
             {
                 SIZE_FRACTION: size,
@@ -95,7 +107,7 @@ def size_gaps(runs: pl.DataFrame, metric: str = METRIC) -> pl.DataFrame:
         d = (paired["value"] - paired["full"]).to_numpy()
         if d.size == 0:
             continue
-        mean, lo, hi = t_interval(d)
+        mean, lo, hi = _interval(d)
         epochs = float(paired[EPOCHS].mean()) if EPOCHS in paired.columns else math.nan  # type: ignore[arg-type]
         rows.append(
             {
@@ -353,7 +365,7 @@ def _mean_table(runs: pl.DataFrame, keys: Sequence[str], metric: str) -> pl.Data
     units = _units(runs, list(keys), metric)
     rows = []
     for values, group in units.group_by(*keys, maintain_order=True):
-        mean, lo, hi = t_interval(group["value"].to_numpy())
+        mean, lo, hi = _interval(group["value"].to_numpy())
         rows.append({**dict(zip(keys, values, strict=True)), "mean": float(mean), "lo": float(lo), "hi": float(hi)})
     return pl.DataFrame(rows).sort(*keys) if rows else pl.DataFrame()
 
