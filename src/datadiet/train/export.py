@@ -73,12 +73,13 @@ def export_hf_model(store: Store, ref: str, out: Path) -> dict[str, Any]:
     Raises:
         UsageError: OUT exists and is not empty, or the extra is missing.
     """
-    transformers = require_transformers()
-    transformers.utils.logging.disable_progress_bar()  # stderr is ours: our own progress, one-line errors
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UsageError(f"{out} exists and is not an empty folder; give a new folder to export into")
+    # The run first: a wrong name is the user's first problem whether or not the extra is installed.
     rm = load_run_model(store, ref)
+    transformers = require_transformers()
+    transformers.utils.logging.disable_progress_bar()  # stderr is ours: our own progress, one-line errors
     cfg = rm.model.cfg
     config = transformers.GPT2Config(
         vocab_size=cfg.vocab_size,
