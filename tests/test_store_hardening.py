@@ -199,6 +199,26 @@ def test_a_run_failing_before_its_first_checkpoint_leaves_no_work_folder(runner:
     assert not (store / "runs").exists() or not list((store / "runs").iterdir())
 
 
+def test_a_train_failing_after_tokenizing_leaves_the_store_as_it_was(runner: CliRunner, store: Path) -> None:
+    from datadiet.store import Store
+    from datadiet.train.pipeline import resolve_tokenizer, tokens_version
+
+    _run(runner, store, "tokenizer", "train", "c-train", "--vocab", "300")
+    # c-train's token files exist before the command (found up to date: they stay); c-val's are its own.
+    st = Store(store)
+    tokens_version(st, st.resolve("c-train"), resolve_tokenizer(st, "c-train"))
+    st.release()
+    listing = _run(runner, store, "ls")
+    before = store_snapshot(store)
+    args = ["train", "c-train", "--val", "c-val", "--preset", "tiny", "--steps", "40", "--set", "lr=1e9"]
+    result = runner.invoke(app, [*args, "--set", "threads=1", "--store", str(store)])
+    assert result.exit_code == 1, result.output
+    assert _run(runner, store, "ls") == listing
+    after = store_snapshot(store)
+    assert {k: v for k, v in after.items() if not k.startswith(".tmp")} == before
+    assert [p.name for p in (store / "tokens").iterdir()] == ["c-train"]
+
+
 def test_gc_on_a_read_only_store_reports_what_it_could_not_remove(store: Path, tmp_path: Path) -> None:
     """Debris in a store mounted read-only (a private mount namespace): gc must not claim it removed it."""
     import subprocess

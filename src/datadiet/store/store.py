@@ -320,6 +320,23 @@ class Store:
             finally:
                 tmp.unlink(missing_ok=True)
 
+    def set_current(self, kind: str, name: str, version: str | None) -> None:
+        """Point NAME back at VERSION (None: none recorded, so its newest) after a failed command removed its own.
+
+        Best effort, like `make_current`.
+        """
+        with contextlib.suppress(OSError):
+            path = self._current_path(kind, name)
+            if version is None:
+                path.unlink(missing_ok=True)
+                return
+            tmp = path.with_name(f".{name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+            try:
+                tmp.write_text(version + "\n", encoding="utf-8")
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+
     def _current_path(self, kind: str, name: str) -> Path:
         self._kind_dir(kind)  # checks the kind
         return self.root / CURRENT_FILE / kind / name

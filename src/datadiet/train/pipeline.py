@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -148,8 +149,18 @@ def run_tokenizer(store: Store, run: Dataset) -> TokenizerRef:
     )
 
 
-def tokens_version(store: Store, ds: Dataset, tok: TokenizerRef, tracker: Tracker = NULL_TRACKER) -> Dataset:
-    """The token file of dataset DS under tokenizer TOK, encoding it only if not cached."""
+def tokens_version(
+    store: Store,
+    ds: Dataset,
+    tok: TokenizerRef,
+    tracker: Tracker = NULL_TRACKER,
+    created: list[tuple[Dataset, str | None]] | None = None,
+) -> Dataset:
+    """The token file of dataset DS under tokenizer TOK, encoding it only if not cached.
+
+    A version this call publishes is appended to CREATED with the version its name pointed to
+    before (see `_unpublish_on_failure`); one found up to date is not.
+    """
     from datadiet.train.data import encode_to_file
 
     def build(writer: PartWriter) -> dict[str, Any]:
@@ -167,9 +178,13 @@ def tokens_version(store: Store, ds: Dataset, tok: TokenizerRef, tracker: Tracke
         return stats
 
     params = {"tokenizer": tok.key}
-    return store.commit(
+    before = store.current(ds.name, "tokens")
+    commit = store.commit(
         ds.name, operation="tokenize", params=params, parents=[ds.ref, tok.key], build=build, kind="tokens"
-    ).dataset
+    )
+    if created is not None and not commit.up_to_date:
+        created.append((commit.dataset, before))
+    return commit.dataset
 
 
 def load_token_array(tokens: Dataset) -> np.ndarray:
@@ -282,12 +297,13 @@ def train_run(
         barrier(world)
         return Commit(store.resolve(f"{name}@{version}", kind="runs"), up_to_date=decision is None)
     announced = False
+    created: list[tuple[Dataset, str | None]] = []  # token versions this command publishes
     tb, on_step = _tensorboard(store, name, version, on_step) if tensorboard else (None, on_step)
 
     def build(writer: PartWriter) -> dict[str, Any]:
         nonlocal announced
-        train_tokens = load_token_array(tokens_version(store, train_ds, tok, tracker))
-        val_tokens = load_token_array(tokens_version(store, val_ds, tok, tracker))
+        train_tokens = load_token_array(tokens_version(store, train_ds, tok, tracker, created))
+        val_tokens = load_token_array(tokens_version(store, val_ds, tok, tracker, created))
         resumes = _resumes(work, resume)
         if world is not None:
             broadcast(resumes, world)
@@ -322,7 +338,8 @@ def train_run(
             "eval_seconds": eval_seconds,
         }
 
-    commit = _commit_run(store, name, params, parents, build, tb)
+    with _unpublish_on_failure(store, created):
+        commit = _commit_run(store, name, params, parents, build, tb)
     if not commit.up_to_date:
         shutil.rmtree(work, ignore_errors=True)
     if world is not None:
@@ -380,6 +397,33 @@ def _no_empty_work_folder(work: Path) -> Iterator[None]:
         # that `curate gc` would keep as "resumable" forever. One with a checkpoint stays.
         if not checkpoint_path(work).exists():
             shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
+def _unpublish_on_failure(store: Store, created: list[tuple[Dataset, str | None]]) -> Iterator[None]:
+    """On a failure, remove the token versions this command published (CREATED): the store stays as it was.
+
+    Each is removed the way `curate gc` removes a version: only if no other command holds its lock
+    (a reader that resolved it meanwhile); one in use stays, and a warning says so. The name's
+    current version goes back to what it was before, and a name folder left empty goes too.
+    """
+    try:
+        yield
+    except BaseException:
+        from datadiet.store.maintain import remove
+
+        for ds, before in reversed(created):
+            try:
+                _, failed = remove(store, [ds])
+                if not failed:
+                    store.set_current(ds.kind, ds.name, before)
+                    with contextlib.suppress(OSError):
+                        ds.folder.parent.rmdir()  # the name's folder, if this was its only version
+            except Exception as exc:  # cleaning up must not hide the failure itself
+                failed = [f"{ds.ref}: {exc}"]
+            for line in failed:
+                print(f"warning: token files {line}; left in the store (`curate gc` removes them)", file=sys.stderr)
         raise
 
 
