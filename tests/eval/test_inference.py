@@ -170,3 +170,22 @@ def test_correlations_are_computed_per_dataset() -> None:
     few = correlation(np.array([1.0, 2.0, 3.0]), np.array([1.0, 3.0, 2.0]))
     assert math.isnan(few["pearson_lo"]) and math.isfinite(few["pearson"])
     assert math.isnan(correlation(np.ones(5), np.arange(5.0))["pearson"])
+
+
+def test_cell_interval_is_clipped_to_the_metric_range() -> None:
+    # Two data seeds far apart: the t interval (1 degree of freedom) reaches below 0 for an accuracy.
+    units = pl.DataFrame(
+        {
+            "size_fraction": [1.0, 1.0],
+            "dup_rate": [1.0, 1.0],
+            "data_seed": [0, 1],
+            "value": [0.02, 0.30],
+            "train_seeds": [1, 1],
+        }
+    )
+    free = cell_means(units)
+    assert free["lo"][0] < 0.0 and free["hi"][0] > 1.0
+    clipped = cell_means(units, bounds=(0.0, 1.0))
+    assert clipped["lo"][0] == 0.0 and clipped["hi"][0] == 1.0 and clipped["mean"][0] == pytest.approx(0.16)
+    one = cell_means(units.head(1), bounds=(0.0, 1.0))
+    assert math.isnan(one["lo"][0]) and math.isnan(one["hi"][0])  # not estimable stays not estimable

@@ -107,12 +107,20 @@ def t_interval(values: F64, level: float = LEVEL) -> tuple[F64, F64, F64]:
     return mean, mean - half, mean + half
 
 
-def cell_means(units: pl.DataFrame, level: float = LEVEL) -> pl.DataFrame:
-    """Per (size, rate) cell: mean of the unit values, its t interval over data seeds, sd and count."""
+def cell_means(
+    units: pl.DataFrame, level: float = LEVEL, bounds: tuple[float, float] = (-math.inf, math.inf)
+) -> pl.DataFrame:
+    """Per (size, rate) cell: mean of the unit values, its t interval over data seeds, sd and count.
+
+    Args:
+        bounds: The values the metric can take; the interval is clipped to them (an accuracy's interval
+            over 2 data seeds would otherwise reach below 0). Clipping never lowers coverage.
+    """
     rows = []
     for (size, rate), part in units.group_by(SIZE_FRACTION, DUP_RATE, maintain_order=True):
         v = part[VALUE].to_numpy()
-        mean, lo, hi = t_interval(v, level)
+        mean, t_lo, t_hi = t_interval(v, level)
+        lo, hi = max(float(t_lo), bounds[0]), min(float(t_hi), bounds[1])  # NaN (not estimable) stays NaN
         rows.append(
             {
                 SIZE_FRACTION: size,

@@ -38,6 +38,7 @@ import polars as pl
 
 from datadiet.errors import UsageError
 from datadiet.eval import inference as inf
+from datadiet.train.metrics import METRIC_RANGES
 
 SIZE_FRACTION = inf.SIZE_FRACTION
 DUP_RATE = inf.DUP_RATE
@@ -347,7 +348,8 @@ def relate(frame: pl.DataFrame, stats: list[str], metrics: list[str]) -> RelateR
     cell_frames, effect_rows, split_rows = [], [], []
     for metric in metrics:
         units = inf.unit_values(frame, metric)
-        cell_frames.append(inf.cell_means(units).with_columns(pl.lit(metric).alias("metric")))
+        cells_of = inf.cell_means(units, bounds=METRIC_RANGES.get(metric, (-math.inf, math.inf)))
+        cell_frames.append(cells_of.with_columns(pl.lit(metric).alias("metric")))
         effect_rows += _effects(units, metric)
         split_rows.append(_split_row(metric, inf.anova_split(units)))
     cells = pl.concat(cell_frames).select("metric", pl.exclude("metric")) if cell_frames else pl.DataFrame()

@@ -22,6 +22,7 @@ canvas; the HTML embeds them as base64 data URIs, so the one file can be mailed 
 from __future__ import annotations
 
 import base64
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -51,6 +52,7 @@ from datadiet.train.metrics import (
     ACCURACY,
     BITS_PER_BYTE,
     BPB_CONVENTION,
+    METRIC_RANGES,
     PERPLEXITY,
     STUDY_ACCURACY,
     STUDY_PERPLEXITY,
@@ -255,7 +257,10 @@ def summary_table(runs: pl.DataFrame) -> list[dict[str, str]]:
     The CLI renders it with rich; keys are the column headers, in order.
     """
     metrics = [(col, scale) for col, _, scale in GRID_METRICS[:3] if col in runs.columns]
-    per = {col: inf.cell_means(inf.unit_values(runs, col)) for col, _ in metrics}
+    per = {
+        col: inf.cell_means(inf.unit_values(runs, col), bounds=METRIC_RANGES.get(col, (-math.inf, math.inf)))
+        for col, _ in metrics
+    }
     look = {col: {(r[SIZE_FRACTION], r[DUP_RATE]): r for r in f.iter_rows(named=True)} for col, f in per.items()}
     out = []
     for size in _levels(runs, SIZE_FRACTION):

@@ -66,6 +66,16 @@ BPB_CONVENTION = (
 )
 EVAL_WINDOWS = "eval_windows"
 METRICS: tuple[str, ...] = (VAL_LOSS, PERPLEXITY, ACCURACY, BITS_PER_BYTE, STUDY_PERPLEXITY, STUDY_ACCURACY)
+# The values each metric can take. An interval over few data seeds may reach past them (a t interval over
+# 2 seeds of an accuracy went below 0); clipped to these, it covers the truth at least as often.
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    VAL_LOSS: (0.0, math.inf),
+    PERPLEXITY: (1.0, math.inf),
+    ACCURACY: (0.0, 1.0),
+    BITS_PER_BYTE: (0.0, math.inf),
+    STUDY_PERPLEXITY: (1.0, math.inf),
+    STUDY_ACCURACY: (0.0, math.inf),
+}
 
 
 def _exp(x: float) -> float:
