@@ -37,7 +37,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("datadiet.curate",),
     ("datadiet.train",),
     ("datadiet.eval",),
-    ("datadiet.sweep", "datadiet.sweep_axes"),
+    ("datadiet.sweep",),
     ("datadiet.api",),
     ("datadiet.ui", "datadiet.cli"),
 )

@@ -213,7 +213,8 @@ def test_sweep_config_file_and_validation(tmp_path: Path, corpus: tuple[Store, s
 def test_each_data_seed_repeats_one_story_at_every_size_and_rate(
     corpus: tuple[Store, str, str], pool: dict[str, int]
 ) -> None:
-    from datadiet.sweep import _resolve_done, build_dag, repeated_ids
+    from datadiet.sweep import build_dag, repeated_ids
+    from datadiet.sweep.run import _resolve_done
 
     store, train, val = corpus
     cfg = _config(train, val, sizes=(0.25, 0.5, 1.0), rates=(0.0, 0.5, 1.0), data_seeds=(0, 1), seeds=(0, 1), **pool)

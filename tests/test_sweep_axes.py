@@ -16,7 +16,7 @@ from datadiet.errors import UsageError
 from datadiet.schema import ID, SOURCE_ID, TEXT
 from datadiet.store import Store
 from datadiet.sweep import SweepConfig, epochs_to_steps, plan, repetition_config, run_sweep
-from datadiet.sweep_axes import filter_axis
+from datadiet.sweep.axes import filter_axis
 from tests.helpers import cli
 
 FAST = (("threads", "1"),)

@@ -406,7 +406,7 @@ def _axes_given(
     filter_levels: str | None = None,
 ) -> dict[str, Any]:
     """The axes' options as config values: --steps N is the one budget, --steps N,M,… the `budgets` axis."""
-    from datadiet.sweep_axes import filter_axis
+    from datadiet.sweep.axes import filter_axis
 
     values = _ints(steps, "--steps")
     one, many = (values[0], None) if values is not None and len(values) == 1 else (None, values)

@@ -1,6 +1,6 @@
 """Issue 14's sweep axes, the parts that need no DAG node: rules, budgets, repetition cells, report glue.
 
-`datadiet.sweep` builds the nodes (`_run_nodes`, `_repeat_variants`, `_corrupt_variants`,
+`datadiet.sweep.dag` builds the nodes (`_run_nodes`, `_repeat_variants`, `_corrupt_variants`,
 `_memorisation_nodes`); this module holds what they compute with:
 
 - `check_axes` / `corrupt_axis` / `filter_axis`: the rules of `--steps N,M,…`, `--epochs`,
@@ -27,7 +27,7 @@ from datadiet.eval.budget import NO_FILTER  # the filter axis' level that trains
 
 if TYPE_CHECKING:
     from datadiet.store import Store
-    from datadiet.sweep import SweepConfig
+    from datadiet.sweep.config import SweepConfig
 
 STUDY_RATES = (0.0, 0.25, 0.5, 0.75, 1.0)  # the study's duplication rates, the sweep's default
 
