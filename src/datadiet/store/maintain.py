@@ -29,7 +29,7 @@ from datadiet.store.remote import (
     first_line,
     is_file,
 )
-from datadiet.store.store import LOCK_DIR, Store
+from datadiet.store.store import LOCK_DIR, TMP_DIR, Store
 
 # A manifest-less remote folder with no marker here may be another machine's upload in progress;
 # gc leaves it alone for a day, far longer than any one version takes to upload.
@@ -167,10 +167,27 @@ def _lock_is_free(store: Store, key: str) -> bool:
         os.close(fd)
 
 
+def abandoned_tmp(store: Store, older_than_s: float = 0.0) -> list[Path]:
+    """Temporary folders left by writers that died (none of them is a version)."""
+    base = store.root / TMP_DIR
+    if not base.is_dir():
+        return []
+    now = time.time()
+    found = []
+    for p in base.iterdir():
+        try:
+            age = now - p.stat().st_mtime
+        except FileNotFoundError:
+            continue  # published (renamed away) or removed since the listing
+        if age >= older_than_s:
+            found.append(p)
+    return sorted(found)
+
+
 def abandoned(store: Store) -> list[Path]:
     """Temporary folders whose writer is gone: their version lock can be taken without waiting."""
     # Names are `<kind>-<name>-<version>-<pid>-<rand>`; the lock key is everything before the pid.
-    return [tmp for tmp in store.abandoned_tmp() if _lock_is_free(store, tmp.name.rsplit("-", 2)[0])]
+    return [tmp for tmp in abandoned_tmp(store) if _lock_is_free(store, tmp.name.rsplit("-", 2)[0])]
 
 
 def work_folders(store: Store) -> tuple[list[Path], list[Path]]:

@@ -43,7 +43,6 @@ import hashlib
 import json
 import os
 import shutil
-import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
@@ -685,24 +684,6 @@ class Store:
                     os.fsync(f.fileno())  # cached files are trusted without rehashing
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dest)
-
-    # -- maintenance -----------------------------------------------------------------------------
-
-    def abandoned_tmp(self, older_than_s: float = 0.0) -> list[Path]:
-        """Temporary folders left by writers that died (none of them is a version)."""
-        base = self.root / TMP_DIR
-        if not base.is_dir():
-            return []
-        now = time.time()
-        found = []
-        for p in base.iterdir():
-            try:
-                age = now - p.stat().st_mtime
-            except FileNotFoundError:
-                continue  # published (renamed away) or removed since the listing
-            if age >= older_than_s:
-                found.append(p)
-        return sorted(found)
 
     def children(self, ref: str) -> list[Dataset]:
         """Every artefact that names REF as a parent."""
