@@ -209,6 +209,11 @@ StoreOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout and nothing else.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars and no messages.")]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show the full traceback on errors.")]
+# The new version's name, for every command that makes a dataset version from another.
+NameOpt = Annotated[
+    str | None,
+    typer.Option("--name", "-n", help="Name of the new version (default: the input's name).", show_default=False),
+]
 
 
 @dataclass

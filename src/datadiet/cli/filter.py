@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from datadiet.cli.common import Out, command, report_commit
+from datadiet.cli.common import NameOpt, Out, command, report_commit
 from datadiet.curate.filter.rules import PRESETS, RULES
 from datadiet.ui import styled
 
@@ -51,10 +51,7 @@ def filter_(
             show_default=False,
         ),
     ] = None,
-    name: Annotated[
-        str | None,
-        typer.Option("--name", "-n", help="Name of the new version (default: the input's name).", show_default=False),
-    ] = None,
+    name: NameOpt = None,
     *,
     o: Out,
 ) -> None:

@@ -9,17 +9,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from datadiet.cli.common import AddressOpt, EngineOpt, Out, command, one_of, report_commit
+from datadiet.cli.common import AddressOpt, EngineOpt, NameOpt, Out, command, one_of, report_commit
 from datadiet.cli.help import DEDUPE_HELP, DUPLICATE_HELP, SUBSET_HELP
 from datadiet.curate.dedupe.minhash import KEEP_POLICIES, METHODS
 from datadiet.curate.dedupe.normalize import SHINGLE_KINDS
 from datadiet.ui import clean, styled
-
-NameOpt = Annotated[
-    str | None,
-    typer.Option("--name", "-n", help="Name of the new version (default: the input's name).", show_default=False),
-]
-
 
 # dedupe's options whose declarations need more than a line.
 MethodOpt = Annotated[

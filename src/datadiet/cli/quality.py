@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from datadiet.cli.common import Out, command, report_commit
+from datadiet.cli.common import NameOpt, Out, command, report_commit
 
 CORRUPT_HELP: dict[str, str] = {
     "kind": (
@@ -36,10 +36,7 @@ def corrupt(
     rate: Annotated[float, typer.Option("--rate", help=CORRUPT_HELP["rate"], show_default=False)],
     from_: Annotated[str | None, typer.Option("--from", help=CORRUPT_HELP["from"], show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help=CORRUPT_HELP["seed"])] = 0,
-    name: Annotated[
-        str | None,
-        typer.Option("--name", "-n", help="Name of the new version (default: the input's name).", show_default=False),
-    ] = None,
+    name: NameOpt = None,
     *,
     o: Out,
 ) -> None:
