@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import errno
 import functools
-import inspect
 import json
 import math
 import socket
 import sys
 import traceback
-import typing
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,12 +21,14 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
-try:  # newer typer vendors click; the exceptions must come from the copy typer actually runs
+try:  # newer typer vendors click; the exceptions (and the context) must come from the copy typer actually runs
     from typer._click import exceptions as click_exc
+    from typer._click.globals import get_current_context
 except ImportError:  # pragma: no cover - older typer on top of click
     from click import exceptions as click_exc  # type: ignore[no-redef]
+    from click.globals import get_current_context  # type: ignore[no-redef]
 
 from datadiet.engine import ENGINES
 from datadiet.errors import DatadietError, UsageError, os_error_of
@@ -186,16 +186,6 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
-def _root(
-    version: Annotated[
-        bool,
-        typer.Option("--version", "-V", callback=_print_version, is_eager=True, help="Print the version and exit."),
-    ] = False,
-) -> None:
-    """datadiet: curate, degrade, train and compare — does data quality or quantity matter more?"""
-
-
 # A string, not a Path: Path("s3://bucket/x") would collapse the URI's "//".
 StoreOpt = Annotated[
     str | None,
@@ -234,6 +224,13 @@ class Out:
 
         return make_tracker(self.quiet, self.err)
 
+    @staticmethod
+    def current() -> Out:
+        """The running command's `Out`, which `SharedCommand` made from --store/--json/--quiet."""
+        o = get_current_context().meta[_OUT_KEY]
+        assert isinstance(o, Out)
+        return o
+
     def store(self) -> Store:
         return Store(self.store_path)
 
@@ -247,10 +244,6 @@ class Out:
             sys.stdout.write(json_text(payload) + "\n")
         elif render is not None and not self.quiet:
             render(self.console)
-
-
-def out(store: str | Path | None = None, json_: bool = False, quiet: bool = False) -> Out:
-    return Out(json=json_, quiet=quiet, store_path=store)
 
 
 def _load_config(ctx: Any, param: Any, value: Path | None) -> Path | None:
@@ -299,74 +292,91 @@ ConfigFileOpt = Annotated[
     ),
 ]
 
-_SHARED_OPTIONS = [
-    inspect.Parameter("store", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=StoreOpt),
-    inspect.Parameter("json_", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=JsonOpt),
-    inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=QuietOpt),
-    inspect.Parameter("debug", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=DebugOpt),
-]
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", "-V", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+    # The shared options also work before the command (`curate --json ls`); unlisted here, as each
+    # command's --help lists them where the docs put them (`curate ls --json`). SharedCommand reads them.
+    store: Annotated[str | None, typer.Option("--store", hidden=True)] = None,
+    json_: Annotated[bool, typer.Option("--json", hidden=True)] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", hidden=True)] = False,
+    debug: Annotated[bool, typer.Option("--debug", hidden=True)] = False,
+) -> None:
+    """datadiet: curate, degrade, train and compare — does data quality or quantity matter more?"""
+
+
+def _shared_options(
+    config: ConfigFileOpt = None,
+    store: StoreOpt = None,
+    json_: JsonOpt = False,
+    quiet: QuietOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """The options every command takes, declared once: typer turns them into click options below."""
+
+
+def _click_options() -> list[Any]:
+    # typer builds them exactly as it builds a command's own options (help, metavar, callback);
+    # the same option objects are then appended to every command (they hold no per-call state).
+    probe = typer.Typer(add_completion=False, rich_markup_mode=None)
+    probe.command()(_shared_options)
+    return list(typer.main.get_command(probe).params)
+
+
+_CONFIG, *_SHARED = _click_options()
+# What `Out` is stored under on the click context (`ctx.meta` is shared by a context's children).
+_OUT_KEY = "datadiet.out"
+
+
+class SharedCommand(TyperCommand):
+    """A command that takes the shared options (--config, --store, --json, --quiet, --debug).
+
+    They are appended to the params typer made from the function's own signature, so each command
+    lists them in `--help` without repeating them; at invocation their values are taken off
+    `ctx.params` (the function never sees them) and put on the context as an `Out`, which the
+    command body reads with `Out.current()`. (`--debug` itself is acted on in `CurateGroup.main`,
+    before parsing.) A command that declares its own `--config` (the sweep's schema file) keeps it.
+    """
+
+    def __init__(self, *args: Any, params: list[Any] | None = None, **kwargs: Any) -> None:
+        own = list(params or [])
+        self.own_config = any(p.name == "config" for p in own)
+        shared = _SHARED if self.own_config else [_CONFIG, *_SHARED]
+        super().__init__(*args, params=own + shared, **kwargs)
+        self.flags = {p.name: _flag_of(p) for p in own}
+
+    def invoke(self, ctx: Any) -> Any:
+        given, before = ctx.params, ctx.find_root().params  # before: `curate --json CMD`
+        store = given.pop("store")
+        o = Out(
+            json=given.pop("json_") or bool(before.get("json_")),
+            quiet=given.pop("quiet") or bool(before.get("quiet")),
+            store_path=store if store is not None else before.get("store"),
+        )
+        given.pop("debug")
+        if not self.own_config:
+            given.pop("config", None)  # already applied, as defaults, by _load_config
+        check_numbers(given, self.flags)
+        ctx.meta[_OUT_KEY] = o
+        return super().invoke(ctx)
 
 
 def command(
     name: str | None = None, *, group: typer.Typer | None = None, **settings: Any
 ) -> Callable[[Callable[..., None]], Any]:
-    """Register a command that takes the shared options (--store, --json, --quiet, --debug).
-
-    The decorated function declares its own options plus a keyword-only `o: Out`; the shared ones
-    are added to the signature typer reads, so each command lists them in `--help` without
-    repeating them. (`--debug` itself is acted on in `CurateGroup.main`, before parsing.)
-    """
-
-    def register(fn: Callable[..., None]) -> Any:
-        hints = typing.get_type_hints(fn, include_extras=True)
-        own = [
-            p.replace(annotation=hints.get(p.name, p.annotation))
-            for p in inspect.signature(fn).parameters.values()
-            if p.name != "o"
-        ]
-
-        flags = {p.name: _flag_of(p) for p in own}
-
-        # Every command takes --config FILE, except one that declares its own (the sweep's schema file).
-        own_config = any(p.name == "config" for p in own)
-
-        def wrapper(
-            *args: Any,
-            store: str | None = None,
-            json_: bool = False,
-            quiet: bool = False,
-            debug: bool = False,
-            **kwargs: Any,
-        ) -> None:
-            if not own_config:
-                kwargs.pop("config", None)  # already applied, as defaults, by _load_config
-            check_numbers(kwargs, flags)
-            fn(*args, o=out(store, json_, quiet), **kwargs)
-
-        functools.update_wrapper(wrapper, fn)
-        delattr(wrapper, "__wrapped__")  # typer must read the signature below, not fn's
-        extra = (
-            []
-            if own_config
-            else [inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigFileOpt)]
-        )
-        params = own + extra + _SHARED_OPTIONS
-        wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-        wrapper.__annotations__ = {p.name: p.annotation for p in params}
-        return (group or app).command(name, **settings)(wrapper)
-
-    return register
+    """Register a command that takes the shared options (see `SharedCommand`); its body gets them
+    with `o = Out.current()`."""
+    return (group or app).command(name, cls=SharedCommand, **settings)
 
 
-def _flag_of(param: inspect.Parameter) -> str:
+def _flag_of(param: Any) -> str:
     """How the user writes PARAM: its longest option name (`--rows` of `-n/--rows`), or its NAME."""
-    for meta in getattr(param.annotation, "__metadata__", ()):
-        # inside Annotated, typer.Option("--steps") holds its first name in `default`
-        named = [getattr(meta, "default", None), *(getattr(meta, "param_decls", None) or ())]
-        decls = [d for d in named if isinstance(d, str) and d.startswith("-")]
-        if decls:
-            return max(decls, key=len)
-    return param.name.upper()
+    decls = [d for d in getattr(param, "opts", ()) if d.startswith("-")] if param.param_type_name == "option" else []
+    return max(decls, key=len) if decls else str(param.name).upper()
 
 
 def check_numbers(values: dict[str, Any], flags: dict[str, str]) -> None:

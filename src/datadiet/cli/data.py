@@ -71,10 +71,9 @@ def ingest(
     ] = 16 * 1024 * 1024,
     engine: EngineOpt = "local",
     address: AddressOpt = None,
-    *,
-    o: Out,
 ) -> None:
     """Read corpus files, local or URIs (s3://, gs://, file://), into a new immutable dataset version (streamed; same files = up to date)."""
+    o = Out.current()
     from datadiet.curate.ingest.op import IngestConfig
     from datadiet.curate.ingest.op import ingest as do_ingest
 
@@ -102,10 +101,9 @@ def corpus(
         float, typer.Option("--near-dup-rate", help="Share of stories that are near copies of another, in [0, 1).")
     ] = 0.03,
     name: Annotated[str, typer.Option("--name", "-n", help="Writes NAME-train and NAME-val.")] = "stories",
-    *,
-    o: Out,
 ) -> None:
     """Generate the built-in corpus of children's stories (train and a separate validation split)."""
+    o = Out.current()
     from datadiet.curate.corpus.op import CorpusConfig, write_corpus
 
     cfg = CorpusConfig(stories=stories, val_stories=val_stories, seed=seed, near_dup_rate=near_dup_rate)
@@ -145,10 +143,9 @@ def ls_(
         ),
     ] = "datasets",
     name: Annotated[str | None, typer.Argument(help="Only versions of this name.", show_default=False)] = None,
-    *,
-    o: Out,
 ) -> None:
     """List versions: name, version, rows, operation, parent and age (newest last)."""
+    o = Out.current()
     st = o.store()
     items = st.versions(name, kind) if name else st.all(kind)
     if name and not items:
@@ -199,10 +196,9 @@ def show(
     ref: Annotated[
         str, typer.Argument(help="NAME or NAME@VERSION-PREFIX (any kind of artefact).", show_default=False)
     ],
-    *,
-    o: Out,
 ) -> None:
     """Show a version's manifest: lineage, parameters, counts, file hashes and operation stats."""
+    o = Out.current()
     import json
 
     ds = o.store().find(ref)
@@ -229,10 +225,9 @@ def show(
 def head(
     ref: Annotated[str, typer.Argument(help="Dataset NAME or NAME@VERSION-PREFIX.", show_default=False)],
     n: Annotated[int, typer.Option("-n", "--rows", min=0, help="Number of rows to show.")] = 5,
-    *,
-    o: Out,
 ) -> None:
     """Show the first rows of a dataset version."""
+    o = Out.current()
     from datadiet.curate.export import head as do_head
 
     ds = o.store().resolve(ref)
@@ -263,10 +258,9 @@ def lineage(
     ref: Annotated[
         str, typer.Argument(help="NAME or NAME@VERSION-PREFIX (any kind of artefact).", show_default=False)
     ],
-    *,
-    o: Out,
 ) -> None:
     """Show the chain of operations from a version back to its source files."""
+    o = Out.current()
     from datadiet.store import lineage as do_lineage
 
     chain = do_lineage(o.store(), ref)
@@ -311,10 +305,9 @@ def export(
             "datasets.load_from_disk opens (needs pip install 'datadiet[hf]').",
         ),
     ] = "auto",
-    *,
-    o: Out,
 ) -> None:
     """Export a dataset version to one file (or a Hugging Face datasets folder), written atomically."""
+    o = Out.current()
     from datadiet.curate.export import export as do_export
     from datadiet.errors import UsageError
 

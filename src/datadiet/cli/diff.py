@@ -19,10 +19,9 @@ def diff(
     examples: Annotated[
         int, typer.Option("--examples", "-e", min=0, help="Ids to list for each of added, removed and changed.")
     ] = 5,
-    *,
-    o: Out,
 ) -> None:
     """Compare two dataset versions: rows added/removed/changed (matched by id, compared by text hash), texts only in one, statistics side by side and the lineage of both."""
+    o = Out.current()
     from datadiet.curate.diff.compare import diff_versions
 
     d = diff_versions(o.store(), a, b, examples=examples)

@@ -52,9 +52,8 @@ def filter_(
         ),
     ] = None,
     name: NameOpt = None,
-    *,
-    o: Out,
 ) -> None:
+    o = Out.current()
     from datadiet.curate.filter.op import STAT_CONDITIONS, FilterConfig, filter_dataset
 
     cfg = FilterConfig.from_specs(where or [], rule or [])

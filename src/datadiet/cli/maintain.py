@@ -17,10 +17,9 @@ def verify(
     ref: Annotated[
         str | None, typer.Argument(help="One artefact to check (default: the whole store).", show_default=False)
     ] = None,
-    *,
-    o: Out,
 ) -> None:
     """Recompute file hashes and row counts against the manifests; exit 1 if anything differs."""
+    o = Out.current()
     from datadiet.errors import DatadietError
     from datadiet.store import verify as do_verify
 
@@ -47,10 +46,9 @@ def gc(
         ),
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deleting versions.")] = False,
-    *,
-    o: Out,
 ) -> None:
     """Remove temporary folders left by interrupted commands (and, with --unreferenced, unused versions)."""
+    o = Out.current()
     from datadiet.errors import UsageError
     from datadiet.store import (
         REMOTE_DEBRIS_GRACE_S,

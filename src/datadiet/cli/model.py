@@ -39,10 +39,9 @@ def generate(
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="The same seed gives the same samples.")] = 0,
     num: Annotated[int, typer.Option("--num", "-n", min=1, max=100_000, help="Samples per prompt.")] = 1,
-    *,
-    o: Out,
 ) -> None:
     """Sample text from a run's model, deterministic for a seed (like nanoGPT's sample.py)."""
+    o = Out.current()
     from datadiet.train.generate import SampleConfig, load_run_model, sample_texts
 
     cfg = SampleConfig(max_new_tokens=max_tokens, temperature=temperature, top_k=top_k, seed=seed)
@@ -71,10 +70,9 @@ def export_model(
             "AutoModelForCausalLM and AutoTokenizer load (pip install 'datadiet[transformers]').",
         ),
     ] = "hf",
-    *,
-    o: Out,
 ) -> None:
     """Export a run's model and tokenizer for other tools: a Hugging Face GPT-2 folder with logits equal to ours."""
+    o = Out.current()
     from datadiet.errors import UsageError
     from datadiet.train.export import export_hf_model
 

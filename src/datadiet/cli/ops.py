@@ -85,9 +85,8 @@ def dedupe(
     name: NameOpt = None,
     engine: EngineOpt = "local",
     address: AddressOpt = None,
-    *,
-    o: Out,
 ) -> None:
+    o = Out.current()
     from datadiet.curate.dedupe import output as D
     from datadiet.curate.dedupe.minhash import MinhashConfig
     from datadiet.curate.dedupe.op import dedupe as do_dedupe
@@ -136,10 +135,9 @@ def clusters(
             show_default=False,
         ),
     ] = None,
-    *,
-    o: Out,
 ) -> None:
     """Explain a dedupe: the largest clusters and, for any removed document, what it matched."""
+    o = Out.current()
     import dataclasses
 
     from datadiet.curate.dedupe.explain import explain_clusters
@@ -184,9 +182,8 @@ def duplicate(
     name: NameOpt = None,
     engine: EngineOpt = "local",
     address: AddressOpt = None,
-    *,
-    o: Out,
 ) -> None:
+    o = Out.current()
     from datadiet.curate.duplicate import inject as I
     from datadiet.curate.duplicate.op import DuplicateConfig
     from datadiet.curate.duplicate.op import duplicate as do_duplicate
@@ -216,9 +213,8 @@ def subset(
     name: NameOpt = None,
     engine: EngineOpt = "local",
     address: AddressOpt = None,
-    *,
-    o: Out,
 ) -> None:
+    o = Out.current()
     from datadiet.curate.subset import select as S
     from datadiet.curate.subset.op import SubsetConfig
     from datadiet.curate.subset.op import subset as do_subset

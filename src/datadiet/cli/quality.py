@@ -37,9 +37,8 @@ def corrupt(
     from_: Annotated[str | None, typer.Option("--from", help=CORRUPT_HELP["from"], show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help=CORRUPT_HELP["seed"])] = 0,
     name: NameOpt = None,
-    *,
-    o: Out,
 ) -> None:
+    o = Out.current()
     from datadiet.curate.corrupt.op import CorruptConfig
     from datadiet.curate.corrupt.op import corrupt as do_corrupt
 

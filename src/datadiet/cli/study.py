@@ -56,10 +56,9 @@ def stats(
     ] = None,
     engine: EngineOpt = "local",
     address: AddressOpt = None,
-    *,
-    o: Out,
 ) -> None:
     """Compute (once) and show a version's statistics: size, duplication, diversity, entropy, compression."""
+    o = Out.current()
     from datadiet.engine import check_engine
     from datadiet.eval.stats.op import stats_version
     from datadiet.train.pipeline import resolve_tokenizer, tokens_version
@@ -126,10 +125,9 @@ def eval_(
     docs_per_class: Annotated[
         int, typer.Option("--docs-per-class", help="N: most documents probed per class (a seeded sample).")
     ] = 100,
-    *,
-    o: Out,
 ) -> None:
     """Score a run on a validation set: loss, perplexity, accuracy, bits per byte, and the study's figures."""
+    o = Out.current()
     from datadiet.eval.memorisation import ProbeConfig, memorisation_version
     from datadiet.eval.pipeline import eval_version
 
@@ -492,10 +490,9 @@ def sweep(
     ] = False,
     engine: EngineOpt = "local",
     address: AddressOpt = None,
-    *,
-    o: Out,
 ) -> None:
     """Run the study's grid (sizes × duplication rates × data seeds × training seeds) as cached steps, then relate and report."""
+    o = Out.current()
     given: dict[str, Any] = {
         "base": base,
         "val": val,
@@ -542,10 +539,9 @@ def demo(
         Path | None, typer.Option("--out", help="Also copy the report into this folder.", show_default=False)
     ] = None,
     parallel: ParallelOpt = "auto",
-    *,
-    o: Out,
 ) -> None:
     """A miniature of the study on the built-in corpus: sizes 0.5, 1 × duplication 0, 0.5, 1 (minutes on a CPU)."""
+    o = Out.current()
     from datadiet.sweep import demo_config, prepare_demo
 
     if out_dir is not None:  # checked before the corpus is built
@@ -599,10 +595,9 @@ def _print_table(c: Console, title: str, content: tuple[list[str], list[list[str
 def relate(
     runs: RunsArg = None,
     sweep_ref: SweepOpt = None,
-    *,
-    o: Out,
 ) -> None:
     """Relate dataset statistics to model metrics: cell intervals over data seeds, quantity/quality split, verdict."""
+    o = Out.current()
     from datadiet.eval.pipeline import relate_runs
     from datadiet.eval.report import correlation_table, effects_table, split_table
 
@@ -630,10 +625,9 @@ def report(
             "--out", help="Folder for report.md, report.html and the PNGs (required with RUNS).", show_default=False
         ),
     ] = None,
-    *,
-    o: Out,
 ) -> None:
     """Write (or copy) a report: the grid, the study's numbers where they match, plots and the verdict."""
+    o = Out.current()
     from datadiet.eval.pipeline import study_report
     from datadiet.sweep import machine_description
 

@@ -24,10 +24,9 @@ def tokenizer_train(
     ],
     vocab: Annotated[int, typer.Option("--vocab", help="Vocabulary size, <|endoftext|> included.")] = 8192,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Tokenizer name (default: the dataset's).")] = None,
-    *,
-    o: Out,
 ) -> None:
     """Train a byte-level BPE tokenizer and store it (content-addressed by its data and settings)."""
+    o = Out.current()
     from datadiet.train.pipeline import tokenizer_version
 
     commit = tokenizer_version(o.store(), ref, vocab, name, tracker=o.tracker)
@@ -35,11 +34,9 @@ def tokenizer_train(
 
 
 @command("ls", group=tokenizer_app)
-def tokenizer_ls(
-    *,
-    o: Out,
-) -> None:
+def tokenizer_ls() -> None:
     """List the tokenizers in the store: vocabulary, end-of-text token, the dataset each was trained on."""
+    o = Out.current()
     st = o.store()
     rows = [
         {
@@ -146,10 +143,9 @@ def train(
     nproc: NprocOpt = None,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Run name (default: the dataset's).")] = None,
     tensorboard: TensorboardOpt = False,
-    *,
-    o: Out,
 ) -> None:
     """Train a GPT on a dataset version; the run is stored with its config, curves and final metrics."""
+    o = Out.current()
     from datadiet.train.ddp import current_world
     from datadiet.train.pipeline import RunSpec, tokenizer_spec, train_run
 
@@ -175,11 +171,9 @@ def train(
 
 
 @command()
-def runs(
-    *,
-    o: Out,
-) -> None:
+def runs() -> None:
     """List training runs with their data and final metrics."""
+    o = Out.current()
     items = o.store().all("runs")
     rows = []
     for d in items:
