@@ -104,3 +104,21 @@ def test_json_output_is_only_json(runner: CliRunner, store_path: Path, tmp_path:
     result = runner.invoke(app, ["ingest", str(src), "--name", "a", "--json"])
     json.loads(result.stdout)
     assert result.stderr == ""
+
+
+def test_shared_options_after_or_before_the_command(runner: CliRunner, store_path: Path, tmp_path: Path) -> None:
+    # SharedCommand appends --store/--json/--quiet/--config/--debug to every command (listed in its
+    # --help); before the command they work too and are not listed in `curate --help`.
+    src = write_stories(tmp_path / "tiny.txt", STORIES)
+    other = tmp_path / "other-store"
+    made = runner.invoke(app, ["--store", str(other), "--json", "ingest", str(src), "--name", "tiny"])
+    assert made.exit_code == 0, made.output
+    assert json.loads(made.stdout)["path"].startswith(str(other))
+    after = runner.invoke(app, ["ls", "--store", str(other), "--json"])
+    before = runner.invoke(app, ["--json", "--store", str(other), "ls"])
+    assert after.exit_code == before.exit_code == 0 and after.stdout == before.stdout
+    assert [r["name"] for r in json.loads(after.stdout)] == ["tiny"]
+    assert not store_path.exists()  # the default store was never touched
+    shown = runner.invoke(app, ["ls", "--help"]).output
+    assert all(flag in shown for flag in ("--store", "--json", "--quiet", "--debug", "--config"))
+    assert "--json" not in runner.invoke(app, ["--help"]).output
