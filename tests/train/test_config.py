@@ -80,3 +80,13 @@ def test_unknown_preset() -> None:
 def test_to_dict_round_trips() -> None:
     for preset in PRESETS.values():
         assert TrainConfig(**preset.train.to_dict()) == preset.train
+
+
+def test_the_names_the_cli_lists_are_the_configs() -> None:
+    # train/__init__.py names the presets and samplers so that `--help` lists them without torch.
+    import typing
+
+    from datadiet.train import PRESET_NAMES, SAMPLERS
+
+    assert tuple(PRESETS) == PRESET_NAMES
+    assert typing.get_args(typing.get_type_hints(TrainConfig)["sampler"]) == SAMPLERS

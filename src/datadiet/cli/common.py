@@ -34,6 +34,7 @@ from datadiet.engine import ENGINES
 from datadiet.errors import DatadietError, UsageError, os_error_of
 from datadiet.progress import Tracker
 from datadiet.store import Store
+from datadiet.train import PRESET_NAMES
 from datadiet.ui import SafeConsole, json_text, styled
 
 
@@ -461,6 +462,11 @@ def one_of(option: str, choices: Sequence[str], message: str | None = None) -> d
 
     return {"parser": parse, "metavar": "[" + "|".join(choices) + "]", "autocompletion": complete}
 
+
+# `--preset` of train and sweep: the line `resolve_config` gives for an unknown preset, at parse time.
+PRESET_CHOICES = one_of(
+    "--preset", PRESET_NAMES, f"unknown preset {{value!r}}; choose one of {', '.join(PRESET_NAMES)}"
+)
 
 # The `--engine` / `--address` pair of every operation that can run on a Ray cluster.
 EngineOpt = Annotated[

@@ -20,6 +20,9 @@ from datadiet.schema import EOT
 from datadiet.store import KINDS
 from datadiet.ui import clean, styled, text
 
+# `curate export --format`: a file whose extension says its format, or a Hugging Face datasets folder.
+EXPORT_TARGETS = ("auto", "hf")
+
 
 def _age(created: str) -> str:
     try:
@@ -301,6 +304,7 @@ def export(
         str,
         typer.Option(
             "--format",
+            **one_of("--format", EXPORT_TARGETS),
             help="auto (by PATH's extension) or hf: a Hugging Face save_to_disk folder that "
             "datasets.load_from_disk opens (needs pip install 'datadiet[hf]').",
         ),
@@ -309,10 +313,7 @@ def export(
     """Export a dataset version to one file (or a Hugging Face datasets folder), written atomically."""
     o = Out.current()
     from datadiet.curate.export import export as do_export
-    from datadiet.errors import UsageError
 
-    if format_ not in ("auto", "hf"):
-        raise UsageError(f"--format must be one of auto, hf, not {format_!r}")
     o.store().check_outside(path, "export target")  # every format: a published version must not change
     ds = o.store().resolve(ref)
     if format_ == "hf":

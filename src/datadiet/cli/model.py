@@ -8,8 +8,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from datadiet.cli.common import Out, command
+from datadiet.cli.common import Out, command, one_of
 from datadiet.ui import styled
+
+# `curate export-model --format`: the formats a run can be exported to.
+MODEL_FORMATS = ("hf",)
 
 
 @command()
@@ -66,6 +69,7 @@ def export_model(
         str,
         typer.Option(
             "--format",
+            **one_of("--format", MODEL_FORMATS),
             help="hf: a GPT-2 folder (config.json, model.safetensors, tokenizer) that transformers' "
             "AutoModelForCausalLM and AutoTokenizer load (pip install 'datadiet[transformers]').",
         ),
@@ -73,11 +77,8 @@ def export_model(
 ) -> None:
     """Export a run's model and tokenizer for other tools: a Hugging Face GPT-2 folder with logits equal to ours."""
     o = Out.current()
-    from datadiet.errors import UsageError
     from datadiet.train.export import export_hf_model
 
-    if format_ != "hf":
-        raise UsageError(f"--format must be one of hf, not {format_!r}")
     o.store().check_outside(out, "export-model folder")  # never into a published version
     summary = export_hf_model(o.store(), run, out)
     o.emit(

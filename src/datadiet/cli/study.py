@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from datadiet.cli.common import AddressOpt, EngineOpt, Out, command, parse_overrides
+from datadiet.cli.common import PRESET_CHOICES, AddressOpt, EngineOpt, Out, command, parse_overrides
 from datadiet.errors import UsageError
 from datadiet.ui import styled
 
@@ -358,7 +358,7 @@ CopiesOpt = Annotated[
 ]
 NearOpt = Annotated[float | None, _opt("--near", "Each copy has this share of its words changed, in [0, 1).")]
 DedupeOpt = Annotated[bool | None, _opt("--dedupe/--no-dedupe", "MinHash-deduplicate the base first.")]
-PresetOpt = Annotated[str | None, _opt("--preset", "Model and schedule (paper, tiny, small, base). [default: paper]")]
+PresetOpt = Annotated[str | None, _opt("--preset", "Model and schedule. [default: paper]", **PRESET_CHOICES)]
 StepsOpt = Annotated[
     str | None,
     _opt(

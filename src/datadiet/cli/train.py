@@ -8,7 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from datadiet.cli.common import Out, app, command, parse_overrides, report_commit
+from datadiet.cli.common import PRESET_CHOICES, Out, app, command, one_of, parse_overrides, report_commit
+from datadiet.train import SAMPLERS
 from datadiet.ui import text
 
 tokenizer_app = typer.Typer(help="Train or inspect the BPE tokenizer shared by every variant.", no_args_is_help=True)
@@ -105,6 +106,7 @@ SamplerOpt = Annotated[
     str | None,
     typer.Option(
         "--sampler",
+        **one_of("--sampler", SAMPLERS),
         help="random: windows at random offsets (the study's); epoch: full passes in a seeded order.",
         show_default=False,
     ),
@@ -133,7 +135,7 @@ def train(
     val: ValOpt,
     tokenizer: TokenizerOpt = None,
     eos_token: EosTokenOpt = None,
-    preset: Annotated[str, typer.Option("--preset", help=PRESET_HELP)] = "tiny",
+    preset: Annotated[str, typer.Option("--preset", **PRESET_CHOICES, help=PRESET_HELP)] = "tiny",
     steps: StepsOpt = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seeds the weights and the batch order.")] = 0,
     set_: SetOpt = None,

@@ -28,7 +28,6 @@ from datadiet.config import (
 from datadiet.errors import UsageError
 from datadiet.train.model import GPTConfig
 
-SAMPLERS = ("random", "epoch")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16")
 
