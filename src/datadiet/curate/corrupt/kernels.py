@@ -2,7 +2,10 @@
 
 Each kernel works on a chunk of documents held as one byte buffer and its offsets (`Texts`, taken
 from the Arrow string column without copying) and returns the new buffer and offsets, so a chunk
-of 10,000 stories is a handful of numpy passes instead of 10,000 Python calls.
+of 10,000 stories is a handful of numpy passes instead of 10,000 Python calls. Edits that move or
+drop bytes (typos' deletions and insertions, shuffled words) never build an index per byte: the
+buffer is cut into pieces at the edits and Arrow's `take` concatenates the pieces in their new
+order, one memcpy per piece (`concat_pieces`).
 
 Randomness comes in blocks of BLOCK_ROWS consecutive rows of the whole dataset: block b draws
 from its own numpy stream, `SeedSequence([seed, tag, b])`, in a fixed order (typos: the chosen
@@ -31,6 +34,8 @@ _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _LOW32 = np.uint64(0xFFFFFFFF)
 # 2**53: uniforms in [0, 1) from the top 53 bits of a hash, as numpy's own doubles are made.
 _TO_UNIT = 1.0 / float(1 << 53)
+# numpy draws geometric variates by inversion below this p, by search from it (`random_geometric`).
+_INVERSION_BELOW = 0.333333333333333333333333
 
 # Rows per block of randomness. Each block costs a SeedSequence and a few numpy calls (~40 µs):
 # 256 rows keep that under 0.2 s for 2.1M documents while a block of the longest documents the
@@ -46,6 +51,9 @@ _TERMINAL = np.zeros(256, dtype=bool)
 _TERMINAL[[ord("."), ord("!"), ord("?")]] = True
 _CLOSER = np.zeros(256, dtype=bool)
 _CLOSER[[ord('"'), ord("'"), ord(")")]] = True
+# Last bytes of a word that may end a sentence: a terminal, a closer, or the last byte of ’ (99) or ” (9D).
+_MAY_END = _TERMINAL | _CLOSER
+_MAY_END[[0x99, 0x9D]] = True
 
 
 @dataclass(frozen=True)
@@ -83,12 +91,34 @@ def texts_of(series: pl.Series, rows: int | np.ndarray) -> Texts:
 
 
 def to_series(name: str, data: np.ndarray, offsets: np.ndarray) -> pl.Series:
-    """A polars string column from UTF-8 bytes and (n+1,) int64 offsets."""
+    """A polars string column from UTF-8 bytes and (n+1,) int64 offsets (the bytes are not copied here)."""
     arr = pa.LargeStringArray.from_buffers(
-        offsets.size - 1, pa.py_buffer(np.ascontiguousarray(offsets, dtype=np.int64)), pa.py_buffer(data.tobytes())
+        offsets.size - 1,
+        pa.py_buffer(np.ascontiguousarray(offsets, dtype=np.int64)),
+        pa.py_buffer(np.ascontiguousarray(data, dtype=np.uint8)),
     )
     series = pl.Series(name, arr)
     return series.cast(pl.String)
+
+
+def concat_pieces(data: np.ndarray, bounds: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """The pieces [bounds[i], bounds[i+1]) of DATA in the order ORDER (piece numbers), back to back.
+
+    One Arrow `take` over the pieces as a binary array: a memcpy per piece, where a numpy gather
+    would need an index per byte; measured ~12 ns a piece, 3-5x less than the per-byte index for
+    the 5-20 byte pieces (words, runs between typos) the kernels cut.
+    """
+    if order.size == 0:
+        return np.zeros(0, dtype=np.uint8)
+    pieces = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(),
+        bounds.size - 1,
+        [None, pa.py_buffer(np.ascontiguousarray(bounds, dtype=np.int64)), pa.py_buffer(data)],
+    )
+    out = pieces.take(pa.array(order))
+    total = int(np.frombuffer(out.buffers()[1], dtype=np.int64)[out.offset + len(out)])
+    buf = out.buffers()[2]
+    return np.frombuffer(buf, dtype=np.uint8, count=total) if total else np.zeros(0, dtype=np.uint8)
 
 
 def salts(seed: int, tag: int, count: int) -> list[int]:
@@ -133,6 +163,22 @@ def block_bounds(t: Texts) -> list[tuple[int, int, int]]:
     return [((first + lo) // BLOCK_ROWS, lo, min(lo + BLOCK_ROWS, t.n)) for lo in starts]
 
 
+def geometric(rng: np.random.Generator, p: float, size: int) -> np.ndarray:
+    """`rng.geometric(p, size)`: the same values from the same draws, faster for p < 1/3.
+
+    Below 1/3 numpy draws each variate by inversion, ceil(−E / log1p(−p)) with E one standard
+    exponential of the stream (`random_geometric_inversion`, log1p from the C library, as
+    `math.log1p`); written out over the array it takes ~60% of the time (870k draws: 6.4 vs
+    10.2 ms). Values past 2^62 are capped there (numpy caps at 2^63 − 1): every caller treats a
+    gap that large as "past the end".
+    """
+    if p >= _INVERSION_BELOW:
+        return rng.geometric(p, size)
+    z = np.ceil(rng.standard_exponential(size) / -math.log1p(-p))
+    out: np.ndarray = np.minimum(z, float(1 << 62)).astype(np.int64)
+    return out
+
+
 def bernoulli_positions(rng: np.random.Generator, n: int, p: float) -> np.ndarray:
     """Ascending positions in range(N), each present independently with probability P.
 
@@ -143,22 +189,26 @@ def bernoulli_positions(rng: np.random.Generator, n: int, p: float) -> np.ndarra
     if p == 1.0:
         return np.arange(n, dtype=np.int64)
     expected = n * p
+    size = int(expected + 8 * math.sqrt(expected) + 16)
     parts, reach = [], -1
     while reach < n - 1:
-        gaps = rng.geometric(p, int(expected + 8 * math.sqrt(expected) + 16))
-        pos = reach + np.cumsum(gaps)
+        gaps = geometric(rng, p, size)
+        # A gap past the end ends the draw; capping it at n + 1 keeps every position < n as it
+        # was and the running sum inside int64 for the tiniest p.
+        np.minimum(gaps, n + 1, out=gaps)
+        pos = np.cumsum(gaps)
+        pos += reach
         parts.append(pos)
         reach = int(pos[-1])
-    out = np.concatenate(parts)
-    result: np.ndarray = out[out < n]
+    out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    result: np.ndarray = out[: int(np.searchsorted(out, n))]
     return result
 
 
 def ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
     """The positions of the ranges [starts[i], starts[i] + lens[i]) back to back.
 
-    int32 when every position fits (a chunk of a few MiB always does): half the memory traffic of
-    int64 in the two per-byte passes (repeat, add) that dominate the shuffle.
+    int32 when every position fits (a chunk of a few MiB always does): half the memory traffic of int64.
     """
     total = int(lens.sum())
     if total == 0:
@@ -168,12 +218,6 @@ def ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
     lens = lens.astype(dtype)
     out_start = np.cumsum(lens, dtype=dtype) - lens
     out: np.ndarray = np.repeat(starts.astype(dtype) - out_start, lens) + np.arange(total, dtype=dtype)
-    return out
-
-
-def gather_ranges(data: np.ndarray, starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
-    """DATA's byte ranges [starts[i], starts[i] + lens[i]) back to back, in one gather."""
-    out: np.ndarray = data[ranges(starts, lens)]
     return out
 
 
@@ -193,13 +237,17 @@ def per_doc(mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 def letters(data: np.ndarray) -> np.ndarray:
     """Whether each byte is an ASCII letter: (b | 0x20) − 'a' < 26 in wrapping uint8 (no table lookup)."""
-    out: np.ndarray = ((data | np.uint8(0x20)) - np.uint8(ord("a"))) < 26
+    folded = data | np.uint8(0x20)
+    folded -= np.uint8(ord("a"))
+    out: np.ndarray = folded < 26
     return out
 
 
 def spaces(data: np.ndarray) -> np.ndarray:
     """Whether each byte is ASCII whitespace (tab, line feed, vertical tab, form feed, return, space)."""
-    out: np.ndarray = (data == 0x20) | ((data - np.uint8(0x09)) < 5)
+    shifted = data - np.uint8(0x09)
+    out: np.ndarray = shifted < 5
+    out |= data == 0x20
     return out
 
 
@@ -217,15 +265,24 @@ class Edited:
 
 
 def _typo_draws(t: Texts, rate: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Byte positions chosen with probability RATE, block by block, and an operation and a letter for each."""
+    """The letters that get a typo, block by block, and an operation and a letter number for each.
+
+    Every byte position is drawn with probability RATE, then its operation and letter, and the
+    chosen bytes that are not ASCII letters are dropped (in the block, before the draws are joined).
+    """
+    d = t.data
     sel, ops, picks = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for block, lo, hi in block_bounds(t):
         rng = block_rng(seed, TAG_TYPOS, block)
         start, end = int(t.offsets[lo]), int(t.offsets[hi])
         pos = bernoulli_positions(rng, end - start, rate)
-        sel.append(pos + start)
-        ops.append(rng.integers(0, 4, pos.size))
-        picks.append(rng.integers(0, 26 * 25, pos.size))
+        op = rng.integers(0, 4, pos.size)
+        pick = rng.integers(0, 26 * 25, pos.size)
+        pos += start
+        keep = np.flatnonzero(letters(d[pos]))
+        sel.append(pos.take(keep))
+        ops.append(op.take(keep))
+        picks.append(pick.take(keep))
     return np.concatenate(sel), np.concatenate(ops), np.concatenate(picks)
 
 
@@ -239,36 +296,62 @@ def typos(t: Texts, rate: float, seed: int) -> Edited:
     every byte is chosen with probability RATE and the chosen non-letters are dropped, which
     leaves each letter chosen with probability RATE.
     """
-    d = t.data
+    d, n = t.data, t.data.size
     sel, op, pick = _typo_draws(t, rate, seed)
-    keep = letters(d[sel])
-    sel, op, pick = sel[keep], op[keep], pick[keep]
     # sel is ascending: counting it per document (n binary searches) beats a search per typo.
-    per = np.diff(np.searchsorted(sel, t.offsets))
-    doc = np.repeat(np.arange(t.n, dtype=np.int64), per)
-    chosen = np.zeros(d.size, dtype=bool)
-    chosen[sel] = True
-    nxt = np.minimum(sel + 1, max(d.size - 1, 0))
-    swappable = (sel + 1 < t.offsets[doc + 1]) & letters(d[nxt]) & ~chosen[nxt] & (d[nxt] != d[sel])
-    op[(op == SWAP) & ~swappable] = SUB
-    case = d[sel] & np.uint8(0x20)  # 0x20 for lower case, 0 for upper
-    out = d.copy()
-    sub = op == SUB
-    letter = (d[sel[sub]] | np.uint8(0x20)).astype(np.int64) - ord("a")
-    out[sel[sub]] = ((letter + 1 + pick[sub] % 25) % 26 + ord("A")).astype(np.uint8) | case[sub]
-    sw = sel[op == SWAP]
-    out[sw], out[sw + 1] = d[sw + 1], d[sw]
-    dels, ins = sel[op == DELETE], sel[op == INSERT]
-    new_letters = ((pick[op == INSERT] % 26) + ord("A")).astype(np.uint8) | case[op == INSERT]
-    out = np.delete(out, dels)
-    out = np.insert(out, ins - np.searchsorted(dels, ins), new_letters)
-    offsets = t.offsets - np.searchsorted(dels, t.offsets) + np.searchsorted(ins, t.offsets)
-    return Edited(
-        data=out,
-        offsets=offsets.astype(np.int64),
-        changed=per.astype(np.int64),
-        units=per_doc(letters(d), t.offsets),
-    )
+    per = np.diff(np.searchsorted(sel, t.offsets)).astype(np.int64)
+    units = per_doc(letters(d), t.offsets)
+    if sel.size == 0:
+        return Edited(data=d, offsets=t.offsets, changed=per, units=units)
+    cur, nxt = d[sel], sel + 1
+    after = d[np.minimum(nxt, n - 1)]
+    free = np.ones(sel.size, dtype=bool)  # the next byte has no typo of its own
+    free[:-1] = sel[1:] != nxt[:-1]
+    swappable = (nxt < np.repeat(t.offsets[1:], per)) & letters(after) & free & (after != cur)
+    op = np.where((op == SWAP) & ~swappable, SUB, op)
+    case = cur & np.uint8(0x20)  # 0x20 for lower case, 0 for upper
+    # Index arrays, not boolean masks: numpy compresses an irregular mask ~8x slower than it
+    # finds the indices once and takes with them (210k draws: 2.7 vs 0.35 ms for three arrays).
+    i_sub, i_ins, i_sw = (np.flatnonzero(op == k) for k in (SUB, INSERT, SWAP))
+    # The edited bytes, then the inserted letters after them (pieces of one buffer for `concat_pieces`).
+    buf = np.empty(n + i_ins.size, dtype=np.uint8)
+    buf[:n] = d
+    buf[n:] = ((pick.take(i_ins) % 26) + ord("A")).astype(np.uint8) | case.take(i_ins)
+    letter = (cur.take(i_sub) | np.uint8(0x20)).astype(np.int64) - ord("a")
+    buf[sel.take(i_sub)] = ((letter + 1 + pick.take(i_sub) % 25) % 26 + ord("A")).astype(np.uint8) | case.take(i_sub)
+    buf[sel.take(i_sw)], buf[nxt.take(i_sw)] = after.take(i_sw), cur.take(i_sw)
+    data, offsets = _insert_and_delete(buf, n, sel, op, t.offsets)
+    return Edited(data=data, offsets=offsets, changed=per, units=units)
+
+
+def _insert_and_delete(
+    buf: np.ndarray, n: int, sel: np.ndarray, op: np.ndarray, offsets: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """BUF[:N] with the bytes at SEL where OP is DELETE dropped and BUF[N:] inserted, in order, where it is INSERT.
+
+    Cut at every edit e (sorted): the run before it, the piece [e, e) or [e, e + 1) (the
+    deleted byte, never taken), the run after it, ...; the k-th inserted letter is piece
+    2E + 1 + k (buf[n + k]), taken just before the run that starts at its position.
+
+    Returns:
+        The new bytes and the new document offsets (OFFSETS moved by the edits before them).
+    """
+    edit = np.flatnonzero((op == DELETE) | (op == INSERT))
+    e, e_ins = sel.take(edit), op.take(edit) == INSERT
+    n_edits, n_ins = e.size, buf.size - n
+    bounds = np.empty(2 * n_edits + 2 + n_ins, dtype=np.int64)
+    bounds[0] = 0
+    bounds[1 : 2 * n_edits + 1 : 2] = e
+    bounds[2 : 2 * n_edits + 2 : 2] = e + ~e_ins  # + 1 past a deleted byte
+    bounds[2 * n_edits + 1 :] = np.arange(n, n + n_ins + 1, dtype=np.int64)
+    j = np.arange(n_edits, dtype=np.int64)
+    slot = j + np.cumsum(e_ins)  # output slot of each edit's inserted letter; its run comes next
+    order = np.empty(1 + n_edits + n_ins, dtype=np.int64)
+    order[0] = 0
+    order[slot + 1] = 2 * j + 2
+    order[slot.take(np.flatnonzero(e_ins))] = 2 * n_edits + 1 + np.arange(n_ins, dtype=np.int64)
+    shift = np.concatenate([[0], np.cumsum(np.where(e_ins, 1, -1))])
+    return concat_pieces(buf, bounds, order), (offsets + shift[np.searchsorted(e, offsets)]).astype(np.int64)
 
 
 # -- words and sentences -------------------------------------------------------------------------
@@ -276,94 +359,99 @@ def typos(t: Texts, rate: float, seed: int) -> Edited:
 
 @dataclass(frozen=True)
 class Words:
-    """The words of a chunk (maximal runs of non-ASCII-whitespace bytes), in order."""
+    """The words of a chunk (maximal runs of non-ASCII-whitespace bytes inside one document), in order."""
 
     starts: np.ndarray  # (W,) byte offset of each word
     ends: np.ndarray  # (W,) byte offset just past it
-    doc: np.ndarray  # (W,) document (chunk position) of each word
     first: np.ndarray  # (n+1,) first word of each document, and W at the end
 
 
 def words(t: Texts) -> Words:
-    """Split every document of T into words at ASCII whitespace."""
-    d = t.data
-    word = ~spaces(d)
-    lens = np.diff(t.offsets)
-    opens = t.offsets[:-1][lens > 0]  # first byte of each non-empty document
-    closes = t.offsets[1:][lens > 0] - 1  # its last byte
-    start = word.copy()
-    start[1:] &= ~word[:-1]
-    start[opens] = word[opens]  # a document's first byte follows no word of its own
-    end = word.copy()
-    end[:-1] &= ~word[1:]
-    end[closes] = word[closes]
-    counts = per_doc(start, t.offsets)
-    return Words(
-        starts=np.flatnonzero(start),
-        ends=np.flatnonzero(end) + 1,
-        doc=np.repeat(np.arange(t.n, dtype=np.int64), counts),
-        first=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-    )
+    """Split every document of T into words at ASCII whitespace.
+
+    Word edges are the places where whitespace turns into text or back (one comparison of
+    neighbours, one scan for the changes), plus each document boundary that falls inside a run
+    of text: a word ends there and the next document's begins.
+    """
+    d, n = t.data, t.data.size
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return Words(starts=empty, ends=empty, first=np.zeros(t.n + 1, dtype=np.int64))
+    space = spaces(d)
+    edges = np.flatnonzero(space[1:] != space[:-1]) + 1
+    inner = t.offsets[1:-1]
+    inner = np.unique(inner[(inner > 0) & (inner < n)])
+    split = inner[~space[inner - 1] & ~space[inner]]
+    if split.size:
+        edges = np.insert(edges, np.repeat(np.searchsorted(edges, split), 2), np.repeat(split, 2))
+    # Before the first byte the text is "whitespace", so the edges alternate start, end, start, ...
+    parts = [np.zeros(1, dtype=np.int64)] if not space[0] else []
+    parts.append(edges)
+    if not space[-1]:
+        parts.append(np.full(1, n, dtype=np.int64))
+    edges = np.concatenate(parts) if len(parts) > 1 else edges
+    starts = np.ascontiguousarray(edges[0::2])
+    return Words(starts=starts, ends=np.ascontiguousarray(edges[1::2]), first=np.searchsorted(starts, t.offsets))
 
 
-def sentence_ends(t: Texts, w: Words) -> np.ndarray:
-    """(W,) whether each word ends a sentence.
+def sentence_heads(t: Texts, w: Words) -> np.ndarray:
+    """(S,) the first word of each sentence, ascending (0 first when there are words).
 
     A sentence ends at a word ending in `.`, `!` or `?` (optionally followed by a closing quote or
     bracket, ASCII or the curly ’ ”), at a word followed by a line break, and at a document's end.
+    Only the words whose last byte may end a sentence (`_MAY_END`) are looked at closely.
     """
     d = t.data
-    if w.starts.size == 0:
-        return np.zeros(0, dtype=bool)
-    last = d[w.ends - 1]
-    before = d[np.maximum(w.ends - 2, 0)]
-    long = w.ends - w.starts
+    n_words = w.starts.size
+    if n_words == 0:
+        return np.zeros(0, dtype=np.int64)
+    cand = np.flatnonzero(_MAY_END[d[w.ends - 1]])
+    ends = w.ends[cand]
+    last, before = d[ends - 1], d[np.maximum(ends - 2, 0)]
+    long = ends - w.starts[cand]
     end = _TERMINAL[last] | (_CLOSER[last] & (long >= 2) & _TERMINAL[before])
     # ’ is E2 80 99 and ” is E2 80 9D in UTF-8.
-    curly = (
+    end |= (
         (long >= 4)
         & ((last == 0x99) | (last == 0x9D))
         & (before == 0x80)
-        & (d[np.maximum(w.ends - 3, 0)] == 0xE2)
-        & _TERMINAL[d[np.maximum(w.ends - 4, 0)]]
+        & (d[np.maximum(ends - 3, 0)] == 0xE2)
+        & _TERMINAL[d[np.maximum(ends - 4, 0)]]
     )
-    doc_last = np.ones(w.starts.size, dtype=bool)
-    doc_last[:-1] = w.doc[1:] != w.doc[:-1]
+    is_end = np.zeros(n_words, dtype=bool)
+    is_end[cand.take(np.flatnonzero(end))] = True
+    f = w.first
+    is_end[f[1:][f[1:] > f[:-1]] - 1] = True  # each document's last word
     # A line break lies in the whitespace after the last word that ends at or before it (line
     # breaks are few, so this is a search per line break, not a pass per word).
     breaks = np.flatnonzero(d == 0x0A)
     after = np.searchsorted(w.ends, breaks, side="right") - 1
-    broken = np.zeros(w.starts.size, dtype=bool)
-    broken[after[after >= 0]] = True
-    out: np.ndarray = end | curly | broken | doc_last
-    return out
+    is_end[after[after >= 0]] = True
+    return np.concatenate([np.zeros(1, dtype=np.int64), np.flatnonzero(is_end[:-1]) + 1])
 
 
-def _shuffle_order(t: Texts, w: Words, heads: np.ndarray, sizes: np.ndarray, rate: float, seed: int) -> np.ndarray:
-    """(W,) the word that lands in each word slot: its own, or a random one of its sentence's when chosen.
+def _shuffle_order(
+    t: Texts, w: Words, heads: np.ndarray, sizes: np.ndarray, rate: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The word slots of the chosen sentences (ascending) and the word that lands in each.
 
     Block by block: one uniform per sentence (chosen when below RATE), then one per word of the
     block's chosen sentences, in order; the chosen words are sorted by (sentence, uniform), which
     only ever permutes words within a sentence.
     """
-    n_words = w.starts.size
-    head_doc = w.doc[heads]
-    picked, keys = [], []
+    picked, keys = [np.zeros(0, dtype=np.int64)], [np.zeros(0)]
     for block, lo, hi in block_bounds(t):
-        a, b = np.searchsorted(head_doc, [lo, hi])
+        a, b = np.searchsorted(heads, w.first[[lo, hi]])
         rng = block_rng(seed, TAG_SHUFFLE, block)
         chosen = np.flatnonzero((rng.random(b - a) < rate) & (sizes[a:b] >= 2)) + a
         picked.append(chosen)
         keys.append(rng.random(int(sizes[chosen].sum())))
-    perm = np.arange(n_words, dtype=np.int64)
-    sent = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int64)
-    if sent.size:
-        slots = ranges(heads[sent], sizes[sent])
-        # Sentence index + a uniform in [0, 1): sorts by sentence first (indices < 2^31 keep ~20 bits
-        # of the uniform), and a stable sort keeps ties in place.
-        key = np.repeat(sent.astype(np.float64), sizes[sent]) + np.concatenate(keys)
-        perm[slots] = slots[np.argsort(key, kind="stable")]
-    return perm
+    sent = np.concatenate(picked)
+    slots = ranges(heads[sent], sizes[sent])
+    # Sentence index + a uniform in [0, 1): sorts by sentence first (indices < 2^31 keep ~20 bits
+    # of the uniform), and a stable sort keeps ties in place.
+    key = np.repeat(sent.astype(np.float64), sizes[sent]) + np.concatenate(keys)
+    return slots, slots[np.argsort(key, kind="stable")]
 
 
 def shuffle(t: Texts, rate: float, seed: int) -> Edited:
@@ -378,38 +466,23 @@ def shuffle(t: Texts, rate: float, seed: int) -> Edited:
     units = np.diff(w.first).astype(np.int64)
     if n_words == 0:
         return Edited(t.data, t.offsets, np.zeros(t.n, dtype=np.int64), units)
-    is_end = sentence_ends(t, w)
-    heads = np.flatnonzero(np.concatenate([[True], is_end[:-1]]))
+    heads = sentence_heads(t, w)
     sizes = np.diff(np.append(heads, n_words))
-    perm = _shuffle_order(t, w, heads, sizes, rate, seed)
-    moved = np.flatnonzero(perm != np.arange(n_words))
-    out = t.data.copy()
-    if moved.size:
-        # Rewrite only the spans of sentences with a moved word: slot j of such a sentence gets word
-        # perm[j], then the whitespace that followed slot j's original word (none after the last).
-        hit = np.zeros(heads.size, dtype=bool)
-        hit[np.searchsorted(heads, moved, side="right") - 1] = True
-        touched = np.flatnonzero(hit)
-        slots = ranges(heads[touched], sizes[touched])
-        last = np.zeros(n_words, dtype=bool)
-        last[heads[1:] - 1] = True
-        last[-1] = True
-        seg_start = np.empty(2 * slots.size, dtype=np.int64)
-        seg_len = np.empty_like(seg_start)
-        src = perm[slots]
-        seg_start[0::2], seg_len[0::2] = w.starts[src], w.ends[src] - w.starts[src]
-        gap_end = np.append(w.starts[1:], 0)
-        seg_start[1::2] = w.ends[slots]
-        seg_len[1::2] = np.where(last[slots], 0, gap_end[slots] - w.ends[slots])
-        span_start = w.starts[heads[touched]]
-        span_len = w.ends[heads[touched] + sizes[touched] - 1] - span_start
-        out[ranges(span_start, span_len)] = t.data[ranges(seg_start, seg_len)]
-    return Edited(
-        data=out,
-        offsets=t.offsets,
-        changed=np.bincount(w.doc[moved], minlength=t.n).astype(np.int64),
-        units=units,
-    )
+    slots, src = _shuffle_order(t, w, heads, sizes, rate, seed)
+    moved = slots.take(np.flatnonzero(src != slots))
+    changed = np.diff(np.searchsorted(moved, w.first)).astype(np.int64)
+    if moved.size == 0:
+        return Edited(t.data, t.offsets, changed, units)
+    # Cut the text at both ends of every chosen word: piece 2q + 1 is the q-th chosen word, the
+    # pieces between are the whitespace after it (or the untouched text up to the next chosen
+    # word). Slot q then takes the piece of the word that lands in it; all else stays in place.
+    q = slots.size
+    bounds = np.empty(2 * q + 2, dtype=np.int64)
+    bounds[0], bounds[-1] = 0, t.data.size
+    bounds[1:-1:2], bounds[2:-1:2] = w.starts[slots], w.ends[slots]
+    order = np.arange(2 * q + 1, dtype=np.int64)
+    order[1::2] = 2 * (np.arange(q, dtype=np.int64) + (src - slots)) + 1
+    return Edited(data=concat_pieces(t.data, bounds, order), offsets=t.offsets, changed=changed, units=units)
 
 
 def truncate(t: Texts, salt: int) -> Edited:
