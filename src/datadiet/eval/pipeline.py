@@ -40,6 +40,7 @@ def eval_version(
     from datadiet.train.metrics import evaluate, token_byte_lengths
     from datadiet.train.model import GPT, GPTConfig
     from datadiet.train.pipeline import load_token_array, run_tokenizer, tokens_version
+    from datadiet.train.trainer import autocast_dtype
 
     run = store.resolve(run_ref, "runs")
     val = store.resolve(val_ref or run.manifest.parents[1])
@@ -53,6 +54,8 @@ def eval_version(
         val_tokens = load_token_array(val_tokens_ds)
         model_cfg = GPTConfig(**run.manifest.params["model"])
         device = select_device("auto")
+        # The run's training precision where it matches float32 (metrics.EVAL_PRECISION_TOL), as its final metrics.
+        amp = autocast_dtype(str(run.manifest.params.get("train", {}).get("dtype", "auto")), device)
         model = GPT(model_cfg).to(device)
         model.load_state_dict(load_checkpoint(run.file(CHECKPOINT_FILE), map_location=device)["model"])
         with tracker.task(f"Evaluating {run.ref}", total=None):
@@ -64,6 +67,7 @@ def eval_version(
                 max_tokens=max_tokens,
                 device=str(device),
                 token_bytes=token_byte_lengths(tok.load()),
+                amp=amp,
             )
         result: dict[str, Any] = {"metrics": metrics, "val": val.ref, "val_tokens": len(val_tokens)}
         if samples:

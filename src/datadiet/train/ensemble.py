@@ -11,7 +11,9 @@ norm and its clipping, the AdamW moments (slices of the stacked state), the vali
 resumed alone and any solo run can join an ensemble. Members must share everything but the seed and
 the data (one schedule, so one learning rate per step) and start from the same step; the grid
 scheduler (`datadiet.train.grid`) groups runs that way. A member whose loss becomes NaN stops with
-the solo run's error while the others go on.
+the solo run's error while the others go on. `compile` compiles the stacked trunk (the members' shared
+kernels up to the hidden states, `EnsembleGPT.compile_trunk`), as the solo trainer compiles `GPT.hidden`.
+After training, the grid scores the members' final metrics in one batched pass (`train.final_eval`).
 
 Tolerance: float32 losses equal the solo run's to ~1e-6 relative per step (only matmul kernels' float
 rounding differs); tests/train/test_ensemble.py pins ≤ 1e-5 on every logged loss.
@@ -182,6 +184,8 @@ class _Ensemble:
         self.amp = autocast_dtype(self.cfg.dtype, device)
         models, optim_states = _init_members(model_cfg, members)
         self.model = EnsembleGPT.stack(models, ce_chunk=self.cfg.ce_chunk).to(device)
+        if self.cfg.compile:
+            self.model.compile_trunk()
         self.optimizer = make_ensemble_optimizer(self.model, self.cfg, device)
         if all(optim_states):
             self.optimizer.load_state_dict(stack_optimizer_states(optim_states))

@@ -3,6 +3,7 @@
     members = [GPT(cfg) for each seed]                 # built exactly as a solo run builds its model
     ens = EnsembleGPT.stack(members)                   # parameters (E, ...) in GPT's order and names
     losses = ens(idx, targets)                         # idx, targets (E, B, T) -> per-member mean loss (E,)
+    h = ens.hidden(idx); ens.member_logits(h, e)       # member e's logits (B*T, vocab), for evaluation
     ens.member_state(e)                                # member e's `GPT.state_dict()`, keys and shapes as solo
 
 Each member reads only its own slice of every weight and of the batch, so the members are independent
@@ -14,6 +15,8 @@ global RNG stream that a batched kernel cannot reproduce per member, so ensemble
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -103,6 +106,15 @@ class EnsembleGPT(nn.Module):
         self.blocks = nn.ModuleList(_Block(weights, f"blocks.{i}", cfg) for i in range(cfg.n_layer))
         self.ln_f = _Weight(weights["ln_f.weight"])
         self.size = int(self.wte.weight.shape[0])
+        self._trunk: Callable[[torch.Tensor], torch.Tensor] = self.hidden
+
+    def compile_trunk(self) -> None:
+        """Run `hidden` through `torch.compile` from now on (`TrainConfig.compile`).
+
+        Only the trunk: the per-member chunked loss after it is a custom autograd function with a
+        data-dependent count, at which `torch.compile` would break the graph anyway.
+        """
+        self._trunk = torch.compile(self.hidden)
 
     @classmethod
     def stack(cls, members: list[GPT], ce_chunk: int = 0) -> EnsembleGPT:
@@ -144,6 +156,16 @@ class EnsembleGPT(nn.Module):
         Returns:
             Shape (E,): member e's mean cross-entropy over its real targets, as `GPT.forward` computes it.
         """
+        x = self._trunk(idx)
+        return torch.stack(
+            [
+                lm_cross_entropy(x[e], self.wte.weight[e], targets[e].reshape(-1), self.cfg.vocab_size, self.ce_chunk)
+                for e in range(x.shape[0])
+            ]
+        )
+
+    def hidden(self, idx: torch.Tensor) -> torch.Tensor:
+        """The final (normalised) hidden states of every member: idx (E, B, T) -> (E, B*T, C)."""
         E, B, T = idx.shape
         if self.cfg.block_size < T:
             raise UsageError(f"sequence of length {T} exceeds the model's block_size {self.cfg.block_size}")
@@ -154,10 +176,11 @@ class EnsembleGPT(nn.Module):
         x = (tok + self.wpe.weight[:, None, :T, :]).reshape(E, B * T, C)
         for block in self.blocks:
             x = block(x, B, T)
-        x = _layer_norm(x, self.ln_f)
-        return torch.stack(
-            [
-                lm_cross_entropy(x[e], self.wte.weight[e], targets[e].reshape(-1), self.cfg.vocab_size, self.ce_chunk)
-                for e in range(E)
-            ]
-        )
+        return _layer_norm(x, self.ln_f)
+
+    def member_logits(self, hidden: torch.Tensor, e: int) -> torch.Tensor:
+        """Member e's logits over the real vocabulary from `hidden`'s (E, N, C) states: (N, vocab_size).
+
+        One member at a time, so evaluation holds one member's (N x vocab) logits, as a solo run does.
+        """
+        return F.linear(hidden[e], self.wte.weight[e, : self.cfg.vocab_size])

@@ -76,6 +76,7 @@ class PlannedRun:
         work: Its private work folder (checkpoint and metrics).
         resume: Whether a checkpoint exists to continue from.
         start: The step it starts (or resumes) from.
+        tokenizer: Its tokenizer's `tokenizer.json` (for the final evaluation's bits per byte).
     """
 
     name: str
@@ -86,6 +87,7 @@ class PlannedRun:
     work: Path
     resume: bool
     start: int
+    tokenizer: str = ""
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,9 @@ def plan_runs(store: Store, specs: Sequence[RunSpec], tracker: Tracker = NULL_TR
         for ref in (spec.train_ref, spec.val_ref):
             ds = tokens_version(store, store.resolve(ref), tok, tracker)
             files.append((str(ds.file(TOKENS_FILE)), str(ds.manifest.stats["dtype"])))
-        planned.append(PlannedRun(name, model_cfg, train_cfg, files[0], files[1], work, ckpt.exists(), start))
+        planned.append(
+            PlannedRun(name, model_cfg, train_cfg, files[0], files[1], work, ckpt.exists(), start, str(tok.path))
+        )
     return planned
 
 
@@ -315,9 +319,39 @@ def train_batch(
             for r in batch
         ]
         results = train_ensemble(batch[0].model_cfg, members)
-        return {r.name: str(res) for r, res in zip(batch, results, strict=True) if isinstance(res, DatadietError)}
+        failed = {r.name: str(res) for r, res in zip(batch, results, strict=True) if isinstance(res, DatadietError)}
+        evaluate_together([r for r in batch if r.name not in failed], cfg(batch[0]))
+        return failed
     except DatadietError as exc:
         return {r.name: str(exc) for r in batch}
+
+
+def evaluate_together(runs: list[PlannedRun], train_cfg: Any) -> None:
+    """The final evaluation of RUNS, which trained together, as one batched pass over all of them.
+
+    Each run's metrics are left in its work folder (`train.final_eval`), where `pipeline.train_run`
+    publishes them when their key matches; runs of different tokenizers, or a failure here, leave
+    the evaluation to `train_run` (run by run), so nothing is lost but the batching.
+    """
+    from datadiet.errors import DatadietError
+    from datadiet.train.checkpoint import checkpoint_path
+    from datadiet.train.data import load_tokens
+    from datadiet.train.final_eval import evaluate_final, final_eval_key, save_final_eval
+    from datadiet.train.metrics import token_byte_lengths
+    from datadiet.train.tokenizer import load_tokenizer
+
+    if len(runs) < 2 or len({r.tokenizer for r in runs}) > 1 or not runs[0].tokenizer:
+        return
+    token_bytes = token_byte_lengths(load_tokenizer(Path(runs[0].tokenizer)))
+    ckpts = [checkpoint_path(r.work) for r in runs]
+    vals = [load_tokens(Path(r.val_tokens[0]), r.val_tokens[1]) for r in runs]
+    try:
+        metrics, seconds = evaluate_final(runs[0].model_cfg, train_cfg, ckpts, vals, token_bytes)
+    except (DatadietError, RuntimeError):  # e.g. out of memory: train_run evaluates each run alone, and reports
+        return
+    for run, ckpt, m, s in zip(runs, ckpts, metrics, seconds, strict=True):
+        key = final_eval_key(run.model_cfg, run.train_cfg, ckpt, run.val_tokens[0], token_bytes)
+        save_final_eval(run.work, key, m, s)
 
 
 class TaskBoard:

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,13 @@ BPB_CONVENTION = (
     "each <|endoftext|> separator counts as 1 byte"
 )
 EVAL_WINDOWS = "eval_windows"
+# The precision the evaluation ran in, and the |loss difference| (nats) against float32 measured on its
+# first pass when it was asked to run in a lower one (None otherwise).
+EVAL_DTYPE = "eval_dtype"
+EVAL_PRECISION_GAP = "eval_precision_gap"
+# A lower evaluation precision (the run's bf16 training precision) is kept only where its loss matches
+# float32's to this many nats on the first pass; the rest of that model's evaluation then runs in it.
+EVAL_PRECISION_TOL = 1e-4
 METRICS: tuple[str, ...] = (VAL_LOSS, PERPLEXITY, ACCURACY, BITS_PER_BYTE, STUDY_PERPLEXITY, STUDY_ACCURACY)
 # The values each metric can take. An interval over few data seeds may reach past them (a t interval over
 # 2 seeds of an accuracy went below 0); clipped to these, it covers the truth at least as often.
@@ -149,11 +157,20 @@ def token_byte_lengths(tokenizer: Any) -> npt.NDArray[np.int64]:
 
 
 def eval_autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast on a GPU for evaluation and sampling (nothing on a CPU)."""
+    """bf16 autocast on a GPU for sampling (nothing on a CPU); evaluation uses `evaluate`'s checked `amp`."""
     # bf16 on a GPU roughly doubles throughput; the loss itself is computed in fp32 below.
     if device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+    """Autocast to DTYPE on DEVICE, or nothing for None (float32)."""
+    return torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+# x (E, B, T) and an autocast dtype (None: float32) -> each member's logits (B, T, V) in float32, in order.
+LogitsFn = Callable[[torch.Tensor, "torch.dtype | None"], Iterator[torch.Tensor]]
 
 
 def evaluate(
@@ -165,6 +182,7 @@ def evaluate(
     max_tokens: int | None = None,
     device: str | torch.device = "cpu",
     token_bytes: npt.NDArray[np.int64] | None = None,
+    amp: torch.dtype | None = None,
     tracker: Tracker = NULL_TRACKER,
 ) -> dict[str, Any]:
     """Loss, perplexity, accuracy, bits per byte and the study's two figures on the validation tokens.
@@ -179,66 +197,173 @@ def evaluate(
         device: Where to run.
         token_bytes: UTF-8 bytes of each token id (`token_byte_lengths`); None leaves
             `bits_per_byte` and `eval_bytes` as None.
+        amp: Evaluate under autocast to this dtype (e.g. the run's training precision), kept only if the
+            first pass's loss matches float32's to EVAL_PRECISION_TOL nats (see `evaluate_members`).
         tracker: Progress.
 
     Returns:
         A JSON-ready dict: the `METRICS` keys plus `eval_tokens`, `eval_bytes`, `eval_windows`, `block_size`,
-        `batch_size`.
+        `batch_size`, `eval_dtype` and `eval_precision_gap`.
+    """
+    dev = torch.device(device)
+    was_training = model.training
+    model.to(dev)
+    model.eval()
+
+    def logits(x: torch.Tensor, dtype: torch.dtype | None) -> Iterator[torch.Tensor]:
+        with autocast(dev, dtype):
+            out, _ = model(x[0])
+        yield out.float()
+
+    try:
+        return evaluate_members(
+            logits,
+            [val_tokens],
+            block_size=block_size,
+            batch_size=batch_size,
+            max_tokens=max_tokens,
+            device=dev,
+            token_bytes=token_bytes,
+            amp=amp,
+            tracker=tracker,
+        )[0]
+    finally:
+        model.train(was_training)
+
+
+def evaluate_members(
+    logits: LogitsFn,
+    val_tokens: Sequence[npt.NDArray[Any]],
+    *,
+    block_size: int,
+    batch_size: int = 32,
+    max_tokens: int | None = None,
+    device: torch.device,
+    token_bytes: npt.NDArray[np.int64] | None = None,
+    amp: torch.dtype | None = None,
+    tracker: Tracker = NULL_TRACKER,
+) -> list[dict[str, Any]]:
+    """`evaluate` for E models at once: one forward pass (LOGITS) per batch of windows for all of them.
+
+    Member e is scored on its own `val_tokens[e]`; every member's set must give the same number of
+    windows. Each member's metrics are computed exactly as `evaluate` computes one model's (same windows,
+    same per-window sums), so they differ from a solo evaluation only by the forward pass's float rounding.
+
+    Precision: with AMP, the first pass runs both under autocast and in float32; a member whose mean loss
+    on it differs by more than EVAL_PRECISION_TOL nats is evaluated in float32 throughout (recorded as
+    `eval_dtype`, with the measured `eval_precision_gap`), so a lower precision is used only where it
+    was seen to match.
+
+    Raises:
+        UsageError: Bad token arrays, a bad batch size, or members whose sets differ in windows.
     """
     if batch_size < 1:
         raise UsageError(f"batch size must be a positive integer, not {batch_size}")
+    arrays = [_check_tokens(t, token_bytes) for t in val_tokens]
+    starts = [eval_windows(t.size, block_size, max_tokens) for t in arrays]
+    if len({s.size for s in starts}) != 1:
+        raise UsageError("models evaluated together need validation sets with the same number of windows")
+    n = starts[0].size
+    offsets = np.arange(block_size + 1)
+    scores = [_Scores(token_bytes) for _ in arrays]
+    # Windows per forward pass: whole study batches making about EVAL_PASS_TOKENS tokens, so a tiny
+    # model is not bound by per-call overhead (4x fewer passes for `tiny`; `paper` is unchanged at one
+    # batch). The study's per-batch figures are then formed from per-window sums, as before.
+    per_pass = batch_size * max(1, EVAL_PASS_TOKENS // (batch_size * block_size))
+    dtypes: list[torch.dtype | None] = [None] * len(arrays)
+    with torch.inference_mode(), tracker.task("Evaluating", total=n) as task:
+        for i in range(0, n, per_pass):
+            rows = np.stack(
+                [t[s[i : i + per_pass, None] + offsets].astype(np.int64) for t, s in zip(arrays, starts, strict=True)]
+            )
+            data = torch.from_numpy(rows).to(device)
+            x, y = data[..., :-1], data[..., 1:]  # (E, B, T) each
+            if i == 0 and amp is not None:
+                dtypes = _check_precision(logits, x, y, amp, scores)
+            for e, out in enumerate(_pick(logits, x, dtypes)):
+                scores[e].add(out, y[e], rows[e])
+            task.advance(rows.shape[1])
+    return [sc.result(batch_size, block_size, n, d) for sc, d in zip(scores, dtypes, strict=True)]
+
+
+def _check_tokens(val_tokens: npt.NDArray[Any], token_bytes: npt.NDArray[np.int64] | None) -> npt.NDArray[Any]:
     tokens = np.asarray(val_tokens)
     if tokens.ndim != 1:
         raise UsageError(f"validation tokens must be a 1-D array, got shape {tokens.shape}")
     if token_bytes is not None and int(tokens.max(initial=0)) >= token_bytes.size:
         raise UsageError(f"token id {int(tokens.max())} is outside the tokenizer's {token_bytes.size} ids")
-    dev = torch.device(device)
-    starts = eval_windows(tokens.size, block_size, max_tokens)
-    offsets = np.arange(block_size + 1)
-    was_training = model.training
-    model.to(dev)
-    model.eval()
-    correct, count, n_bytes = 0, 0, 0
-    row_loss: list[npt.NDArray[np.float64]] = []
-    row_correct: list[npt.NDArray[np.int64]] = []
-    # Windows per forward pass: whole study batches making about EVAL_PASS_TOKENS tokens, so a tiny
-    # model is not bound by per-call overhead (4x fewer passes for `tiny`; `paper` is unchanged at one
-    # batch). The study's per-batch figures are then formed from per-window sums, as before.
-    per_pass = batch_size * max(1, EVAL_PASS_TOKENS // (batch_size * block_size))
-    try:
-        with torch.inference_mode(), tracker.task("Evaluating", total=starts.size) as task:
-            for i in range(0, starts.size, per_pass):
-                rows = tokens[starts[i : i + per_pass, None] + offsets].astype(np.int64)  # (B, T+1)
-                if token_bytes is not None:
-                    n_bytes += int(token_bytes[rows[:, 1:]].sum())  # bytes of exactly the scored targets
-                data = torch.from_numpy(rows).to(dev)
-                x, y = data[:, :-1], data[:, 1:]  # (B, T) each
-                with eval_autocast(dev):
-                    logits, _ = model(x)  # (B, T, V)
-                logits = logits.float()
-                losses = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
-                hits = (logits.argmax(dim=-1) == y).sum(dim=1)  # (B,)
-                row_loss.append(losses.view(y.shape).sum(dim=1, dtype=torch.float64).cpu().numpy())
-                count += losses.numel()
-                correct += int(hits.sum())
-                row_correct.append(hits.cpu().numpy().astype(np.int64))
-                task.advance(rows.shape[0])
-    finally:
-        model.train(was_training)
-    sums = np.concatenate(row_loss)  # (windows,) summed loss of each window
-    loss_sum = float(sums.sum())
-    batch_ppl = [_exp(float(sums[i : i + batch_size].mean()) / block_size) for i in range(0, sums.size, batch_size)]
-    mean_loss = loss_sum / count
-    return {
-        VAL_LOSS: mean_loss,
-        PERPLEXITY: _exp(mean_loss),
-        ACCURACY: correct / count,
-        BITS_PER_BYTE: bits_per_byte(loss_sum, n_bytes) if token_bytes is not None else None,
-        STUDY_PERPLEXITY: float(np.mean(batch_ppl)),
-        STUDY_ACCURACY: float(np.concatenate(row_correct).mean()),
-        EVAL_TOKENS: count,
-        EVAL_BYTES: n_bytes if token_bytes is not None else None,
-        EVAL_WINDOWS: int(starts.size),
-        "block_size": block_size,
-        "batch_size": batch_size,
-    }
+    return tokens
+
+
+def _pick(logits: LogitsFn, x: torch.Tensor, dtypes: list[torch.dtype | None]) -> Iterator[torch.Tensor]:
+    """Each member's logits in its own precision (one pass when they share it, which is the usual case)."""
+    kinds = set(dtypes)
+    if len(kinds) == 1:
+        yield from logits(x, dtypes[0])
+        return
+    both = {d: list(logits(x, d)) for d in kinds}  # mixed: both passes, each member takes its own
+    for e, d in enumerate(dtypes):
+        yield both[d][e]
+
+
+def _check_precision(
+    logits: LogitsFn, x: torch.Tensor, y: torch.Tensor, amp: torch.dtype, scores: list[_Scores]
+) -> list[torch.dtype | None]:
+    """Per member, AMP if its loss on this pass matches float32's to EVAL_PRECISION_TOL nats, else None."""
+    dtypes: list[torch.dtype | None] = []
+    for e, (low, full) in enumerate(zip(logits(x, amp), logits(x, None), strict=True)):
+        gap = abs(_mean_loss(low, y[e]) - _mean_loss(full, y[e]))
+        scores[e].gap = gap
+        dtypes.append(amp if gap <= EVAL_PRECISION_TOL else None)
+    return dtypes
+
+
+def _mean_loss(logits: torch.Tensor, y: torch.Tensor) -> float:
+    losses = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
+    return float(losses.sum(dtype=torch.float64)) / y.numel()
+
+
+class _Scores:
+    """One model's running sums over the evaluated windows, pass by pass."""
+
+    def __init__(self, token_bytes: npt.NDArray[np.int64] | None) -> None:
+        self.token_bytes = token_bytes
+        self.correct, self.count, self.n_bytes = 0, 0, 0
+        self.row_loss: list[npt.NDArray[np.float64]] = []
+        self.row_correct: list[npt.NDArray[np.int64]] = []
+        self.gap: float | None = None
+
+    def add(self, logits: torch.Tensor, y: torch.Tensor, rows: npt.NDArray[np.int64]) -> None:
+        """Score one pass: LOGITS (B, T, V) in float32 for targets Y (B, T) cut from ROWS (B, T+1)."""
+        if self.token_bytes is not None:
+            self.n_bytes += int(self.token_bytes[rows[:, 1:]].sum())  # bytes of exactly the scored targets
+        losses = F.cross_entropy(logits.reshape(-1, logits.size(-1)), y.reshape(-1), reduction="none")
+        hits = (logits.argmax(dim=-1) == y).sum(dim=1)  # (B,)
+        self.row_loss.append(losses.view(y.shape).sum(dim=1, dtype=torch.float64).cpu().numpy())
+        self.count += losses.numel()
+        self.correct += int(hits.sum())
+        self.row_correct.append(hits.cpu().numpy().astype(np.int64))
+
+    def result(self, batch_size: int, block_size: int, windows: int, dtype: torch.dtype | None) -> dict[str, Any]:
+        sums = np.concatenate(self.row_loss)  # (windows,) summed loss of each window
+        loss_sum = float(sums.sum())
+        batch_ppl = [
+            _exp(float(sums[i : i + batch_size].mean()) / block_size) for i in range(0, sums.size, batch_size)
+        ]
+        mean_loss = loss_sum / self.count
+        with_bytes = self.token_bytes is not None
+        return {
+            VAL_LOSS: mean_loss,
+            PERPLEXITY: _exp(mean_loss),
+            ACCURACY: self.correct / self.count,
+            BITS_PER_BYTE: bits_per_byte(loss_sum, self.n_bytes) if with_bytes else None,
+            STUDY_PERPLEXITY: float(np.mean(batch_ppl)),
+            STUDY_ACCURACY: float(np.concatenate(self.row_correct).mean()),
+            EVAL_TOKENS: self.count,
+            EVAL_BYTES: self.n_bytes if with_bytes else None,
+            EVAL_WINDOWS: windows,
+            "block_size": block_size,
+            "batch_size": batch_size,
+            EVAL_DTYPE: str(dtype or torch.float32).removeprefix("torch."),
+            EVAL_PRECISION_GAP: self.gap,
+        }

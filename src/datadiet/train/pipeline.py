@@ -19,7 +19,6 @@ import contextlib
 import json
 import shutil
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,8 +40,6 @@ TOKENIZER_FILE = "tokenizer.json"
 TOKENS_FILE = "tokens.bin"
 RESULT_FILE = "result.json"
 CONFIG_FILE = "config.json"
-# Final metrics use more of the validation set than the periodic evaluations during training.
-FINAL_EVAL_TOKENS = 262_144
 
 
 @dataclass(frozen=True)
@@ -303,7 +300,7 @@ def train_run(
     def build(writer: PartWriter) -> dict[str, Any]:
         nonlocal announced
         train_tokens = load_token_array(tokens_version(store, train_ds, tok, tracker, created))
-        val_tokens = load_token_array(tokens_version(store, val_ds, tok, tracker, created))
+        val_tokens = load_token_array(val_version := tokens_version(store, val_ds, tok, tracker, created))
         resumes = _resumes(work, resume)
         if world is not None:
             broadcast(resumes, world)
@@ -323,7 +320,7 @@ def train_run(
                 on_step=status.on_step,
             )
         metrics, device, flops_per_token, eval_seconds = _final_metrics(
-            model_cfg, train_cfg, result.checkpoint, val_tokens, tok, tracker
+            model_cfg, train_cfg, result.checkpoint, (val_tokens, str(val_version.file(TOKENS_FILE))), tok, tracker
         )
         compute = run_compute(train_ds, tok, flops_per_token, train_cfg, result, train_tokens)
         outcome = {"metrics": metrics, "compute": compute}
@@ -428,36 +425,41 @@ def _unpublish_on_failure(store: Store, created: list[tuple[Dataset, str | None]
 
 
 def _final_metrics(
-    model_cfg: GPTConfig, train_cfg: TrainConfig, checkpoint: Path, val_tokens: np.ndarray, tok: Any, tracker: Tracker
+    model_cfg: GPTConfig,
+    train_cfg: TrainConfig,
+    checkpoint: Path,
+    val: tuple[np.ndarray, str],
+    tok: Any,
+    tracker: Tracker,
 ) -> tuple[dict[str, Any], Any, float, float]:
-    """The final checkpoint's metrics on (at most FINAL_EVAL_TOKENS of) the validation set.
+    """The final checkpoint's metrics on (at most FINAL_EVAL_TOKENS of) the validation set (tokens, file).
+
+    Metrics the grid left beside the checkpoint (an ensemble's batched evaluation, `train.final_eval`)
+    are used when their key matches this evaluation exactly; otherwise the run is evaluated alone.
 
     Returns:
         The metrics, the device, the model's FLOPs per token and the evaluation's seconds (reported
         apart from training, in the sweep's summary).
     """
-    from datadiet.train.checkpoint import load_checkpoint
-    from datadiet.train.device import cpu_threads, select_device
-    from datadiet.train.metrics import evaluate, token_byte_lengths
+    import torch
+
+    from datadiet.train.device import select_device
+    from datadiet.train.final_eval import FINAL_EVAL_FILE, cached_final_eval, evaluate_final, final_eval_key
+    from datadiet.train.metrics import token_byte_lengths
     from datadiet.train.model import GPT
 
-    started = time.perf_counter()
-    device = select_device(train_cfg.device)
-    model = GPT(model_cfg).to(device)
-    model.load_state_dict(load_checkpoint(checkpoint, map_location=device)["model"])
-    # The same thread count as training: on a busy CPU, more threads than cores is many times slower.
-    with cpu_threads(device, train_cfg.threads):
-        metrics = evaluate(
-            model,
-            val_tokens,
-            block_size=model_cfg.block_size,
-            batch_size=train_cfg.batch_size,
-            max_tokens=FINAL_EVAL_TOKENS,
-            device=str(device),
-            token_bytes=token_byte_lengths(tok.load()),
-            tracker=tracker,
-        )
-    return metrics, device, model.flops_per_token(), time.perf_counter() - started
+    val_tokens, val_file = val
+    token_bytes = token_byte_lengths(tok.load())
+    cached = None
+    if (checkpoint.parent / FINAL_EVAL_FILE).exists():
+        key = final_eval_key(model_cfg, train_cfg, checkpoint, val_file, token_bytes)
+        cached = cached_final_eval(checkpoint.parent, key)
+    if cached is None:
+        metrics, seconds = evaluate_final(model_cfg, train_cfg, [checkpoint], [val_tokens], token_bytes, tracker)
+        cached = metrics[0], seconds[0]
+    with torch.device("meta"):  # shapes only
+        flops = GPT(model_cfg).flops_per_token()
+    return cached[0], select_device(train_cfg.device), flops, cached[1]
 
 
 def _write_run_files(
