@@ -7,6 +7,7 @@ with data, because configuration is validated before anything is resolved or run
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -108,3 +109,58 @@ def test_set_values_are_literals_not_code() -> None:
     assert parse_literal("3e-4") == 3e-4 and parse_literal("TRUE") is True and parse_literal("epoch") == "epoch"
     assert parse_literal("__import__('os').system('true')") == "__import__('os').system('true')"
     assert parse_literal("1e309") == float("inf")  # refused later by the schema, by name
+
+
+def _configs() -> list[tuple[Any, dict[str, Any], str]]:
+    from datadiet.curate.corpus.op import CorpusConfig
+    from datadiet.curate.dedupe.minhash import MinhashConfig
+    from datadiet.curate.duplicate.op import DuplicateConfig
+    from datadiet.curate.subset.op import SubsetConfig
+    from datadiet.sweep.config import SweepConfig
+    from datadiet.train.model import GPTConfig
+
+    return [
+        (SweepConfig, {"base": "a", "val": "b", "nproc": 0}, "invalid SweepConfig: nproc must be at least 1, not 0"),
+        (SweepConfig, {"base": "a", "val": "b", "colour": 1}, "invalid SweepConfig: 'colour' is not a known setting"),
+        (SweepConfig, {"base": "a"}, "invalid SweepConfig: val is required"),
+        (TrainConfig, {"steps": 0}, "invalid TrainConfig: steps must be at least 1, not 0"),
+        (TrainConfig, {"lr": "fast"}, "invalid TrainConfig: lr must be a valid number, not 'fast'"),
+        (GPTConfig, {"vocab_size": 0, "block_size": 8, "n_layer": 1, "n_head": 1, "n_embd": 8}, "vocab_size must be"),
+        (MinhashConfig, {"num_perm": "many"}, "--num-perm must be an integer from 1 to 4096, not 'many'"),
+        (DuplicateConfig, {"rate": 2}, "--rate must be between 0 and 1, not 2; e.g. --rate 0.25"),
+        (DuplicateConfig, {"rate": 0.5, "docs": ["a", ""]}, "docs must be a non-empty list of document ids"),
+        (SubsetConfig, {"docs": -1}, "--docs must be at least 1, not -1"),
+        (SubsetConfig, {"docs": 2**64}, "invalid SubsetConfig: docs must be at most 9223372036854775807"),
+        (CorpusConfig, {"stories": "10"}, "stories must be an integer >= 1, got '10'; pass e.g. stories=1000"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_a_config_built_in_python_says_what_is_wrong_in_one_line(case: int) -> None:
+    # pydantic's ValidationError (a ValueError of many lines) never leaves a config class.
+    from pydantic import ValidationError
+
+    from datadiet.errors import UsageError
+
+    cls, values, message = _configs()[case]
+    with pytest.raises(UsageError) as err:
+        cls(**values)
+    assert not isinstance(err.value, ValidationError)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_numpy_numbers_give_the_parameters_of_plain_ones() -> None:
+    # An operation's config computed with numpy keeps the version id of the same plain values.
+    import numpy as np
+
+    from datadiet.curate.dedupe.minhash import MinhashConfig
+    from datadiet.curate.duplicate.op import DuplicateConfig
+    from datadiet.curate.subset.op import SubsetConfig
+
+    assert SubsetConfig(docs=np.int64(7), seed=np.uint32(3)).to_params() == SubsetConfig(docs=7, seed=3).to_params()
+    made = DuplicateConfig(rate=1, pool=np.int32(2), seed=np.int64(0)).to_params()
+    assert made == DuplicateConfig(rate=1.0, pool=2, seed=0).to_params() and isinstance(made["rate"], float)
+    assert (
+        MinhashConfig(num_perm=np.int64(64), threshold=np.float32(0.5)).params()
+        == MinhashConfig(num_perm=64, threshold=float(np.float32(0.5))).params()
+    )

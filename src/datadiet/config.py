@@ -4,12 +4,17 @@ Every configuration the user writes — the sweep TOML, `--set key=value`, the p
 `--config file.toml` of single commands — reaches a config class whose fields are declared with
 the bounded types below, and is validated by pydantic when the class is built:
 
-    @pydantic.dataclasses.dataclass(frozen=True, config=STRICT)
+    @schema()                              # a frozen pydantic dataclass with the STRICT settings
     class TrainConfig:
         steps: PositiveInt = 1000          # an int from 1 to 2^63-1; "2", 2.0 and True are refused
         lr: PositiveFloat = 1e-3           # finite and > 0: 1e309 (= inf) and nan are refused
 
     cfg = build(TrainConfig, values, source="--set")   # a UsageError (exit 2) on one line, or the config
+    TrainConfig(steps=0)    # from Python: ConfigError "invalid TrainConfig: steps must be at least 1, not 0"
+
+A config whose fields are the operation's flags (`MinhashConfig`, `SubsetConfig`, …) passes its
+own wording per field, so its errors read as they always have (`--rate must be between 0 and 1,
+not 2; e.g. --rate 0.25`), whether it is built by the CLI or from Python.
 
 Why strict leaves: TOML and `--set` values arrive typed, so a string where a number belongs is a
 mistake to report (`nproc = "two"`), never something to coerce (`dedupe = "no"` must not become
@@ -19,18 +24,21 @@ allocation far from the flag that caused it; one bound here names the flag.
 
 To extend: add a field with one of these types (or a new `Annotated[..., Strict(), Field(...)]`)
 to the config class; its TOML key, `--set` key and bounds follow. Cross-field rules go in the
-class's `__post_init__` and raise `UsageError`.
+class's `__post_init__` and raise `UsageError` (pydantic passes it through untouched).
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
-from pydantic import ConfigDict, Field, Strict, ValidationError
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, Strict, ValidationError
+from pydantic.dataclasses import dataclass as pydantic_dataclass
+from typing_extensions import dataclass_transform
 
 from datadiet.errors import UsageError
 
@@ -61,7 +69,94 @@ Fraction = Annotated[float, Strict(), Field(gt=0, le=1, allow_inf_nan=False)]  #
 Text = Annotated[str, Strict(), Field(max_length=4096)]
 Flag = Annotated[bool, Strict()]
 
+
+def _plain(value: Any) -> Any:
+    # numpy's numbers are numbers too (a count or a rate a Python caller computed with numpy): made
+    # plain before the strict check. Bools stay bools, so they are still refused where numbers belong.
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return value
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
+
+
+# In an `Annotated` type before `Strict()`: numpy scalars pass as the plain int or float they are.
+PLAIN = BeforeValidator(_plain)
+# An operation's parameters (MinhashConfig, DuplicateConfig, ...): as above, numpy numbers accepted.
+Count = Annotated[int, PLAIN, Strict(), Field(ge=1, le=MAX_INT)]
+WholeSeed = Annotated[int, PLAIN, Strict(), Field(ge=0, le=MAX_SEED)]
+
+
+def choice(choices: Sequence[str]) -> AfterValidator:
+    """Metadata for a text field that takes one of CHOICES: `Annotated[str, Strict(), choice(KEEP_POLICIES)]`.
+
+    (A `Literal` would do the same, but the CLI hands the config plain strings, already checked.)
+    """
+
+    def check(value: str) -> str:
+        if value not in choices:
+            raise ValueError(f"must be one of {', '.join(choices)}")
+        return value
+
+    return AfterValidator(check)
+
+
 C = TypeVar("C")
+T = TypeVar("T", bound=type)
+
+# How a config class words a bad field, as {field: {problem: template}}: the problem is pydantic's
+# error type (`greater_than_equal`, ...), else "type" (a string where a number belongs, a float for
+# a count) or "value" (out of bounds, not finite, not one of the choices); the template gets
+# `{value}` (and may write `{value!r}`). A problem it does not word is said as `describe` says it.
+Wording = Mapping[str, Mapping[str, str]]
+# pydantic's error types that mean "the wrong kind of value" rather than "a value out of range".
+_TYPE_ERRORS = ("_type", "_parsing", "int_from_float", "is_instance_of")
+
+
+class ConfigError(UsageError):
+    """A config class built with bad values, said in one line; `validation` is pydantic's full report."""
+
+    def __init__(self, message: str, validation: ValidationError) -> None:
+        super().__init__(message)
+        self.validation = validation
+
+
+@dataclass_transform(frozen_default=True)
+def schema(*, wording: Wording | None = None) -> Callable[[T], T]:
+    """Make a class a frozen pydantic dataclass with the STRICT settings, whose bad values raise `ConfigError`.
+
+    pydantic's `ValidationError` never leaves the class, however it is built (the CLI, the sweep,
+    Python): the first problem becomes one line, worded by WORDING for the fields it names, else
+    `invalid CLASS: FIELD must be …, not VALUE`. `build` rewords it for the file or flag it came from.
+    """
+
+    def make(cls: T) -> T:
+        made: Any = pydantic_dataclass(frozen=True, config=STRICT)(cls)
+        init = made.__init__
+
+        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+            try:
+                init(self, *args, **kwargs)
+            except ValidationError as exc:
+                raise ConfigError(_one_line(exc, cls.__name__, wording or {}), exc) from None
+
+        functools.update_wrapper(__init__, init)
+        made.__init__ = __init__
+        return made
+
+    return make
+
+
+def _one_line(exc: ValidationError, name: str, wording: Wording) -> str:
+    err = exc.errors(include_url=False)[0]
+    field = str(err["loc"][0]) if err["loc"] else ""
+    kind = str(err["type"])
+    problem = "type" if any(t in kind for t in _TYPE_ERRORS) else "value"
+    says = wording.get(field, {})
+    template = says.get(kind, says.get(problem))
+    if template is None or kind in ("missing", "extra_forbidden", "unexpected_keyword_argument"):
+        return describe(exc, f"invalid {name}:")
+    return template.format(value=err.get("input"))
 
 
 def describe(
@@ -81,7 +176,7 @@ def describe(
     where = (flag or (lambda k: k))(key) + "".join(f"[{p}]" for p in loc[1:])
     msg = str(err["msg"])
     kind = str(err["type"])
-    if kind == "extra_forbidden":
+    if kind in ("extra_forbidden", "unexpected_keyword_argument"):  # a model's extra key; a dataclass's
         return f"{source} {key!r} is not a known setting"
     if kind == "missing":
         return f"{source} {where} is required"
@@ -126,6 +221,8 @@ def build(
     """
     try:
         return cls(**values)
+    except ConfigError as exc:
+        raise UsageError(describe(exc.validation, source, flag, remedy)) from None
     except ValidationError as exc:
         raise UsageError(describe(exc, source, flag, remedy)) from None
 

@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, Strict
-from pydantic.dataclasses import dataclass as validated
 
 from datadiet.config import (
-    STRICT,
     Flag,
     Fraction,
     OpenProbability,
@@ -23,6 +21,7 @@ from datadiet.config import (
     Text,
     build,
     load_toml,
+    schema,
 )
 from datadiet.errors import UsageError
 from datadiet.progress import Tracker
@@ -39,7 +38,7 @@ Vocab = Annotated[int, Strict(), Field(ge=1, le=1 << 20)]
 Procs = Annotated[int, Strict(), Field(ge=1, le=4096)]
 
 
-@validated(frozen=True, config=STRICT)
+@schema()
 class SweepConfig:
     """One study: every field is recorded with the sweep; all but `name` shape its artefacts.
 

@@ -11,10 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from pydantic.dataclasses import dataclass as validated
-
 from datadiet.config import (
-    STRICT,
     Flag,
     NonNegativeFloat,
     NonNegativeInt,
@@ -24,6 +21,7 @@ from datadiet.config import (
     Seed,
     build,
     parse_literal,
+    schema,
 )
 from datadiet.errors import UsageError
 from datadiet.train.model import GPTConfig
@@ -32,7 +30,7 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 DTYPES = ("auto", "float32", "bfloat16")
 
 
-@validated(frozen=True, config=STRICT)
+@schema()
 class TrainConfig:
     """How a model is trained.
 

@@ -17,10 +17,9 @@ from typing import Annotated, Any
 import torch
 import torch.nn.functional as F
 from pydantic import Field, Strict
-from pydantic.dataclasses import dataclass as validated
 from torch import nn
 
-from datadiet.config import STRICT, OpenProbability
+from datadiet.config import OpenProbability, schema
 from datadiet.errors import UsageError
 
 # Embedding rows are padded to a multiple of 64 so the output projection maps onto whole GPU tiles
@@ -35,7 +34,7 @@ Vocab = Annotated[int, Strict(), Field(ge=1, le=1 << 24)]
 Context = Annotated[int, Strict(), Field(ge=1, le=1 << 24)]
 
 
-@validated(frozen=True, config=STRICT)
+@schema()
 class GPTConfig:
     """Shape of a GPT decoder.
 

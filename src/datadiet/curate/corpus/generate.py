@@ -85,14 +85,23 @@ _PROGRESS_CHUNK = 1_000
 _Story = list[list[str]]
 
 
+def count_wording(name: str, minimum: int) -> str:
+    """The error line of a bad count NAME (`{value}` to fill in): the functions' and `CorpusConfig`'s."""
+    return f"{name} must be an integer >= {minimum}, got {{value!r}}; pass e.g. {name}=1000"
+
+
+SEED_WORDING = "seed must be a non-negative integer, got {value!r}; pass e.g. seed=0"
+RATE_WORDING = "near_dup_rate must be a number in [0, 1), got {value!r}; pass e.g. near_dup_rate=0.03"
+
+
 def _check_count(name: str, value: object, *, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise UsageError(f"{name} must be an integer >= {minimum}, got {value!r}; pass e.g. {name}=1000")
+        raise UsageError(count_wording(name, minimum).format(value=value))
 
 
 def _check_seed(seed: object) -> None:
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise UsageError(f"seed must be a non-negative integer, got {seed!r}; pass e.g. seed=0")
+        raise UsageError(SEED_WORDING.format(value=seed))
 
 
 def _check_rate(rate: object) -> None:
@@ -102,7 +111,7 @@ def _check_rate(rate: object) -> None:
         or not math.isfinite(rate)
         or not 0.0 <= rate < 1.0
     ):
-        raise UsageError(f"near_dup_rate must be a number in [0, 1), got {rate!r}; pass e.g. near_dup_rate=0.03")
+        raise UsageError(RATE_WORDING.format(value=rate))
 
 
 def _cap(text: str) -> str:

@@ -28,15 +28,14 @@ The package: `op.py` (this: `CorpusConfig` and the two commits, NAME-train and N
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import polars as pl
 
+from datadiet.config import Count, OpenProbability, WholeSeed, schema
 from datadiet.curate.corpus.generate import (
     GENERATOR_VERSION,
-    _check_count,
-    _check_rate,
-    _check_seed,
+    RATE_WORDING,
+    SEED_WORDING,
+    count_wording,
     generate_corpus,
     near_duplicate_pairs,
 )
@@ -45,7 +44,20 @@ from datadiet.schema import ID, TEXT
 from datadiet.store import Commit, PartWriter, Store
 
 
-@dataclass(frozen=True)
+def _bad_count(name: str) -> dict[str, str]:
+    return {"type": count_wording(name, 1), "greater_than_equal": count_wording(name, 1)}
+
+
+# Each setting's error line (`config.schema`): as `generate_stories` words its own arguments.
+_WORDING = {
+    "stories": _bad_count("stories"),
+    "val_stories": _bad_count("val_stories"),
+    "seed": {"type": SEED_WORDING, "greater_than_equal": SEED_WORDING},
+    "near_dup_rate": {"type": RATE_WORDING, "value": RATE_WORDING},
+}
+
+
+@schema(wording=_WORDING)
 class CorpusConfig:
     """What `generate_corpus` builds.
 
@@ -56,17 +68,11 @@ class CorpusConfig:
         near_dup_rate: Share of each split's stories that are near copies of an earlier story, in [0, 1).
     """
 
-    stories: int = 20_000
-    val_stories: int | None = None
-    seed: int = 0
-    near_dup_rate: float = 0.03
-
-    def __post_init__(self) -> None:
-        _check_count("stories", self.stories, minimum=1)
-        if self.val_stories is not None:
-            _check_count("val_stories", self.val_stories, minimum=1)
-        _check_seed(self.seed)
-        _check_rate(self.near_dup_rate)
+    # Types and bounds are pydantic's; near_dup_rate=0 becomes 0.0, the version id of the CLI's 0.
+    stories: Count = 20_000
+    val_stories: Count | None = None
+    seed: WholeSeed = 0
+    near_dup_rate: OpenProbability = 0.03
 
     @property
     def val_count(self) -> int:

@@ -26,12 +26,14 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict
+from typing import Annotated, Any
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import Field, Strict
 
+from datadiet.config import PLAIN, Count, Flag, choice, schema
 from datadiet.curate.dedupe.normalize import SHINGLE_KINDS
 from datadiet.errors import UsageError
 from datadiet.hashing import fmix64
@@ -55,7 +57,33 @@ FALSE_NEGATIVE_WEIGHT = 0.95
 _BAND_BASE = np.uint64(0x9FB21C651E98DF25)
 
 
-@dataclass(frozen=True)
+# The settings' bounds (a signature longer than 4,096 or a 1,000-word shingle is a typo, not a choice).
+MAX_PERM = 4096
+MAX_NGRAM = 1000
+# Strictly between 0 and 1; numpy floats (a threshold computed by a Python caller) pass as floats.
+Threshold = Annotated[float, PLAIN, Strict(), Field(gt=0, lt=1, allow_inf_nan=False)]
+
+
+def _both(template: str) -> dict[str, str]:
+    return {"type": template, "value": template}
+
+
+# Each setting's error line, as the flag the CLI gives it by (`config.schema`).
+_WORDING = {
+    "method": _both(f"--method must be one of {', '.join(METHODS)}, not {{value!r}}"),
+    "threshold": _both("--threshold must be a number strictly between 0 and 1, not {value!r}; try 0.8"),
+    "num_perm": _both(f"--num-perm must be an integer from 1 to {MAX_PERM}, not {{value!r}}"),
+    "ngram": _both(f"--ngram must be an integer from 1 to {MAX_NGRAM}, not {{value!r}}"),
+    "shingle": _both(f"--shingle must be one of {', '.join(SHINGLE_KINDS)}, not {{value!r}}"),
+    "keep": _both(f"--keep must be one of {', '.join(KEEP_POLICIES)}, not {{value!r}}"),
+    "verify": _both("verify must be true or false, not {value!r}"),
+    "seed": _both("--seed must be an integer from 0 to 2^32-1, not {value!r}"),
+    "bands": _both("--bands must be a positive integer, not {value!r}"),
+    "rows": _both("--rows must be a positive integer, not {value!r}"),
+}
+
+
+@schema(wording=_WORDING)
 class MinhashConfig:
     """Every parameter of `curate dedupe` that changes which rows are kept (all go into the version id).
 
@@ -73,36 +101,19 @@ class MinhashConfig:
         seed: Seed of the permutations (datasketch's `seed`) and of keep="random".
     """
 
-    method: str = "minhash"
-    threshold: float = 0.8
-    num_perm: int = 128
-    ngram: int = 5
-    shingle: str = "word"
-    bands: int | None = None
-    rows: int | None = None
-    keep: str = "first"
-    verify: bool = False
-    seed: int = 1
+    method: Annotated[str, Strict(), choice(METHODS)] = "minhash"
+    threshold: Threshold = 0.8
+    num_perm: Annotated[int, PLAIN, Strict(), Field(ge=1, le=MAX_PERM)] = 128
+    ngram: Annotated[int, PLAIN, Strict(), Field(ge=1, le=MAX_NGRAM)] = 5
+    shingle: Annotated[str, Strict(), choice(SHINGLE_KINDS)] = "word"
+    bands: Count | None = None
+    rows: Count | None = None
+    keep: Annotated[str, Strict(), choice(KEEP_POLICIES)] = "first"
+    verify: Flag = False
+    seed: Annotated[int, PLAIN, Strict(), Field(ge=0, lt=2**32)] = 1
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise UsageError(f"--method must be one of {', '.join(METHODS)}, not {self.method!r}")
-        if not _is_number(self.threshold) or not 0.0 < float(self.threshold) < 1.0:
-            raise UsageError(f"--threshold must be a number strictly between 0 and 1, not {self.threshold!r}; try 0.8")
-        for name, value, lo, hi in (("--num-perm", self.num_perm, 1, 4096), ("--ngram", self.ngram, 1, 1000)):
-            if not _is_int(value) or not lo <= value <= hi:
-                raise UsageError(f"{name} must be an integer from {lo} to {hi}, not {value!r}")
-        if self.shingle not in SHINGLE_KINDS:
-            raise UsageError(f"--shingle must be one of {', '.join(SHINGLE_KINDS)}, not {self.shingle!r}")
-        if self.keep not in KEEP_POLICIES:
-            raise UsageError(f"--keep must be one of {', '.join(KEEP_POLICIES)}, not {self.keep!r}")
-        if not isinstance(self.verify, bool):
-            raise UsageError(f"verify must be true or false, not {self.verify!r}")
-        if not _is_int(self.seed) or self.seed < 0 or self.seed >= 2**32:
-            raise UsageError(f"--seed must be an integer from 0 to 2^32-1, not {self.seed!r}")
-        for name, given in (("--bands", self.bands), ("--rows", self.rows)):
-            if given is not None and (not _is_int(given) or given < 1):
-                raise UsageError(f"{name} must be a positive integer, not {given!r}")
+        # Field types and bounds are pydantic's (the wording above); what spans fields is checked here.
         b, r = self.bands, self.rows
         if b is not None and r is not None and b * r > self.num_perm:
             raise UsageError(
@@ -142,14 +153,6 @@ class MinhashConfig:
         """The config recorded in a manifest's params (unknown keys ignored)."""
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in params.items() if k in known})
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and math.isfinite(float(value))  # type: ignore[arg-type,unused-ignore]
 
 
 # -- bands and rows ------------------------------------------------------------------------------

@@ -60,9 +60,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict
+from typing import Annotated, Any
 
+from pydantic import Field, Strict
+
+from datadiet.config import Count, Flag, OpenProbability, Probability, WholeSeed, schema
 from datadiet.curate.duplicate.inject import (
     POOL_FILE,
     _duplicate,
@@ -74,14 +77,46 @@ from datadiet.curate.duplicate.near import (
     NEAR_SCHEME_PARAM,
 )
 from datadiet.engine import check_engine, require_ray
-from datadiet.errors import UsageError, real_number, whole_number
+from datadiet.errors import UsageError
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.store import Commit, Dataset, PartWriter, Store, read_parts
 
 OPERATION = "duplicate"
 
 
-@dataclass(frozen=True)
+# A document id as the pool is given it (`--doc`, the sweep's ordered draw).
+DocId = Annotated[str, Strict(), Field(min_length=1)]
+_DOC = "--doc must be a document id, not {value!r}"
+_DOCS = "docs must be a non-empty list of document ids, not {value!r}"
+# Each setting's error line, as the flag the CLI gives it by (`config.schema`).
+_WORDING = {
+    "rate": {
+        "type": "--rate must be a number, not {value!r}",
+        "value": "--rate must be between 0 and 1, not {value}; e.g. --rate 0.25",
+    },
+    "near": {
+        "type": "--near must be a number, not {value!r}",
+        "value": "--near must be at least 0 and below 1, not {value}; e.g. --near 0.1",
+    },
+    "pool": {
+        "type": "--pool must be a whole number, not {value!r}",
+        "greater_than_equal": "--pool must be at least 1, not {value}",
+    },
+    "copies": {
+        "type": "--copies must be a whole number, not {value!r}",
+        "greater_than_equal": "--copies must be at least 1, not {value}",
+    },
+    "append": {"type": "--append must be true or false, not {value!r}"},
+    "doc": {"type": _DOC, "value": _DOC},
+    "seed": {
+        "type": "--seed must be a whole number, not {value!r}",
+        "greater_than_equal": "--seed must be >= 0, not {value}",
+    },
+    "docs": {"type": _DOCS, "value": _DOCS},
+}
+
+
+@schema(wording=_WORDING)
 class DuplicateConfig:
     """What `duplicate` does; every field changes the rows, so all of them are in the version id.
 
@@ -98,50 +133,25 @@ class DuplicateConfig:
             ordered draw per data seed, so every size and rate repeats the same documents.
     """
 
-    rate: float
-    pool: int | None = None
-    copies: int | None = None
-    append: bool = False
-    near: float = 0.0
-    doc: str | None = None
-    seed: int = 0
-    docs: tuple[str, ...] | None = None
+    rate: Probability
+    pool: Count | None = None
+    copies: Count | None = None
+    append: Flag = False
+    near: OpenProbability = 0.0
+    doc: DocId | None = None
+    seed: WholeSeed = 0
+    docs: Annotated[tuple[DocId, ...], Field(min_length=1)] | None = None
 
     def __post_init__(self) -> None:
-        rate = real_number(self.rate, "--rate")
-        if not 0.0 <= rate <= 1.0:
-            raise UsageError(f"--rate must be between 0 and 1, not {self.rate}; e.g. --rate 0.25")
-        near = real_number(self.near, "--near")
-        if not 0.0 <= near < 1.0:
-            raise UsageError(f"--near must be at least 0 and below 1, not {self.near}; e.g. --near 0.1")
+        # Types, bounds and canonical types (--rate 1 is 1.0, so it gives the version id of --rate
+        # 1.0) are pydantic's; what spans fields is checked here.
         if self.pool is not None and self.copies is not None:
             raise UsageError("--pool and --copies both choose the pool size; give only one of them")
-        if self.pool is not None and whole_number(self.pool, "--pool") < 1:
-            raise UsageError(f"--pool must be at least 1, not {self.pool}")
-        if self.copies is not None and whole_number(self.copies, "--copies") < 1:
-            raise UsageError(f"--copies must be at least 1, not {self.copies}")
-        seed = whole_number(self.seed, "--seed")
-        if seed < 0:
-            raise UsageError(f"--seed must be >= 0, not {self.seed}")
-        if self.doc is not None and (not isinstance(self.doc, str) or not self.doc):
-            raise UsageError(f"--doc must be a document id, not {self.doc!r}")
         if self.docs is not None:
             if self.doc is not None:
                 raise UsageError("give the pool's documents as doc or as docs, not both")
-            if not self.docs or not all(isinstance(d, str) and d for d in self.docs):
-                raise UsageError(f"docs must be a non-empty list of document ids, not {self.docs!r}")
             if len(set(self.docs)) != len(self.docs):
                 raise UsageError("docs must not repeat a document id")
-            object.__setattr__(self, "docs", tuple(self.docs))
-        # Canonical types, so that --rate 1 and --rate 1.0 give the same version id.
-        object.__setattr__(self, "rate", rate)
-        object.__setattr__(self, "near", near)
-        object.__setattr__(self, "append", bool(self.append))
-        object.__setattr__(self, "seed", seed)
-        if self.pool is not None:
-            object.__setattr__(self, "pool", int(self.pool))
-        if self.copies is not None:
-            object.__setattr__(self, "copies", int(self.copies))
 
     def to_params(self) -> dict[str, Any]:
         """The parameters as stored in the manifest and hashed into the version id.

@@ -30,23 +30,45 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
+from datadiet.config import Count, Fraction, WholeSeed, schema
 from datadiet.curate.subset.select import (
     _subset,
 )
 from datadiet.engine import check_engine, require_ray
-from datadiet.errors import UsageError, whole_number
+from datadiet.errors import UsageError
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.store import Commit, Dataset, PartWriter, Store, read_parts
 
 OPERATION = "subset"
 
 
-@dataclass(frozen=True)
+# Each setting's error line, as the flag the CLI gives it by (`config.schema`).
+_WORDING = {
+    "fraction": {
+        "type": "--fraction must be a number, not {value!r}",
+        "value": "--fraction must be above 0 and at most 1, not {value}; e.g. --fraction 0.25",
+    },
+    "docs": {
+        "type": "--docs must be a whole number, not {value!r}",
+        "greater_than_equal": "--docs must be at least 1, not {value}",
+    },
+    "tokens": {
+        "type": "--tokens must be a whole number, not {value!r}",
+        "greater_than_equal": "--tokens must be at least 1, not {value}",
+    },
+    "seed": {
+        "type": "--seed must be a whole number, not {value!r}",
+        "greater_than_equal": "--seed must be >= 0, not {value}",
+    },
+}
+
+
+@schema(wording=_WORDING)
 class SubsetConfig:
     """How large a subset to take; exactly one of `fraction`, `docs`, `tokens` is set.
 
@@ -57,12 +79,14 @@ class SubsetConfig:
         seed: Seed of the permutation the subset is a prefix of.
     """
 
-    fraction: float | None = None
-    docs: int | None = None
-    tokens: int | None = None
-    seed: int = 0
+    fraction: Fraction | None = None
+    docs: Count | None = None
+    tokens: Count | None = None
+    seed: WholeSeed = 0
 
     def __post_init__(self) -> None:
+        # Types and bounds are pydantic's (--fraction 1 becomes 1.0, so it gives the version id of
+        # --fraction 1.0); what spans fields is checked here.
         given = [
             n
             for n, v in (("--fraction", self.fraction), ("--docs", self.docs), ("--tokens", self.tokens))
@@ -70,21 +94,6 @@ class SubsetConfig:
         ]
         if len(given) != 1:
             raise UsageError(f"give exactly one of --fraction, --docs, --tokens (got {', '.join(given) or 'none'})")
-        if self.fraction is not None:
-            if isinstance(self.fraction, bool) or not isinstance(self.fraction, (int, float)):
-                raise UsageError(f"--fraction must be a number, not {self.fraction!r}")
-            if not 0.0 < float(self.fraction) <= 1.0:
-                raise UsageError(
-                    f"--fraction must be above 0 and at most 1, not {self.fraction}; e.g. --fraction 0.25"
-                )
-            # Canonical type, so --fraction 1 and --fraction 1.0 give the same version id.
-            object.__setattr__(self, "fraction", float(self.fraction))
-        if self.docs is not None and whole_number(self.docs, "--docs") < 1:
-            raise UsageError(f"--docs must be at least 1, not {self.docs}")
-        if self.tokens is not None and whole_number(self.tokens, "--tokens") < 1:
-            raise UsageError(f"--tokens must be at least 1, not {self.tokens}")
-        if whole_number(self.seed, "--seed") < 0:
-            raise UsageError(f"--seed must be >= 0, not {self.seed}")
 
     def to_params(self) -> dict[str, Any]:
         """The parameters as stored in the manifest and hashed into the version id."""
