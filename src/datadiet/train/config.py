@@ -54,7 +54,9 @@ class TrainConfig:
         seed: Seeds the initial weights, the batch order and dropout.
         device: "auto" picks cuda, then mps, then cpu.
         dtype: "auto" means bf16 autocast on CUDA and float32 elsewhere.
-        compile: Wrap the model in `torch.compile`.
+        compile: Compile the model with `torch.compile` (solo runs and ensembles: the trunk up to the
+            hidden states, the chunked loss staying eager; with DDP or `ce_chunk=0`, the whole forward).
+            A speed setting, not part of a run's id; off by default (docs/benchmarks.md, "bf16 and compile").
         threads: CPU threads for torch; 0 uses every core this process may run on (under DDP, its share of them).
         ce_chunk: Token rows whose logits the loss computes at a time, gradients included
             (`model.lm_cross_entropy`); 0 materialises all of them. A speed setting: it changes only the

@@ -193,14 +193,21 @@ class GPT(nn.Module):
             targets: Next tokens, shape (B, T); -1 marks positions to ignore.
             ce_chunk: Rows of logits computed at a time (see `lm_cross_entropy`); 0 computes them all at once.
         """
+        return lm_cross_entropy(self.hidden(idx), self.wte.weight, targets.reshape(-1), self.cfg.vocab_size, ce_chunk)
+
+    def hidden(self, idx: torch.Tensor) -> torch.Tensor:
+        """The final (normalised) hidden states the output layer reads: idx (B, T) -> (B*T, C).
+
+        The trainer compiles this part alone under `compile`: the chunked loss after it is a custom
+        autograd function with a data-dependent count, which `torch.compile` would break the graph at.
+        """
         B, T = idx.shape
         if self.cfg.block_size < T:
             raise UsageError(f"sequence of length {T} exceeds the model's block_size {self.cfg.block_size}")
         x = self.drop(self.wte(idx) + self.wpe(torch.arange(T, device=idx.device)))  # (B, T, C)
         for block in self.blocks:
             x = block(x)
-        x = self.ln_f(x).view(B * T, -1)
-        return lm_cross_entropy(x, self.wte.weight, targets.reshape(B * T), self.cfg.vocab_size, ce_chunk)
+        return self.ln_f(x).view(B * T, -1)
 
     def num_params(self, non_embedding: bool = True) -> int:
         """Number of parameters; the tied token matrix counts once.

@@ -46,7 +46,7 @@ from datadiet.train.ddp import (
     wrap_ddp,
 )
 from datadiet.train.device import cpu_threads, select_device
-from datadiet.train.model import GPT, GPTConfig
+from datadiet.train.model import GPT, GPTConfig, lm_cross_entropy
 
 # Settings that change neither the weights nor the logged losses, so a run may resume with others.
 RESUMABLE_CHANGES = frozenset({"device", "compile", "threads", "checkpoint_every", "ce_chunk"})
@@ -407,7 +407,12 @@ class _Session:
             start_metrics(self.metrics_file, self.ckpt_file, self.start if resume else None)
         self.ddp = wrap_ddp(self.model, self.device) if self.world.size > 1 else None
         net: nn.Module = self.model if self.ddp is None else self.ddp
-        self.fwd = torch.compile(net) if self.cfg.compile else net
+        # The chunked loss needs the hidden states, not `forward`'s logits, so with it `compile` compiles
+        # the model up to them (`GPT.hidden`); DDP's gradient hooks wrap `forward`, so DDP keeps the full path.
+        self.chunked = bool(self.cfg.ce_chunk) and self.ddp is None
+        compiled = self.cfg.compile
+        self.fwd = torch.compile(net) if compiled and not self.chunked else net
+        self.trunk = torch.compile(self.model.hidden) if compiled and self.chunked else None
         self.session_start = time.perf_counter()
 
     def elapsed(self) -> float:
@@ -484,9 +489,12 @@ class _Session:
         return train_loss, lr
 
     def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        # The chunked loss skips the full logits; DDP and torch.compile wrap `forward`, so they keep it.
-        if self.cfg.ce_chunk and self.fwd is self.model:
+        # The chunked loss skips the full logits (DDP wraps `forward`, so it keeps them).
+        if self.chunked and self.trunk is None:
             return self.model.loss(x, y, self.cfg.ce_chunk)
+        if self.chunked and self.trunk is not None:  # compiled up to the hidden states; the loss stays eager
+            vocab = self.model_cfg.vocab_size
+            return lm_cross_entropy(self.trunk(x), self.model.wte.weight, y.reshape(-1), vocab, self.cfg.ce_chunk)
         _, loss = self.fwd(x, y)
         assert loss is not None
         return loss
