@@ -154,3 +154,21 @@ def test_ray_engine_on_file_uris(
     cfg = IngestConfig(text_field="body")
     with pytest.raises(InputError, match=r"b\.jsonl\.gz: line 1 has no field 'body'"):
         ingest(Store(tmp_path / "ray"), [corpus.as_uri() + "/*.jsonl.gz"], "bad", cfg, engine="ray")
+
+
+def test_a_failing_backend_is_the_inputs_one_line(tmp_path: Path) -> None:
+    # Inputs are listed through the store's remote backend (store.remote.Remote), whose failures are
+    # worded as the input's: the path as given, the backend's first line, exit 2 -- not the store's.
+    fsspec = pytest.importorskip("fsspec")
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    class Down(MemoryFileSystem):  # type: ignore[misc]
+        def info(self, path: str, **kwargs: object) -> dict[str, object]:
+            raise OSError("backend down\nretried 3 times\nfrom 10.0.0.1")
+
+    assert fsspec is not None
+    down = pafs.PyFileSystem(pafs.FSSpecHandler(Down()))
+    with pytest.raises(InputError) as err:
+        ingest(Store(tmp_path / "s"), ["/corpus"], "d", filesystem=down)
+    assert str(err.value) == "/corpus: cannot read (backend down); check the URI, your credentials and the network"
+    assert err.value.exit_code == 2

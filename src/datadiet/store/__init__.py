@@ -49,6 +49,7 @@ from datadiet.store.remote import (
     first_line,
     is_file,
     is_uri,
+    open_filesystem,
     transfer,
 )
 from datadiet.store.store import (
@@ -96,6 +97,7 @@ __all__ = [
     "is_uri",
     "lineage",
     "manifest_bytes",
+    "open_filesystem",
     "part_metadata",
     "read_parts",
     "remote_debris",

@@ -52,15 +52,28 @@ def is_uri(root: str | Path) -> bool:
     return isinstance(root, str) and _URI.match(root) is not None
 
 
-def first_line(exc: BaseException, limit: int | None = None) -> str:
-    """The first line of an error's message (at most LIMIT characters), for a one-line error.
+def first_line(exc: BaseException, limit: int | None = None, *, lines: int = 1) -> str:
+    """The first line (or LINES lines, joined) of an error's message, at most LIMIT characters, for a one-line error.
 
     pyarrow's messages can run to dozens of lines (every credential provider or libjvm path it
-    tried), and a cloud client's first line to 1,000 characters of retry metadata.
+    tried), and a cloud client's first line to 1,000 characters of retry metadata; pydantic's say
+    what is wrong only on their second and third lines.
     """
-    lines = str(exc).strip().splitlines()
-    line = lines[0] if lines else type(exc).__name__
+    text = str(exc).strip().splitlines()
+    line = " ".join(text[:lines]) if text else type(exc).__name__
     return line if limit is None or len(line) <= limit else line[: limit - 1] + "…"
+
+
+def open_filesystem(uri: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    """The pyarrow filesystem of URI and the path in it; pyarrow's own error if it cannot (callers word it)."""
+    import pyarrow.fs as pafs
+
+    fs, path = pafs.FileSystem.from_uri(uri)
+    return fs, path
+
+
+# What a backend failure raises: failure(action, url, exc) -> the error (see `Remote`).
+Failure = Callable[[str, str, BaseException], Exception]
 
 
 def cache_root(uri: str, cache: str | Path | None) -> Path:
@@ -77,25 +90,30 @@ def cache_root(uri: str, cache: str | Path | None) -> Path:
 
 
 class Remote:
-    """The published versions of a store on a pyarrow filesystem; every failure becomes one line."""
+    """The files below BASE on a pyarrow filesystem: a store's published versions, or ingest's inputs.
 
-    def __init__(self, fs: pyarrow.fs.FileSystem, base: str, uri: str) -> None:
+    Every failure becomes one line: by default the store's (`cannot read URL: WHY; check the store
+    URI, ...`, a missing object left to the caller); with FAILURE, whatever it makes of every
+    failure, a missing object included (ingest's: the input as the user gave it, exit 2).
+    """
+
+    def __init__(self, fs: pyarrow.fs.FileSystem, base: str, uri: str, failure: Failure | None = None) -> None:
         self.fs = fs
-        self.base = base.rstrip("/")
+        self.base = base.rstrip("/") or base  # "/" (a filesystem's root) stays itself
         # Options in the query (gs://b/p?retry_limit_seconds=30) configure the client, not the place.
         self.uri = uri.partition("?")[0].rstrip("/")
         self.atomic_put = fs.type_name in _ATOMIC_PUT
+        self.failure = failure
 
     @classmethod
     def open(cls, root: str, filesystem: pyarrow.fs.FileSystem | None) -> Remote:
         import pyarrow as pa
-        import pyarrow.fs as pafs
 
         if filesystem is not None:
             scheme = filesystem.type_name.rpartition(":")[2]  # "py::name" for filesystems written in Python
             return cls(filesystem, root, f"{scheme}://{root.lstrip('/')}")
         try:
-            fs, base = pafs.FileSystem.from_uri(root)
+            fs, base = open_filesystem(root)
         except (OSError, ValueError, pa.ArrowException) as exc:
             raise UsageError(
                 f"cannot open store {root}: {first_line(exc)}; check the URI "
@@ -104,7 +122,7 @@ class Remote:
         return cls(fs, base, root)
 
     def path(self, *parts: str) -> str:
-        return "/".join([self.base, *parts])
+        return "/".join([self.base.rstrip("/"), *parts]) if parts else self.base
 
     def url(self, *parts: str) -> str:
         return "/".join([self.uri, *parts])
@@ -115,13 +133,15 @@ class Remote:
 
         try:
             yield
-        except FileNotFoundError:
-            if missing_ok:
-                raise  # the caller decides what a missing object means (usually: removed by a concurrent gc)
-            raise DatadietError(
-                f"cannot {action} {self.url(*parts)}: the folder is gone; check the store URI"
-            ) from None
         except (OSError, pa.ArrowException) as exc:
+            if self.failure is not None:
+                raise self.failure(action, self.url(*parts), exc) from exc
+            if isinstance(exc, FileNotFoundError):
+                if missing_ok:
+                    raise  # the caller decides what a missing object means (usually: removed by a concurrent gc)
+                raise DatadietError(
+                    f"cannot {action} {self.url(*parts)}: the folder is gone; check the store URI"
+                ) from None
             if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # the cache's disk, not the store
                 raise DatadietError(
                     f"no space left on the device to {action} {self.url(*parts)}; free some space "
@@ -141,7 +161,8 @@ class Remote:
         with self.errors("read", *paths[0][:-1]):
             return list(self.fs.get_file_info([self.path(*p) for p in paths]))
 
-    def _listing(self, parts: Sequence[str], recursive: bool) -> list[tuple[str, Any]]:
+    def listing(self, parts: Sequence[str], recursive: bool) -> list[tuple[str, Any]]:
+        """(path relative to PARTS, FileInfo) of everything below PARTS (none when it does not exist)."""
         import pyarrow.fs as pafs
 
         top = self.path(*parts)
@@ -154,13 +175,13 @@ class Remote:
         """Names of the folders directly inside PARTS (none when it does not exist)."""
         import pyarrow.fs as pafs
 
-        return sorted(rel for rel, i in self._listing(parts, False) if i.type == pafs.FileType.Directory)
+        return sorted(rel for rel, i in self.listing(parts, False) if i.type == pafs.FileType.Directory)
 
     def files(self, *parts: str) -> dict[str, Any]:
         """Every file under PARTS (recursively) by its path relative to PARTS, with its FileInfo."""
         import pyarrow.fs as pafs
 
-        return {rel: i for rel, i in self._listing(parts, True) if i.type == pafs.FileType.File}
+        return {rel: i for rel, i in self.listing(parts, True) if i.type == pafs.FileType.File}
 
     def read_bytes(self, *parts: str) -> bytes:
         with self.errors("read", *parts), self.fs.open_input_stream(self.path(*parts)) as f:

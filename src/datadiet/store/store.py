@@ -68,7 +68,17 @@ from datadiet.store.model import (
     manifest_bytes,
 )
 from datadiet.store.parts import STAGE_PREFIX, PartWriter
-from datadiet.store.remote import CACHE_ENV, FETCH_PREFIX, UPLOAD_DIR, Remote, cache_root, is_file, is_uri, transfer
+from datadiet.store.remote import (
+    CACHE_ENV,
+    FETCH_PREFIX,
+    UPLOAD_DIR,
+    Remote,
+    cache_root,
+    first_line,
+    is_file,
+    is_uri,
+    transfer,
+)
 
 STORE_ENV = "DATADIET_STORE"
 
@@ -94,12 +104,6 @@ _MAKE_HINT = {
     "runs": "train one with `curate train DATASET --val VAL` (see `curate runs`)",
     "sweeps": "run one with `curate sweep` (see `curate ls --kind sweeps`)",
 }
-
-
-def _short(exc: BaseException) -> str:
-    """The first line of EXC's message (pydantic's run to many), for one-line errors."""
-    text = str(exc).strip().splitlines()
-    return " ".join(text[:3])[:300] if text else type(exc).__name__
 
 
 class Store:
@@ -171,7 +175,8 @@ class Store:
         except FileNotFoundError:
             return None  # removed by a concurrent `curate gc` between the check and the read
         except (ValueError, TypeError, OSError) as exc:
-            raise DatadietError(f"manifest {mpath} is unreadable ({_short(exc)}); run `curate verify`") from exc
+            why = first_line(exc, 300, lines=3)  # pydantic says what is wrong on the lines after its title
+            raise DatadietError(f"manifest {mpath} is unreadable ({why}); run `curate verify`") from exc
         return Dataset(name=name, version=version, kind=kind, folder=path, manifest=manifest, store=self)
 
     def _try_load(self, kind: str, name: str, version: str, info: Any = None) -> Dataset | DatadietError | None:
@@ -205,8 +210,10 @@ class Store:
             try:
                 manifest = Manifest.from_dict(json.loads(data))
             except (ValueError, TypeError) as exc:
+                # pydantic says what is wrong on the lines after its title: three lines, joined
+                why = first_line(exc, 300, lines=3)
                 raise DatadietError(
-                    f"manifest {self.remote.url(*parts)} is unreadable ({_short(exc)}); run `curate verify`"
+                    f"manifest {self.remote.url(*parts)} is unreadable ({why}); run `curate verify`"
                 ) from exc
             self._cache_manifest(folder, data, manifest, info.mtime_ns)
         return Dataset(name=name, version=version, kind=kind, folder=folder, manifest=manifest, store=self)

@@ -31,7 +31,7 @@ from datadiet.curate.ingest.formats import (
 )
 from datadiet.errors import InputError, UsageError
 from datadiet.schema import ID, TEXT
-from datadiet.store import PartWriter, file_sha256, first_line, is_uri
+from datadiet.store import PartWriter, Remote, file_sha256, first_line, is_uri, open_filesystem
 
 FORMATS = ("auto", "text", "jsonl", "parquet")
 
@@ -129,7 +129,8 @@ def _hf_filesystem() -> Any:
 
 
 class _Remote:
-    """The inputs below one URI or one filesystem path: its filesystem, its location there and its name."""
+    """The inputs below one URI or one filesystem path: the store's remote backend at the fixed part
+    of the path, and the wildcard components after it. A failure names the input as given (exit 2)."""
 
     def __init__(self, raw: str, filesystem: Any) -> None:
         import pyarrow as pa
@@ -153,13 +154,13 @@ class _Remote:
         self.pattern = comps[magic:]
         fixed = "/".join(comps[:magic])
         if filesystem is None:
-            # `uri` + "/" + a path relative to `base` names a file: "file://" + "/abs/a.txt", "s3://b" + "/k".
+            # `uri` + "/" + a path relative to the base names a file: "file://" + "/abs/a.txt", "s3://b" + "/k".
             self.uri = f"{head}/{fixed}" if fixed else head
             try:
                 if scheme == "hf":
-                    self.fs, base = _hf_filesystem(), f"{netloc}/{fixed}"
+                    fs, base = _hf_filesystem(), f"{netloc}/{fixed}"
                 else:
-                    self.fs, base = pafs.FileSystem.from_uri(f"{head}/{fixed}" + (f"?{query}" if query else ""))
+                    fs, base = open_filesystem(f"{head}/{fixed}" + (f"?{query}" if query else ""))
             except (OSError, ValueError, pa.ArrowException) as exc:
                 raise InputError(
                     f"{raw}: cannot open ({first_line(exc, limit=300)}); check the URI "
@@ -167,25 +168,21 @@ class _Remote:
                     "and your credentials"
                 ) from exc
         else:
-            self.fs = filesystem
+            fs = filesystem
             base = ("/" if path.startswith("/") else "") + fixed
             self.uri = f"{filesystem.type_name.rpartition(':')[2]}://{fixed}"  # "py::name" for Python filesystems
-        self.base: str = base.rstrip("/") or base
-        self.local = isinstance(self.fs, pafs.LocalFileSystem)
+        self.remote = Remote(fs, base, self.uri, failure=lambda _action, _url, exc: _remote_error(raw, exc))
+        self.base: str = self.remote.base
+        self.local = isinstance(fs, pafs.LocalFileSystem)
 
     def source(self, location: str, size: int) -> Source:
         rel = self._rel(self.base, location)
         name = f"{self.uri}/{rel}" if rel else self.uri
-        return Source(name, location, location if self.local else name, size, self.fs)
+        return Source(name, location, location if self.local else name, size, self.remote.fs)
 
-    def _list(self, base: str, recursive: bool) -> list[Any]:
-        import pyarrow as pa
-        import pyarrow.fs as pafs
-
-        try:
-            return list(self.fs.get_file_info(pafs.FileSelector(base, recursive=recursive, allow_not_found=True)))
-        except (OSError, pa.ArrowException) as exc:
-            raise _remote_error(self.raw, exc) from exc
+    def _list(self, location: str, recursive: bool) -> list[Any]:
+        rel = self._rel(self.base, location)
+        return [info for _, info in self.remote.listing([rel] if rel else [], recursive)]
 
     def _rel(self, base: str, path: str) -> str:
         return path[len(base) :].lstrip("/") if path.startswith(base) else path
@@ -201,19 +198,11 @@ class _Remote:
         found.sort(key=lambda i: _path_key(self._rel(location, i.path)))
         return [self.source(i.path, i.size) for i in found]
 
-    def _info(self) -> Any:
-        import pyarrow as pa
-
-        try:
-            return self.fs.get_file_info(self.base)
-        except (OSError, pa.ArrowException) as exc:
-            raise _remote_error(self.raw, exc) from exc
-
     def expand(self) -> list[Source]:
         import pyarrow.fs as pafs
 
         if not self.pattern:
-            info = self._info()
+            info = self.remote.info()
             if info.type == pafs.FileType.NotFound:
                 raise InputError(f"{self.raw}: no such file or folder")
             if info.type == pafs.FileType.Directory:
@@ -221,7 +210,7 @@ class _Remote:
             return [self.source(self.base, info.size)]
         recursive = len(self.pattern) > 1 or "**" in self.pattern
         # "dir/**" matches dir itself too, as glob's does: the whole folder, before what else matches.
-        itself = _glob_match([], self.pattern) and self._info().type == pafs.FileType.Directory
+        itself = _glob_match([], self.pattern) and self.remote.info().type == pafs.FileType.Directory
         matched = [
             i
             for i in self._list(self.base, recursive)
