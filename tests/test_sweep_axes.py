@@ -50,6 +50,9 @@ def test_budget_axis_reuses_every_data_step_and_reports_the_budget(corpus: tuple
     assert everything.filter(pl.col("budget_steps") == 16)["tokens_seen"].to_list() == [16 * 1024] * 2
     report = (commit.dataset.path / "report.md").read_text(encoding="utf-8")
     assert "When does quantity start to matter?" in report and "Data-constrained fit" in report
+    # The HTML page has the same sections with real tables: the fit's observed against predicted loss.
+    page = (commit.dataset.path / "report.html").read_text(encoding="utf-8")
+    assert "<h3>Data-constrained fit" in page and ">residual</th>" in page
     # The size × duplication report is about the largest budget only.
     assert pl.read_parquet(commit.dataset.path / "runs.parquet")["budget_steps"].unique().to_list() == [16]
 

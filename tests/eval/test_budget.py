@@ -12,8 +12,11 @@ from datadiet.eval.budget import (
     EPOCHS,
     TOKENS_SEEN,
     UNIQUE_TOKENS,
+    axes_html,
     budget_cells,
     budget_markdown,
+    fit_cells,
+    fit_runs,
     quantity_verdict,
     size_gaps,
 )
@@ -77,12 +80,12 @@ def test_one_data_seed_is_not_estimable_and_under_one_epoch_is_said() -> None:
     verdict = quantity_verdict(cells, size_gaps(frame))
     assert any("size cannot matter by construction" in v for v in verdict)
     assert any("not estimable" in v for v in verdict)
-    text = budget_markdown(frame, resamples=0)
+    text = budget_markdown(frame)
     assert "not estimable" in text and "The grid cannot identify this fit" in text
 
 
 def test_markdown_holds_the_fit_and_its_numbers() -> None:
-    text = budget_markdown(runs(3), resamples=20)
+    text = budget_markdown(runs(3))
     assert "### Data-constrained fit" in text and "R* (repetitions" in text
     r_star = float(text.split("R* (repetitions worth 1 − 1/e of their tokens) | ")[1].split(" |")[0])
     assert math.isclose(r_star, 6.0, rel_tol=0.25)
@@ -95,3 +98,31 @@ def test_data_seeds_that_agree_exactly_are_not_an_interval() -> None:
     )
     full = budget_cells(frame).filter(pl.col(SIZE_FRACTION) == 1.0)
     assert full["lo"].is_nan().all() and full["hi"].is_nan().all()
+
+
+def test_fit_table_has_one_row_per_cell_with_observed_predicted_and_residual() -> None:
+    frame = runs(3)
+    fit = fit_runs(frame)
+    assert fit is not None and fit.intervals is not None
+    cells = fit_cells(frame, fit)
+    assert cells.height == 10 and set(cells["runs"].to_list()) == {6}  # 3 data seeds × 2 training seeds
+    row = cells.filter((pl.col(SIZE_FRACTION) == 0.25) & (pl.col(BUDGET) == 1600)).row(0, named=True)
+    assert math.isclose(row[EPOCHS], 25.6) and math.isclose(row["repetitions"], 24.6)
+    assert row[UNIQUE_TOKENS] == 0.25 * FULL
+    truth = predict(np.array([0.25 * FULL]), np.array([1600 * TOKENS_PER_STEP]), 1.9, 300.0, 0.35, 6.0)[0]
+    assert abs(row["predicted"] - truth) < 0.003 and abs(row["residual"]) < 0.003
+    assert math.isclose(row["residual"], row["observed"] - row["predicted"])
+    text = budget_markdown(frame)
+    assert "| size | steps | epochs | unique tokens | repetitions R | observed | predicted | residual | runs |" in text
+    assert "| 0.25 | 1,600 | 25.60 | 250,000 | 24.60 |" in text
+    # R* and the crossover carry their t intervals over data seeds.
+    lo, hi = fit.intervals["r_star"]
+    assert f"| {fit.r_star:.3g} | {lo:.3g} to {hi:.3g} |" in text
+    lo, hi = fit.intervals["crossover"]
+    assert f"95% interval: {lo:,.0f} to {hi:,.0f})" in text
+
+
+def test_axes_html_renders_tables_and_escapes_labels() -> None:
+    page = axes_html(budget_markdown(runs(3)) + "\n| filter |\n|---|\n| <script>alert(1)</script> |\n")
+    assert "<table>" in page and ">residual</th>" in page and "<h3>Data-constrained fit" in page
+    assert "<script>" not in page and "&lt;script&gt;" in page

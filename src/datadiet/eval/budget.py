@@ -13,8 +13,10 @@ computed from those numbers, so every sentence of the section can be checked aga
 - `quantity_verdict`: the smallest budget at which a smaller size is worse than the largest with
   an interval above zero, or a statement that none is (and whether every cell was under one epoch,
   in which case size cannot matter by construction).
-- `fit_runs`: Muennighoff's data-constrained fit (`datadiet.eval.datafit`) of the runs.
+- `fit_runs` / `fit_cells`: Muennighoff's data-constrained fit (`datadiet.eval.datafit`) of the runs,
+  and its observed against predicted loss per (size, budget) cell.
 - `budget_markdown`: the section as markdown tables and sentences, plus figures when asked.
+- `axes_html`: those sections for the HTML report (`templates/axes.html.j2`), tables as tables.
 """
 
 from __future__ import annotations
@@ -156,12 +158,16 @@ def quantity_verdict(cells: pl.DataFrame, gaps: pl.DataFrame) -> list[str]:
     return out
 
 
-def fit_runs(runs: pl.DataFrame, metric: str = METRIC, resamples: int = 200) -> DataFit | None:
+def _fit_frame(runs: pl.DataFrame, metric: str) -> pl.DataFrame:
+    """The runs the fit uses, in the order it sees them: those with unique tokens, tokens seen and the metric."""
+    frame = runs if DATA_SEED in runs.columns else runs.with_columns(pl.lit(0).alias(DATA_SEED))
+    return frame.drop_nulls([UNIQUE_TOKENS, TOKENS_SEEN, metric])
+
+
+def fit_runs(runs: pl.DataFrame, metric: str = METRIC) -> DataFit | None:
     """The data-constrained fit of the runs (None without unique tokens and tokens seen)."""
     if not {UNIQUE_TOKENS, TOKENS_SEEN}.issubset(runs.columns):
         return None
-    frame = runs if DATA_SEED in runs.columns else runs.with_columns(pl.lit(0).alias(DATA_SEED))
-    frame = frame.drop_nulls([UNIQUE_TOKENS, TOKENS_SEEN, metric])
     obs = [
         Observation(
             unique=float(r[UNIQUE_TOKENS]),
@@ -169,9 +175,32 @@ def fit_runs(runs: pl.DataFrame, metric: str = METRIC, resamples: int = 200) -> 
             loss=float(r[metric]),
             data_seed=int(r[DATA_SEED]),
         )
-        for r in frame.iter_rows(named=True)
+        for r in _fit_frame(runs, metric).iter_rows(named=True)
     ]
-    return fit_data_constrained(obs, resamples=resamples) if obs else None
+    return fit_data_constrained(obs) if obs else None
+
+
+def fit_cells(runs: pl.DataFrame, fit: DataFit, metric: str = METRIC) -> pl.DataFrame:
+    """Observed against predicted loss, one row per fitted (size, budget) cell, means over its runs.
+
+    Columns: size, steps, epochs, unique tokens, repetitions (R = epochs − 1 beyond the first, 0 under
+    one epoch, as in the fit's D′), observed, predicted, residual (observed − predicted) and runs.
+    """
+    frame = _fit_frame(runs, metric).with_columns(pl.Series("predicted", fit.predicted, dtype=pl.Float64))
+    keys = [c for c in (SIZE_FRACTION, BUDGET) if c in frame.columns]
+    seen, unique = pl.col(TOKENS_SEEN).cast(pl.Float64), pl.col(UNIQUE_TOKENS).cast(pl.Float64)
+    frame = frame.with_columns(
+        (seen / unique).alias("fit_epochs"), (seen / pl.min_horizontal(unique, seen) - 1.0).alias("repetitions")
+    )
+    out = frame.group_by(keys or pl.lit(0)).agg(
+        pl.col("fit_epochs").mean().alias(EPOCHS),
+        unique.mean().alias(UNIQUE_TOKENS),
+        pl.col("repetitions").mean(),
+        pl.col(metric).cast(pl.Float64).mean().alias("observed"),
+        pl.col("predicted").mean(),
+        pl.len().alias("runs"),
+    )
+    return out.with_columns((pl.col("observed") - pl.col("predicted")).alias("residual")).sort(keys or "observed")
 
 
 def memorisation_cells(runs: pl.DataFrame, by: str) -> pl.DataFrame:
@@ -200,17 +229,17 @@ def _table(frame: pl.DataFrame, columns: Sequence[tuple[str, str, str]]) -> str:
     return "\n".join(lines)
 
 
-def fit_markdown(fit: DataFit) -> str:
-    """The fit as sentences and a parameter table."""
+def fit_markdown(fit: DataFit, cells: pl.DataFrame | None = None) -> str:
+    """The fit as sentences, a parameter table with intervals, and (given CELLS) observed against predicted loss."""
 
     def ci(key: str, fmt: str) -> str:
-        if fit.intervals is None:
+        if fit.intervals is None or key not in fit.intervals:
             return "not estimable"
         lo, hi = fit.intervals[key]
         return f"{format(lo, fmt)} to {format(hi, fmt)}"
 
     lines = [
-        "| parameter | estimate | 95% bootstrap over data seeds |",
+        f"| parameter | estimate (all runs) | 95% t interval over data seeds ({fit.n_seeds}), one fit per seed |",
         "|---|---:|---:|",
         f"| R* (repetitions worth 1 − 1/e of their tokens) | {fit.r_star:.3g} | {ci('r_star', '.3g')} |",
         f"| β (data exponent) | {fit.beta:.3g} | {ci('beta', '.3g')} |",
@@ -224,23 +253,49 @@ def fit_markdown(fit: DataFit) -> str:
             + "; ".join(fit.reasons)
             + ". The numbers above are not evidence."
         )
-    else:
-        resid = np.abs(np.array(fit.observed) - np.array(fit.predicted))
-        lines.append(
-            f"Observed vs predicted loss: largest difference {resid.max():.4f}, mean {resid.mean():.4f} (table below)."
-        )
+    if fit.interval_reason:
+        lines.append(f"{fit.interval_reason[0].upper()}{fit.interval_reason[1:]}.")
+    epochs_of = fit.share * (fit.full_unique or 1.0)
     if fit.crossover is not None:
-        epochs = fit.crossover / (fit.share * (fit.full_unique or 1.0))
         lines.append(
             f"Predicted: the {fit.share:g} subset falls {fit.gap:g} nats behind the full set at "
-            f"{fit.crossover:,.0f} tokens seen ({epochs:.2f} epochs of the subset; "
-            f"interval {ci('crossover', ',.0f')})."
+            f"{fit.crossover:,.0f} tokens seen ({fit.crossover / epochs_of:.2f} epochs of the subset; "
+            f"95% interval: {ci('crossover', ',.0f')})."
         )
+    else:
+        lines.append(
+            f"Predicted: the {fit.share:g} subset never falls {fit.gap:g} nats behind the full set "
+            f"within 10^6 epochs of it."
+        )
+    if fit.intervals is not None and "crossover" not in fit.intervals:
+        lines.append("The crossover's interval is not estimable: some data seed's own fit never falls behind.")
     lines.extend(fit.notes)
+    if cells is not None and not cells.is_empty():
+        resid = cells["residual"].abs().to_numpy()
+        lines += [
+            "",
+            f"Observed against predicted loss per fitted cell (means over its runs; largest |residual| "
+            f"{resid.max():.4f}, mean {resid.mean():.4f}):",
+            "",
+            _table(
+                cells,
+                [
+                    (SIZE_FRACTION, "size", "g"),
+                    (BUDGET, "steps", ",d"),
+                    (EPOCHS, "epochs", ".2f"),
+                    (UNIQUE_TOKENS, "unique tokens", ",.0f"),
+                    ("repetitions", "repetitions R", ".2f"),
+                    ("observed", "observed", ".4f"),
+                    ("predicted", "predicted", ".4f"),
+                    ("residual", "residual", "+.4f"),
+                    ("runs", "runs", "d"),
+                ],
+            ),
+        ]
     return "\n".join(lines)
 
 
-def budget_markdown(runs: pl.DataFrame, metric: str = METRIC, resamples: int = 200) -> str:
+def budget_markdown(runs: pl.DataFrame, metric: str = METRIC) -> str:
     """The whole section: verdict, per-cell epochs and loss, size gaps, memorisation, the fit."""
     cells = budget_cells(runs, metric)
     gaps = size_gaps(runs, metric)
@@ -285,9 +340,10 @@ def budget_markdown(runs: pl.DataFrame, metric: str = METRIC, resamples: int = 2
             cols += [(c, c.removeprefix("mem_"), ".3f") for c in MEMORISATION if c in mem.columns]
             parts.append(_table(mem, cols))
             break
-    fit = fit_runs(runs, metric, resamples)
+    fit = fit_runs(runs, metric)
     if fit is not None:
-        parts += ["", "### Data-constrained fit (Muennighoff et al. 2023)", "", fit_markdown(fit)]
+        section = fit_markdown(fit, fit_cells(runs, fit, metric))
+        parts += ["", "### Data-constrained fit (Muennighoff et al. 2023)", "", section]
     return "\n".join(parts) + "\n"
 
 
@@ -390,7 +446,7 @@ def _axis_section(
     return [f"## {title}", "", _table(table, cols), ""]
 
 
-def axes_markdown(runs: pl.DataFrame, metric: str = METRIC, resamples: int = 200, out_dir: Path | None = None) -> str:
+def axes_markdown(runs: pl.DataFrame, metric: str = METRIC, out_dir: Path | None = None) -> str:
     """Issue 14's sections for a sweep's runs: budget, repetition grid, corruption (each only when present).
 
     With OUT_DIR, the budget section's figure (loss against tokens seen and epochs) is written there
@@ -398,7 +454,7 @@ def axes_markdown(runs: pl.DataFrame, metric: str = METRIC, resamples: int = 200
     """
     parts = []
     if BUDGET_POINT in runs.columns and runs[BUDGET_POINT].drop_nulls().n_unique() > 1:
-        parts.append(budget_markdown(baseline_runs(runs), metric, resamples))
+        parts.append(budget_markdown(baseline_runs(runs), metric))
         if out_dir is not None and {TOKENS_SEEN, EPOCHS}.issubset(runs.columns):
             budget_figure(baseline_runs(runs), out_dir / "loss_vs_budget.png", metric)
             parts.append("![loss against tokens seen and epochs, per size](loss_vs_budget.png)\n")
@@ -432,3 +488,20 @@ def axes_markdown(runs: pl.DataFrame, metric: str = METRIC, resamples: int = 200
             "",
         ]
     return "\n".join(parts)
+
+
+def axes_html(markdown: str) -> str:
+    """The sections of `axes_markdown` as an HTML fragment for the report page (`templates/axes.html.j2`).
+
+    The markdown is rendered by markdown-it (CommonMark plus tables; rich already depends on it)
+    with raw HTML disabled, so a label or dataset name holding markup is printed, never run.
+    """
+    import jinja2
+    from markdown_it import MarkdownIt
+    from markupsafe import Markup
+
+    from datadiet.eval.report import TEMPLATES
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
+    return env.get_template("axes.html.j2").render(body=Markup(body))  # markdown-it escaped every value

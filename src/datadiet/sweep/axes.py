@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from datadiet.errors import UsageError
-from datadiet.eval.budget import NO_FILTER  # the filter axis' level that trains on the variant as it is
+from datadiet.eval.budget import NO_FILTER, axes_html
 
 if TYPE_CHECKING:
     from datadiet.store import Store
@@ -211,14 +211,12 @@ def memorisation_columns(stats: dict[str, Any]) -> dict[str, float | None]:
 
 
 def append_axes(paths: Mapping[str, Path], markdown: str) -> None:
-    """Add the axes' sections (budget, repetition, corruption, filter) to the report: markdown as is, HTML escaped."""
-    import html
-
+    """Add the axes' sections (budget, repetition, corruption, filter) to the report: markdown as is, and as HTML."""
     if not markdown.strip():
         return
     md, page = Path(paths["markdown"]), Path(paths["html"])
     md.write_text(md.read_text(encoding="utf-8").rstrip() + "\n\n" + markdown, encoding="utf-8")
     text = page.read_text(encoding="utf-8")
-    block = f"<section><h2>Budget, repetition, corruption and filter</h2><pre>{html.escape(markdown)}</pre></section>"
+    block = axes_html(markdown)
     cut = text.rfind("</body>")
     page.write_text(text[:cut] + block + text[cut:] if cut >= 0 else text + block, encoding="utf-8")
