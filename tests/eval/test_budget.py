@@ -82,6 +82,8 @@ def test_one_data_seed_is_not_estimable_and_under_one_epoch_is_said() -> None:
     assert any("not estimable" in v for v in verdict)
     text = budget_markdown(frame)
     assert "not estimable" in text and "The grid cannot identify this fit" in text
+    assert "Predicted by the unidentified fit (not evidence)" in text
+    assert "one data seed: intervals over data seeds are not estimable" in text.lower()
 
 
 def test_markdown_holds_the_fit_and_its_numbers() -> None:

@@ -134,9 +134,10 @@ def test_seed_t_interval_covers_at_the_seed_counts_users_have(n_seeds: int, reps
 
     The intervals are computed by `seed_intervals`, as `fit_data_constrained` does; the pooled fit
     that starts the seed fits starts at the truth here (the multi-start search is tested above), which
-    keeps the three cases near 10 s together. The range of the seed-level estimates, which bounds the
-    percentile bootstrap the fit used before, is measured too: it must fail at 2 and 3 data seeds
-    (at most 1 − 2^(1−n) by order statistics), which shows the simulation can fail a too-narrow interval.
+    keeps the three cases near 10 s together. The range of the seed-level estimates is measured too
+    (at 2 data seeds it is exactly the percentile bootstrap's 95% interval, which the fit used
+    before): it holds the truth with probability 1 − 2^(1−n) (50% at 2, 75% at 3), and must fail
+    here at 2 and 3 data seeds, which shows that the simulation can fail a too-narrow interval.
     """
     rng = np.random.default_rng(100 + n_seeds)
     truth = np.array([math.log(TRUE["E"]), math.log(TRUE["B"]), TRUE["beta"], math.log(TRUE["r_star"])])

@@ -256,15 +256,16 @@ def fit_markdown(fit: DataFit, cells: pl.DataFrame | None = None) -> str:
     if fit.interval_reason:
         lines.append(f"{fit.interval_reason[0].upper()}{fit.interval_reason[1:]}.")
     epochs_of = fit.share * (fit.full_unique or 1.0)
+    predicted = "Predicted" if fit.identified else "Predicted by the unidentified fit (not evidence)"
     if fit.crossover is not None:
         lines.append(
-            f"Predicted: the {fit.share:g} subset falls {fit.gap:g} nats behind the full set at "
+            f"{predicted}: the {fit.share:g} subset falls {fit.gap:g} nats behind the full set at "
             f"{fit.crossover:,.0f} tokens seen ({fit.crossover / epochs_of:.2f} epochs of the subset; "
             f"95% interval: {ci('crossover', ',.0f')})."
         )
     else:
         lines.append(
-            f"Predicted: the {fit.share:g} subset never falls {fit.gap:g} nats behind the full set "
+            f"{predicted}: the {fit.share:g} subset never falls {fit.gap:g} nats behind the full set "
             f"within 10^6 epochs of it."
         )
     if fit.intervals is not None and "crossover" not in fit.intervals:
