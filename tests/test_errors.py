@@ -262,6 +262,18 @@ CATALOGUE: list[tuple[list[str], int, str]] = [
         2,
         "is the version being corrupted",
     ),
+    (["corrupt", "c-train", "--kind", "typos", "--rate", "0.1", "--engine", "spark"], 2, "--engine must be one of"),
+    *(
+        [
+            (
+                ["corrupt", "c-train", "--kind", "typos", "--rate", "0.1", "--engine", "ray", "--address", "host:"],
+                2,
+                "--address must be auto or HOST:PORT",
+            )
+        ]
+        if importlib.util.find_spec("ray")
+        else []
+    ),
     # subset
     (["subset", "nothing", "--fraction", "0.5"], 2, "no dataset named 'nothing'"),
     (["subset", "c-train"], 2, "give exactly one of --fraction, --docs, --tokens (got none)"),

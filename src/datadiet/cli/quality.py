@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from datadiet.cli.common import NameOpt, Out, command, report_commit
+from datadiet.cli.common import AddressOpt, EngineOpt, NameOpt, Out, command, report_commit
 
 CORRUPT_HELP: dict[str, str] = {
     "kind": (
@@ -37,13 +37,15 @@ def corrupt(
     from_: Annotated[str | None, typer.Option("--from", help=CORRUPT_HELP["from"], show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help=CORRUPT_HELP["seed"])] = 0,
     name: NameOpt = None,
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
 ) -> None:
     o = Out.current()
     from datadiet.curate.corrupt.op import CorruptConfig
     from datadiet.curate.corrupt.op import corrupt as do_corrupt
 
     cfg = CorruptConfig(kind=kind.value, rate=rate, seed=seed)
-    commit = do_corrupt(o.store(), ref, cfg, other=from_, name=name, tracker=o.tracker)
+    commit = do_corrupt(o.store(), ref, cfg, other=from_, name=name, tracker=o.tracker, engine=engine, address=address)
     s = commit.dataset.manifest.stats
     report_commit(
         o,

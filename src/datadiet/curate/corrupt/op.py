@@ -21,15 +21,22 @@ The number of rows never changes, and rows keep their order and (except `mix`) t
 corrupted version lines up row for row with its input. The version id is content-addressed: the
 parents (REF, and OTHER for mix), the kind, the rate, the seed and the kernel scheme.
 
+Files: `op.py` (this: the parameters and the one commit), `build.py` (the local build: labels,
+tally, the row plan, the writes), `kernels.py` (the text kernels), `ray.py` (the Ray build). Both
+builds write the same rows in the same parts (`build.write_spans`), so `--engine ray` gives
+byte-identical Parquet files and the same version id.
+
 Library use::
 
     commit = corrupt(Store(), "tiny", CorruptConfig(kind="typos", rate=0.1, seed=1))
     commit = corrupt(Store(), "tiny", CorruptConfig(kind="mix", rate=0.3), other="sms")
+    commit = corrupt(Store(), "tiny", CorruptConfig(kind="typos", rate=0.1), engine="ray")   # same version, on Ray
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +44,7 @@ import polars as pl
 
 from datadiet.curate.corrupt.build import Tally, corrupt_frame, plan_rows
 from datadiet.curate.corrupt.kernels import BLOCK_ROWS
+from datadiet.engine import check_engine, require_ray
 from datadiet.errors import UsageError, real_number, whole_number
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.schema import ID, TEXT
@@ -106,6 +114,10 @@ def corrupt(
     other: str | None = None,
     name: str | None = None,
     tracker: Tracker = NULL_TRACKER,
+    *,
+    engine: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
 ) -> Commit:
     """Commit a corrupted version of REF (operation "corrupt"; parents REF and, for mix, OTHER).
 
@@ -116,6 +128,10 @@ def corrupt(
         other: For `kind="mix"`: the dataset whose documents are mixed in (`--from`).
         name: Name of the new version; defaults to the input's name (a new version of it).
         tracker: Progress reporting.
+        engine: "local" (this machine) or "ray" (a Ray cluster, `datadiet.curate.corrupt.ray`);
+            the result, version id and Parquet files included, is the same.
+        address: The Ray cluster for engine "ray" (None: start a local one; "auto"; "HOST:PORT").
+        workers: Threads of the local engine's text kernels (default: every core); never changes the result.
 
     Returns:
         The commit; `up_to_date` is True when the same corruption of the same input already existed.
@@ -124,6 +140,7 @@ def corrupt(
         UsageError: a bad kind, rate or seed, `--from` missing for mix or given for another kind,
             an empty input, or a reference that does not resolve.
     """
+    on_ray = check_engine(engine) == "ray"  # a wrong --engine is reported before a wrong REF
     source = store.resolve(ref)
     if source.kind != "datasets":
         raise UsageError(f"{ref!r} is a {source.kind[:-1]}, not a dataset")
@@ -131,6 +148,20 @@ def corrupt(
         raise UsageError(f"{source.ref} is empty; there is nothing to corrupt")
     mixed_in = _other_rows(store, cfg, other, source)
     parents = [source.ref] + ([mixed_in.ref] if mixed_in is not None else [])
+    if on_ray:
+        require_ray()
+        from datadiet.curate.corrupt import ray as ray_build
+
+        build = ray_build.build(source, cfg, mixed_in, address=address, tracker=tracker)
+    else:
+        build = _local_build(source, cfg, mixed_in, tracker, workers)
+    return store.commit(name or source.name, operation=OPERATION, params=cfg.to_params(), parents=parents, build=build)
+
+
+def _local_build(
+    source: Dataset, cfg: CorruptConfig, mixed_in: Dataset | None, tracker: Tracker, workers: int | None
+) -> Callable[[PartWriter], dict[str, Any]]:
+    """The build function on this machine: the input part by part, each write `build.write_spans` says."""
 
     def build(writer: PartWriter) -> dict[str, Any]:
         other_frame = None
@@ -149,16 +180,17 @@ def corrupt(
                 frame = part if pending is None else pl.concat([pending, part], how="diagonal_relaxed")
                 whole = (first + frame.height) // BLOCK_ROWS * BLOCK_ROWS - first
                 if whole > 0:
-                    writer.write(corrupt_frame(frame.head(whole), cfg, first, plan, other_frame, origin, tally))
+                    out = corrupt_frame(frame.head(whole), cfg, first, plan, other_frame, origin, tally, workers)
+                    writer.write(out)
                     first += whole
                     task.advance(whole)
                 pending = frame.slice(whole)
             if pending is not None and pending.height:
-                writer.write(corrupt_frame(pending, cfg, first, plan, other_frame, origin, tally))
+                writer.write(corrupt_frame(pending, cfg, first, plan, other_frame, origin, tally, workers))
                 task.advance(pending.height)
-        return tally.stats(cfg, other_frame.height if other_frame is not None else None)
+        return tally.stats(cfg, n_other if mixed_in is not None else None)
 
-    return store.commit(name or source.name, operation=OPERATION, params=cfg.to_params(), parents=parents, build=build)
+    return build
 
 
 def corrupt_rows(frame: pl.DataFrame, cfg: CorruptConfig, other: pl.DataFrame | None = None) -> pl.DataFrame:
