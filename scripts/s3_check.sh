@@ -6,7 +6,8 @@
 # moto lives in its own venv (/tmp/datadiet-moto) so it never becomes a datadiet dependency. The
 # script builds the same versions on two S3 prefixes, one with the local engine and one with
 # --engine ray, and fails unless every version id and manifest `files` map is identical, `verify`
-# is clean, and ingest from s3:// inputs and a tiny training run from the S3 store both work.
+# is clean, ingest from s3:// inputs and a tiny training run from the S3 store both work, and a
+# `sweep --engine ray` trained from the S3 store gives the local sweep's ids.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MOTO=/tmp/datadiet-moto
@@ -58,4 +59,10 @@ b=$($C ingest "s3://dd-bucket/corpus/?$Q" --name web --store "s3://dd-bucket/ray
 [ "$a" = "$b" ] && echo "ingest from s3:// inputs: $a on both engines"
 $C tokenizer train stories-train --vocab 512 --store "s3://dd-bucket/local?$Q" --quiet
 $C train stories-train --val stories-val --preset tiny --steps 5 --set threads=1 --store "s3://dd-bucket/local?$Q"
+# The same small sweep trained on Ray from the S3 store and locally from a folder: the same sweep and run ids.
+SW=(sweep --base stories-train --val stories-val --sizes 1 --rates 0,1 --preset tiny --steps 6 --vocab 300 --set threads=1)
+$C corpus --stories 3000 --store "$WORK/folder" --quiet
+local_sweep=$($C "${SW[@]}" --store "$WORK/folder" --json --quiet | .venv/bin/python -c "import json,sys; d=json.load(sys.stdin); print(d['ref'], sorted(r['run'] for r in d['runs']))")
+ray_sweep=$($C "${SW[@]}" --store "s3://dd-bucket/local?$Q" --engine ray --json --quiet | .venv/bin/python -c "import json,sys; d=json.load(sys.stdin); print(d['ref'], sorted(r['run'] for r in d['runs']))")
+[ "$local_sweep" = "$ray_sweep" ] && echo "sweep --engine ray on S3 = local sweep: $ray_sweep"
 echo "S3 check passed"

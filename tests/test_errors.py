@@ -411,6 +411,22 @@ CATALOGUE: list[tuple[list[str], int, str]] = [
         "--near must be less than 1, not 1.0",
     ),
     (["sweep", "--base", "c-train", "--val", "c-val", "--steps", "0"], 2, "--steps must be at least 1, not 0"),
+    (
+        ["sweep", "--base", "c-train", "--val", "c-val", "--engine", "ray", "--store", "foo://x/y"],
+        2,
+        "cannot open store",
+    ),
+    *(  # checked before any step runs (the cluster is only reached once the data steps are done)
+        [
+            (
+                ["sweep", "--base", "c-train", "--val", "c-val", "--engine", "ray", "--address", "h:"],
+                2,
+                "--address must be",
+            )
+        ]
+        if importlib.util.find_spec("ray")
+        else []
+    ),
     (["sweep", "--base", "nothing", "--val", "c-val", "--dry-run"], 2, "no dataset named 'nothing'"),
     (["sweep", "--base", "c-train", "--val", "nothing", "--dry-run"], 2, "no dataset named 'nothing'"),
     (["sweep", "--config", "{in}/missing.toml"], 2, "no such file"),

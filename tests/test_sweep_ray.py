@@ -1,11 +1,22 @@
 """`curate sweep --engine ray`: the runs trained as Ray tasks give the local sweep's runs and sweep.
 
-Uses the session's local 2-CPU Ray cluster (`ray_cluster` fixture); needs the `ray` extra (installed
-in CI) and is skipped with that message without it.
+- On the session's local 2-CPU Ray cluster (`ray_cluster` fixture) with a store folder: a task's
+  worker is killed mid-run (the test-only `DATADIET_TEST_KILL_WORKER` fault); Ray retries the
+  task, it resumes from the run's last checkpoint, and the sweep equals the local one.
+- On a two-node cluster (`tests/ray_multinode_sweep.py` in a process of its own): the same through
+  the CLI with `--address <head>` on a `file:///` store (the object-storage path: token files and
+  checkpoints go through the store), runs on both nodes, one worker killed.
+
+Needs the `ray` extra (installed in CI); skipped with that message without it.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,8 +25,13 @@ from datadiet.curate.corpus.op import CorpusConfig, write_corpus
 from datadiet.errors import UsageError
 from datadiet.store import Store
 from datadiet.sweep import SweepConfig, run_sweep
+from datadiet.train.grid_ray import KILL_ENV, pretrain_ray
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")
+
+TESTS = Path(__file__).resolve().parent
+STEPS = 10
+KILL_STEP = 5  # tiny's checkpoints at --steps 10: every round(50 * 10 / 150) = 3 steps, so a resume from 3
 
 
 def _sweep(tmp: Path, name: str, **kw: object) -> tuple[Store, object]:
@@ -27,7 +43,7 @@ def _sweep(tmp: Path, name: str, **kw: object) -> tuple[Store, object]:
         sizes=(1.0,),
         rates=(0.0, 1.0),
         preset="tiny",
-        steps=10,
+        steps=STEPS,
         vocab=300,
         overrides=(("threads", "1"),),
     )
@@ -35,20 +51,68 @@ def _sweep(tmp: Path, name: str, **kw: object) -> tuple[Store, object]:
 
 
 @pytest.mark.slow
-def test_ray_sweep_equals_local(tmp_path: Path, ray_cluster: None) -> None:
+def test_ray_sweep_with_a_lost_worker_equals_local(
+    tmp_path: Path, ray_cluster: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     local_store, local = _sweep(tmp_path, "local", parallel=1)
+    marker = tmp_path / "killed"
+    monkeypatch.setenv(KILL_ENV, f"{KILL_STEP}:{marker}")
     ray_store, on_ray = _sweep(tmp_path, "ray", engine="ray")
+    assert marker.exists()  # a worker was killed
     assert on_ray.dataset.ref == local.dataset.ref  # type: ignore[attr-defined]
     runs = {r.ref: r.manifest.stats["metrics"] for r in local_store.all("runs")}
+    assert sorted(r.ref for r in ray_store.all("runs")) == sorted(runs)
     for run in ray_store.all("runs"):
-        assert run.ref in runs
         for k, v in runs[run.ref].items():
             want = v if isinstance(v, str) or v is None else pytest.approx(v, rel=1e-6)  # eval_dtype: a name
             assert run.manifest.stats["metrics"][k] == want, k
+        curve = [json.loads(x) for x in run.file("metrics.jsonl").read_text().splitlines()]
+        assert [line["step"] for line in curve] == list(range(1, STEPS + 1))  # no step lost or logged twice
+    placement = on_ray.dataset.manifest.stats["ray"]  # type: ignore[attr-defined]
+    assert sorted(placement["runs"]) == sorted(runs)
+    # Resumed, not restarted: the killed run's retry started from its checkpoint at step 3.
+    assert sorted(p["start_step"] for p in placement["runs"].values()) == [0, 3]
+    assert not (ray_store.root / "work" / "runs").exists() or not any((ray_store.root / "work" / "runs").iterdir())
 
 
-def test_ray_sweep_refuses_an_object_storage_store() -> None:
-    from datadiet.train.grid_ray import pretrain_ray
+@pytest.mark.slow
+def test_two_node_sweep_with_a_lost_worker_equals_local_sweep(tmp_path: Path) -> None:
+    pytest.importorskip(
+        "ray", reason="the ray engine needs the ray extra: pip install 'datadiet[ray]' (CI installs it)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", KILL_ENV)}
+    env["PYTHONPATH"] = os.pathsep.join([str(TESTS.parent / "src"), str(TESTS.parent), env.get("PYTHONPATH", "")])
+    with tempfile.TemporaryDirectory(prefix="ddray-", dir="/tmp") as ray_tmp:
+        done = subprocess.run(
+            [sys.executable, str(TESTS / "ray_multinode_sweep.py"), str(tmp_path), "uri", "5"],
+            env={**env, "RAY_TMPDIR": ray_tmp, "TOKENIZERS_PARALLELISM": "false"},
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["refs"][0] == report["refs"][1]  # the same sweep id
+    assert report["runs"][0] == report["runs"][1] and len(report["runs"][0]) == 3  # the same run ids
+    assert report["same_rows"] is True, report["max_rel_diff"]  # the same report rows, metrics included
+    placement = report["placement"]
+    assert sorted(placement["runs"]) == report["runs"][0]
+    # Tasks ran on both nodes: each node holds one CPU, so the three one-CPU tasks cannot share one.
+    assert placement["nodes"] == 2 == len(report["alive_nodes"])
+    assert {p["node"] for p in placement["runs"].values()} == set(report["alive_nodes"])
+    assert report["killed"] is True
+    # The killed run resumed from its checkpoint on the store (tiny at 8 steps: every 3 steps).
+    assert sorted(p["start_step"] for p in placement["runs"].values()) == [0, 0, 3]
+    assert len(report["worker_cache_tokens"]) == 4  # workers fetched train and val tokens from the store
+    assert report["store_work_left"] == []  # each run's work folder on the store removed once published
 
-    with pytest.raises(UsageError, match="workers must share"):
-        pretrain_ray([], None, remote_store=True)
+
+def test_ray_sweep_kill_switch_is_inert_unless_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from datadiet.train.grid_ray import _kill_switch
+
+    monkeypatch.delenv(KILL_ENV, raising=False)
+    assert pretrain_ray(Store(tmp_path / "s"), [], None).failures == {}
+    _kill_switch(None)({"step": 10**9})  # returns: nothing is killed
+    monkeypatch.setenv(KILL_ENV, "five:/tmp/x")
+    with pytest.raises(UsageError, match="STEP:MARKER_FILE"):
+        pretrain_ray(Store(tmp_path / "s"), [], None)

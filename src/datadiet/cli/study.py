@@ -323,6 +323,8 @@ def _run_sweep(
         "runs": runs.to_dicts(),
         "seconds": ds.manifest.stats.get("seconds"),
     }
+    if "ray" in ds.manifest.stats:  # --engine ray: the node each run trained on, the step it started from
+        payload["ray"] = ds.manifest.stats["ray"]
     seconds = ds.manifest.stats.get("seconds")
     o.emit(payload, lambda c: _render_summary(c, runs, ds.manifest.stats["verdict"], report, seconds))
 

@@ -81,6 +81,7 @@ def connect(address: str | None = None) -> int:
                 f"cannot join the Ray cluster at {address}: {str(exc).splitlines()[0]}; "
                 "start one with `ray start --head` or leave out --address"
             ) from exc
+    _cluster_messages_to_stderr()
     ray.data.DataContext.get_current().enable_progress_bars = False
     # Ray Data prints two INFO lines per dataset it runs, and warns "no available CPUs" while this
     # engine's own shuffle tasks hold them; progress goes through the tracker instead, and the full
@@ -89,6 +90,36 @@ def connect(address: str | None = None) -> int:
         if isinstance(handler, logging.StreamHandler):
             handler.setLevel(logging.ERROR)
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def check_address(address: str | None) -> None:
+    """Check an `--address` value's form without dialling it (commands that reach the cluster late check first).
+
+    Raises:
+        UsageError: ADDRESS is neither None, "auto" nor HOST:PORT.
+    """
+    if address not in (None, "auto"):
+        _check_reachable(address, connect=False)
+
+
+def _cluster_messages_to_stderr() -> None:
+    """Send the cluster's error messages to stderr: Ray's driver prints them on stdout.
+
+    Messages such as "A worker died or was killed while executing a task" (then retried) are
+    diagnostics, and on stdout they would corrupt a command's `--json`. Ray's driver thread looks
+    its printer up in `ray._private.worker` at every message; without that name nothing changes.
+    """
+    from ray._private import worker as ray_worker
+
+    printer = getattr(ray_worker, "print_to_stdstream", None)
+    if printer is None or getattr(printer, "to_stderr", False):
+        return
+
+    def to_stderr(data: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        return printer({**data, "is_err": True}, *args, **kwargs)
+
+    to_stderr.to_stderr = True  # type: ignore[attr-defined]
+    ray_worker.print_to_stdstream = to_stderr
 
 
 def _check_reachable(address: str, timeout_s: float = 10.0, *, connect: bool = True) -> None:

@@ -236,6 +236,43 @@ class Remote:
                 while block := fin.read(_CHUNK):
                     fout.write(block)
 
+    def put(self, src: Path, parts: Sequence[str]) -> None:
+        """Upload SRC over a file rewritten in place (a run's checkpoint): readers see the old or the new one.
+
+        One PUT on object stores; elsewhere an upload to a temporary name, then a move over the old file.
+        """
+        if self.atomic_put:
+            self.upload(src, parts)
+            return
+        tmp = (*parts[:-1], f"{parts[-1]}.{uuid.uuid4().hex[:8]}.part")
+        try:
+            self.upload(src, tmp)
+            self.rename(tmp, parts)
+        finally:
+            self.delete(tmp, folder=False)
+
+    def get(self, parts: Sequence[str], dest: Path) -> bool:
+        """Copy a file that no manifest lists (a run's checkpoint) to DEST through a temporary name.
+
+        Returns:
+            False when there is no such file.
+        """
+        tmp = dest.parent / f"{FETCH_PREFIX}{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        try:
+            with (
+                self.errors("download", *parts),
+                self.fs.open_input_stream(self.path(*parts)) as fin,
+                open(tmp, "wb") as fout,
+            ):
+                while block := fin.read(_CHUNK):
+                    fout.write(block)
+            os.replace(tmp, dest)
+            return True
+        except FileNotFoundError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+
     def rename(self, src: Sequence[str], dst: Sequence[str]) -> None:
         """Move a file within the store: a rename where the filesystem has one, a server-side copy on S3/GCS.
 

@@ -99,6 +99,13 @@ def run_sweep(
     says (`train.grid`: None is auto, 1 trains each run alone inside its node), and each run node
     then publishes its run (final evaluation included) in order.
     """
+    if engine == "ray":  # before any step: the cluster is only reached once the data steps are done
+        from datadiet.engine import require_ray
+
+        require_ray()
+        from datadiet.engine.ray import check_address
+
+        check_address(address)
     built = build_dag(store, cfg, dedupe_workers=dedupe_workers)
     # Runs depend on data steps only, and nothing but the report depends on runs: data first.
     # Memorisation probes (issue 14) depend on runs, so they come last.
@@ -109,10 +116,11 @@ def run_sweep(
     started = time.perf_counter()
     run_seconds: list[float] = []
     pretrained, pretrain_s = False, 0.0
+    placement: dict[str, Any] | None = None
     for done, node in enumerate(nodes, start=1):
         if node.kind == "runs" and not pretrained:
             pretrained, t0 = True, time.perf_counter()
-            _pretrain_runs(store, cfg, nodes, resolved, (parallel, engine, address), tracker)
+            placement = _pretrain_runs(store, cfg, nodes, resolved, (parallel, engine, address), tracker)
             pretrain_s = time.perf_counter() - t0
         _resolve_done(store, node, resolved)
         if node.state == "todo":
@@ -135,7 +143,7 @@ def run_sweep(
         per_run = sum(run_seconds) / len(run_seconds) if run_seconds else None
         if on_event:
             on_event(SweepEvent(node, done, total, per_run * runs_left if per_run is not None else None))
-    return _finish(store, cfg, nodes, resolved, started, tracker, pretrain_s)
+    return _finish(store, cfg, nodes, resolved, started, tracker, pretrain_s, placement)
 
 
 def _pretrain_runs(
@@ -145,11 +153,16 @@ def _pretrain_runs(
     resolved: dict[str, Dataset],
     how: tuple[int | None, str, str | None],
     tracker: Tracker,
-) -> None:
-    """Train the sweep's unfinished runs together (`train.grid`, or Ray tasks), leaving publication to their nodes."""
+) -> dict[str, Any] | None:
+    """Train the sweep's unfinished runs together (`train.grid`, or Ray tasks), leaving publication to their nodes.
+
+    Returns:
+        Under `--engine ray`, where each run trained: {"nodes": how many, "runs": {run ref: {"node",
+        "start_step"}}} (`train.grid_ray.RayOutcome`); None otherwise.
+    """
     parallel, engine, address = how
     if engine != "ray" and (parallel == 1 or cfg.nproc is not None):
-        return  # one run at a time, or DDP per run: each node trains its own run
+        return None  # one run at a time, or DDP per run: each node trains its own run
     from datadiet.train.device import select_device
     from datadiet.train.grid import choose_packing, plan_runs, pretrain
 
@@ -164,22 +177,28 @@ def _pretrain_runs(
         from datadiet.train.pipeline import train_run
 
         by_name = {spec.name: spec for spec in specs}
+        refs: dict[str, str] = {}
 
         def publish(name: str) -> None:  # each run committed as its task lands
             if by_name.get(name) is not None:
-                train_run(store, by_name[name], resume=True, tracker=tracker)
+                refs[name] = train_run(store, by_name[name], resume=True, tracker=tracker).dataset.ref
 
-        pretrain_ray(runs, address, store.remote is not None, tracker, on_finished=publish)
-        return
+        outcome = pretrain_ray(store, runs, address, tracker, on_finished=publish)
+        where = {refs.get(name, name): p for name, p in outcome.placement.items()}
+        placement: dict[str, Any] = {"nodes": len({p["node"] for p in where.values()}), "runs": where}
+        if outcome.failures:  # by run name: their nodes then train them here (`train_run` resumes them)
+            placement["failed"] = dict(outcome.failures)
+        return placement
     if len(runs) < 2 and parallel is None:
-        return
+        return None
     if not runs:
-        return
+        return None
     first = runs[0]
     device = select_device(first.train_cfg.device).type
     packing = choose_packing(parallel, device, len(runs), first.model_cfg, first.train_cfg)
     if packing.processes > 1 or packing.ensemble > 1:
         pretrain(runs, packing, tracker)
+    return None
 
 
 def results_frame(
@@ -233,6 +252,7 @@ def _finish(
     started: float,
     tracker: Tracker,
     pretrain_s: float = 0.0,
+    placement: dict[str, Any] | None = None,
 ) -> Commit:
     from datadiet.eval.budget import axes_markdown, primary_runs
     from datadiet.eval.pipeline import study_report
@@ -301,6 +321,6 @@ def _finish(
                 "statistics": stats_seconds,
             },
             "config": cfg.to_dict(),
-        }
+        } | ({"ray": placement} if placement is not None else {})
 
     return store.commit(cfg.name, operation="sweep", params=params, parents=parents, build=build, kind="sweeps")
