@@ -113,8 +113,11 @@ Wording = Mapping[str, Mapping[str, str]]
 _TYPE_ERRORS = ("_type", "_parsing", "int_from_float", "is_instance_of")
 
 
-class ConfigError(UsageError):
-    """A config class built with bad values, said in one line; `validation` is pydantic's full report."""
+class ConfigError(UsageError, ValueError):
+    """A config class built with bad values, said in one line; `validation` is pydantic's full report.
+
+    A `ValueError` too, as pydantic's `ValidationError` is, so callers that caught that still catch it.
+    """
 
     def __init__(self, message: str, validation: ValidationError) -> None:
         super().__init__(message)
