@@ -61,8 +61,11 @@ $C tokenizer train stories-train --vocab 512 --store "s3://dd-bucket/local?$Q" -
 $C train stories-train --val stories-val --preset tiny --steps 5 --set threads=1 --store "s3://dd-bucket/local?$Q"
 # The same small sweep trained on Ray from the S3 store and locally from a folder: the same sweep and run ids.
 SW=(sweep --base stories-train --val stories-val --sizes 1 --rates 0,1 --preset tiny --steps 6 --vocab 300 --set threads=1)
+# Fresh stores on both sides: the commands above gave stories-train new current versions on the S3 prefixes.
 $C corpus --stories 3000 --store "$WORK/folder" --quiet
+$C corpus --stories 3000 --store "s3://dd-bucket/sweep?$Q" --quiet
 local_sweep=$($C "${SW[@]}" --store "$WORK/folder" --json --quiet | .venv/bin/python -c "import json,sys; d=json.load(sys.stdin); print(d['ref'], sorted(r['run'] for r in d['runs']))")
-ray_sweep=$($C "${SW[@]}" --store "s3://dd-bucket/local?$Q" --engine ray --json --quiet | .venv/bin/python -c "import json,sys; d=json.load(sys.stdin); print(d['ref'], sorted(r['run'] for r in d['runs']))")
-[ "$local_sweep" = "$ray_sweep" ] && echo "sweep --engine ray on S3 = local sweep: $ray_sweep"
+ray_sweep=$($C "${SW[@]}" --store "s3://dd-bucket/sweep?$Q" --engine ray --json --quiet | .venv/bin/python -c "import json,sys; d=json.load(sys.stdin); print(d['ref'], sorted(r['run'] for r in d['runs']))")
+if [ "$local_sweep" != "$ray_sweep" ]; then echo "sweep ids differ: local $local_sweep, ray $ray_sweep"; exit 1; fi
+echo "sweep --engine ray on S3 = local sweep: $ray_sweep"
 echo "S3 check passed"
