@@ -113,8 +113,11 @@ def test_set_values_are_literals_not_code() -> None:
 
 def _configs() -> list[tuple[Any, dict[str, Any], str]]:
     from datadiet.curate.corpus.op import CorpusConfig
+    from datadiet.curate.corrupt.op import CorruptConfig
     from datadiet.curate.dedupe.minhash import MinhashConfig
     from datadiet.curate.duplicate.op import DuplicateConfig
+    from datadiet.curate.filter.op import FilterConfig
+    from datadiet.curate.ingest.op import IngestConfig
     from datadiet.curate.subset.op import SubsetConfig
     from datadiet.sweep.config import SweepConfig
     from datadiet.train.model import GPTConfig
@@ -132,10 +135,20 @@ def _configs() -> list[tuple[Any, dict[str, Any], str]]:
         (SubsetConfig, {"docs": -1}, "--docs must be at least 1, not -1"),
         (SubsetConfig, {"docs": 2**64}, "invalid SubsetConfig: docs must be at most 9223372036854775807"),
         (CorpusConfig, {"stories": "10"}, "stories must be an integer >= 1, got '10'; pass e.g. stories=1000"),
+        (CorruptConfig, {"kind": "typos", "rate": "x"}, "--rate must be a number, not 'x'"),
+        (CorruptConfig, {"kind": "typos", "rate": 0.1, "seed": 1.5}, "--seed must be a whole number, not 1.5"),
+        (CorruptConfig, {"kind": "typos"}, "invalid CorruptConfig: rate is required"),
+        (FilterConfig, {"where": "length(text) > 1"}, "--where must be a list of SQL conditions"),
+        (FilterConfig, {"where": [5]}, "--where must not be empty"),
+        (FilterConfig, {"rules": ["gopher"]}, "invalid FilterConfig: rules[0] must be an instance of Rule"),
+        (IngestConfig, {"max_doc_bytes": 1.5}, "--max-doc-bytes must be a whole number, not 1.5"),
+        (IngestConfig, {"max_doc_bytes": 0}, "--max-doc-bytes must be >= 1, not 0"),
+        (IngestConfig, {"separator": None}, "--separator must be text, not None"),
+        (IngestConfig, {"extra_columns": [("n", "int64")]}, "extra_columns must be (name, Arrow type) pairs"),
     ]
 
 
-@pytest.mark.parametrize("case", range(12))
+@pytest.mark.parametrize("case", range(22))
 def test_a_config_built_in_python_says_what_is_wrong_in_one_line(case: int) -> None:
     # pydantic's ValidationError (a ValueError of many lines) never leaves a config class.
     from pydantic import ValidationError
@@ -153,10 +166,13 @@ def test_numpy_numbers_give_the_parameters_of_plain_ones() -> None:
     # An operation's config computed with numpy keeps the version id of the same plain values.
     import numpy as np
 
+    from datadiet.curate.corrupt.op import CorruptConfig
     from datadiet.curate.dedupe.minhash import MinhashConfig
     from datadiet.curate.duplicate.op import DuplicateConfig
     from datadiet.curate.subset.op import SubsetConfig
 
+    made = CorruptConfig(kind="typos", rate=np.float32(1), seed=np.int64(3)).to_params()
+    assert made == CorruptConfig(kind="typos", rate=1.0, seed=3).to_params() and isinstance(made["rate"], float)
     assert SubsetConfig(docs=np.int64(7), seed=np.uint32(3)).to_params() == SubsetConfig(docs=7, seed=3).to_params()
     made = DuplicateConfig(rate=1, pool=np.int32(2), seed=np.int64(0)).to_params()
     assert made == DuplicateConfig(rate=1.0, pool=2, seed=0).to_params() and isinstance(made["rate"], float)

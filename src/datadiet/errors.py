@@ -41,13 +41,6 @@ def whole_number(value: object, option: str) -> int:
     return int(value)
 
 
-def real_number(value: object, option: str) -> float:
-    """VALUE as a float, or a UsageError naming OPTION (bools are not numbers here)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UsageError(f"{option} must be a number, not {value!r}")
-    return float(value)
-
-
 # polars (Rust) reports an OS error in words: "... underlying IO error: No space left on device (os error 28)".
 _OS_ERROR_CODE = re.compile(r"\(os error (\d+)\)")
 # Where no code is given (pyarrow, torch's stream writer), the C library's own words for the common ones.

@@ -35,17 +35,17 @@ Library use::
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import polars as pl
+from pydantic import Field, Strict
 
+from datadiet.config import PLAIN, WholeSeed, choice, schema
 from datadiet.curate.corrupt.build import Tally, corrupt_frame, plan_rows
 from datadiet.curate.corrupt.kernels import BLOCK_ROWS
 from datadiet.engine import check_engine, require_ray
-from datadiet.errors import UsageError, real_number, whole_number
+from datadiet.errors import UsageError
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.schema import ID, TEXT
 from datadiet.store import Commit, Dataset, PartWriter, Store
@@ -57,9 +57,29 @@ KINDS = ("typos", "shuffle", "truncate", "mix")
 SCHEME = 1
 
 
-@dataclass(frozen=True)
+# Each setting's error line, as the flag the CLI gives it by (`config.schema`).
+_WORDING = {
+    "kind": {
+        "type": f"--kind must be one of {', '.join(KINDS)}, not {{value!r}}",
+        "value": f"--kind must be one of {', '.join(KINDS)}, not {{value!r}}",
+    },
+    "rate": {
+        "type": "--rate must be a number, not {value!r}",
+        "value": "--rate must be between 0 and 1, not {value}; e.g. --rate 0.1",
+    },
+    "seed": {
+        "type": "--seed must be a whole number, not {value!r}",
+        "greater_than_equal": "--seed must be >= 0, not {value}",
+    },
+}
+
+
+@schema(wording=_WORDING)
 class CorruptConfig:
     """What `corrupt` does; every field changes the rows, so all are in the version id (with SCHEME).
+
+    Types and bounds are pydantic's (`config.schema`): --rate 1 is stored as 1.0, so it gives the
+    version id of --rate 1.0; numpy numbers pass as the plain ones they are.
 
     Attributes:
         kind: One of KINDS.
@@ -67,22 +87,9 @@ class CorruptConfig:
         seed: Seed of every random choice.
     """
 
-    kind: str
-    rate: float
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise UsageError(f"--kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
-        rate = real_number(self.rate, "--rate")
-        if not (math.isfinite(rate) and 0.0 <= rate <= 1.0):
-            raise UsageError(f"--rate must be between 0 and 1, not {self.rate}; e.g. --rate 0.1")
-        seed = whole_number(self.seed, "--seed")
-        if seed < 0:
-            raise UsageError(f"--seed must be >= 0, not {self.seed}")
-        # Canonical types, so that --rate 1 and --rate 1.0 give the same version id.
-        object.__setattr__(self, "rate", rate)
-        object.__setattr__(self, "seed", seed)
+    kind: Annotated[str, Strict(), choice(KINDS)]
+    rate: Annotated[float, PLAIN, Strict(), Field(ge=0, le=1, allow_inf_nan=False)]
+    seed: WholeSeed = 0
 
     def to_params(self) -> dict[str, Any]:
         """The parameters as stored in the manifest and hashed into the version id."""

@@ -13,11 +13,12 @@ alone. The version id hashes the conditions and bounds, so the same filter is fo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import polars as pl
+from pydantic import AfterValidator, InstanceOf, Strict
 
+from datadiet.config import schema
 from datadiet.curate.filter.rules import RULES, Rule, measure, parse_rule
 from datadiet.errors import UsageError
 from datadiet.progress import NULL_TRACKER, Tracker
@@ -34,9 +35,33 @@ STAT_REMOVED = "removed"
 STAT_CONDITIONS = "conditions"
 
 
-@dataclass(frozen=True)
+def _conditions(where: tuple[str, ...]) -> tuple[str, ...]:
+    # In order, as given: an empty one is said by the wording below; one that is not SQL by
+    # `condition`'s own line (a UsageError, which pydantic lets through), before anything is read.
+    for expr in where:
+        if not expr.strip():
+            raise ValueError("must not be empty")
+        condition(expr)
+    return where
+
+
+# Each setting's error line, as the flag the CLI gives it by (`config.schema`).
+_EMPTY = '--where must not be empty; e.g. --where "length(text) >= 200"'
+_WORDING = {
+    "where": {
+        "tuple_type": "--where must be a list of SQL conditions, not {value!r}",
+        "type": _EMPTY,
+        "value": _EMPTY,
+    },
+}
+
+
+@schema(wording=_WORDING)
 class FilterConfig:
     """The conditions a kept document meets: polars SQL `where` expressions, then quality rules.
+
+    Types are pydantic's (`config.schema`); each `where` is parsed when the config is built, so a
+    typo fails before anything is read.
 
     Attributes:
         where: SQL conditions over the dataset's columns (`pl.sql_expr`), e.g. "length(text) >= 200";
@@ -44,16 +69,13 @@ class FilterConfig:
         rules: Heuristics with their bounds (`rules.RULES`).
     """
 
-    where: tuple[str, ...] = ()
-    rules: tuple[Rule, ...] = ()
+    where: Annotated[tuple[Annotated[str, Strict()], ...], AfterValidator(_conditions)] = ()
+    rules: tuple[InstanceOf[Rule], ...] = ()
 
     def __post_init__(self) -> None:
+        # What spans fields (or the rules together) is checked here.
         if not self.where and not self.rules:
             raise UsageError("give at least one --where or --rule (see `curate filter --help`)")
-        for expr in self.where:
-            if not isinstance(expr, str) or not expr.strip():
-                raise UsageError('--where must not be empty; e.g. --where "length(text) >= 200"')
-            condition(expr)  # parse now: a typo fails before anything is read
         names = [r.name for r in self.rules]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:

@@ -27,10 +27,14 @@ readers, the plan of groups and the local writing), `ray.py` (the Ray build).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import pyarrow as pa
+from pydantic import AfterValidator, PlainValidator, Strict
+
+from datadiet.config import Count, choice, schema
 from datadiet.curate.hf.arrow import commit_table, is_arrow_input, read_arrow
 from datadiet.curate.ingest import columns, read
 from datadiet.curate.ingest.read import (
@@ -48,7 +52,7 @@ from datadiet.curate.ingest.read import (
     write_group,
 )
 from datadiet.engine import check_engine, require_ray
-from datadiet.errors import InputError, UsageError
+from datadiet.errors import InputError
 from datadiet.progress import NULL_TRACKER, Tracker
 from datadiet.schema import EOT
 from datadiet.store import Commit, PartWriter, Store, check_name
@@ -58,29 +62,60 @@ DECODE_ERRORS = ("strict", "replace")  # --errors: invalid UTF-8 is an error, or
 DEFAULT_MAX_DOC_BYTES = 16 * 1024 * 1024
 
 
-@dataclass(frozen=True)
-class IngestConfig:
-    """How to read the input files (every field changes the rows, so all are in the version id)."""
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be empty or whitespace")
+    return value
 
-    format: str = "auto"
-    separator: str = EOT
-    text_field: str = "text"
-    id_field: str | None = None
-    errors: str = "strict"
-    max_doc_bytes: int = DEFAULT_MAX_DOC_BYTES
+
+def _columns(value: Any) -> columns.Columns:
+    # Arrow types are no pydantic type: the pairs are checked here, and pydantic checks nothing else.
+    ok = isinstance(value, (tuple, list)) and all(
+        isinstance(c, (tuple, list)) and len(c) == 2 and isinstance(c[0], str) and isinstance(c[1], pa.DataType)
+        for c in value
+    )
+    if not ok:
+        raise ValueError("must be (name, Arrow type) pairs")
+    return tuple((name, typ) for name, typ in value)
+
+
+# Each setting's error line, as the flag the CLI gives it by (`config.schema`).
+_WORDING = {
+    "format": {
+        "type": f"--format must be one of {', '.join(FORMATS)}, not {{value!r}}",
+        "value": f"--format must be one of {', '.join(FORMATS)}, not {{value!r}}",
+    },
+    "separator": {
+        "type": "--separator must be text, not {value!r}",
+        "value": "--separator must not be empty or whitespace",
+    },
+    "errors": {
+        "type": "--errors must be 'strict' or 'replace', not {value!r}",
+        "value": "--errors must be 'strict' or 'replace', not {value!r}",
+    },
+    "max_doc_bytes": {
+        "type": "--max-doc-bytes must be a whole number, not {value!r}",
+        "greater_than_equal": "--max-doc-bytes must be >= 1, not {value}",
+    },
+}
+
+
+@schema(wording=_WORDING)
+class IngestConfig:
+    """How to read the input files (every field changes the rows, so all are in the version id).
+
+    Types and bounds are pydantic's (`config.schema`).
+    """
+
+    format: Annotated[str, Strict(), choice(FORMATS)] = "auto"
+    separator: Annotated[str, Strict(), AfterValidator(_not_blank)] = EOT
+    text_field: Annotated[str, Strict()] = "text"
+    id_field: Annotated[str, Strict()] | None = None
+    errors: Annotated[str, Strict(), choice(DECODE_ERRORS)] = "strict"
+    max_doc_bytes: Count = DEFAULT_MAX_DOC_BYTES
     #: The extra columns (name, Arrow type) every part gets: found in the inputs by `ingest`
     #: (`columns.extra_columns`), not set by hand; recorded in the version id as `extra_columns`.
-    extra_columns: columns.Columns = field(default=(), compare=False)
-
-    def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {self.format!r}")
-        if self.errors not in DECODE_ERRORS:
-            raise UsageError(f"--errors must be 'strict' or 'replace', not {self.errors!r}")
-        if not self.separator.strip():
-            raise UsageError("--separator must not be empty or whitespace")
-        if self.max_doc_bytes < 1:
-            raise UsageError(f"--max-doc-bytes must be >= 1, not {self.max_doc_bytes}")
+    extra_columns: Annotated[columns.Columns, PlainValidator(_columns)] = field(default=(), compare=False)
 
 
 # -- the operation --------------------------------------------------------------------------------
