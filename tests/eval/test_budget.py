@@ -68,9 +68,38 @@ def test_verdict_names_the_first_budget_where_the_subset_is_behind() -> None:
     gaps = size_gaps(frame)
     # At 25 and 100 steps the 25% subset is not repeated (0.4 and 1.6 epochs): gaps are tiny.
     first = gaps.filter(pl.col("lo") > 0).sort(BUDGET).row(0, named=True)
+    assert gaps.filter(pl.col(BUDGET) > first[BUDGET])["lo"].min() > 0  # behind from there on
     verdict = quantity_verdict(budget_cells(frame), gaps)
     assert any(f"falls behind the full set from {first[BUDGET]:,} steps" in v for v in verdict)
+    assert not any("not monotone" in v for v in verdict)
     assert first["epochs_small"] > 1.0
+
+
+def _gaps(*rows: tuple[int, float, float, float]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [
+            {SIZE_FRACTION: 0.25, BUDGET: b, "epochs_small": b / 20, "gap": g, "lo": lo, "hi": hi}
+            for b, g, lo, hi in rows
+        ]
+    )
+
+
+def test_verdict_names_the_budget_from_which_the_subset_stays_behind() -> None:
+    # Behind at 32 steps, not at 128 (here even ahead), behind from 512 on: quantity starts to matter
+    # at 512, not 32 (the real-text grid of docs/results-budget.md has this shape).
+    gaps = _gaps((32, 0.015, 0.010, 0.021), (128, -0.3, -0.5, -0.1), (512, 0.46, 0.41, 0.52), (1536, 2.5, 2.3, 2.8))
+    verdict = quantity_verdict(budget_cells(runs(3)), gaps)
+    assert any("falls behind the full set from 512 steps" in v and "every larger budget" in v for v in verdict)
+    assert any("also behind at 32 steps" in v and "not monotone" in v for v in verdict)
+    assert any("reliably ahead of the full set at 128 steps" in v for v in verdict)
+    assert not any("from 32 steps" in v for v in verdict)
+
+
+def test_verdict_says_when_the_subset_is_not_behind_at_the_largest_budget() -> None:
+    gaps = _gaps((32, 0.2, 0.1, 0.3), (128, 0.05, -0.1, 0.2))
+    verdict = quantity_verdict(budget_cells(runs(3)), gaps)
+    assert any("not reliably behind the full set at the largest budget tried (128 steps" in v for v in verdict)
+    assert any("also behind at 32 steps" in v for v in verdict)
 
 
 def test_one_data_seed_is_not_estimable_and_under_one_epoch_is_said() -> None:

@@ -68,6 +68,34 @@ def test_robust_to_one_wild_run() -> None:
         obs,
     )
     assert fit.r_star == pytest.approx(TRUE["r_star"], rel=0.10)
+    # Huber keeps the estimate, but the report must still say that one run is off the curve.
+    assert not fit.identified
+    assert any("does not fit every run" in r and "1.50x" in r for r in fit.reasons)
+
+
+def test_a_subset_that_over_fits_is_named_not_fitted_through() -> None:
+    # The real-text grid's shape: the smallest subset's loss rises at the largest budget (over-fitting),
+    # which L(U, D) with a saturating D' cannot express; the fit must not be presented as identified.
+    obs = synthetic(0.001, 3, np.random.default_rng(5))
+    obs = [
+        Observation(o.unique, o.seen, o.loss * 1.4, o.data_seed)
+        if (o.unique, o.seen) == (SIZES[0], BUDGETS[-1])
+        else o
+        for o in obs
+    ]
+    fit = fit_data_constrained(obs)
+    assert not fit.identified
+    assert any("over-fitting" in r for r in fit.reasons)
+
+
+def test_losses_without_a_floor_put_e_at_its_bound() -> None:
+    obs = [
+        Observation(unique=u, seen=d, loss=float(predict(np.array([u]), np.array([d]), 1e-6, 300.0, 0.35, 6.0)[0]))
+        for u in SIZES
+        for d in BUDGETS
+    ]
+    fit = fit_data_constrained(obs)
+    assert any("E ran to the edge of its range" in r for r in fit.reasons)
 
 
 def test_under_one_epoch_the_grid_cannot_identify_r_star() -> None:

@@ -10,9 +10,10 @@ computed from those numbers, so every sentence of the section can be checked aga
   interval over data seeds (training seeds averaged first: the data seed is the unit, as in
   `datadiet.eval.inference`); one data seed gives "not estimable" bounds (NaN), never zero width.
 - `size_gaps`: per budget, each smaller size minus the largest, paired by data seed.
-- `quantity_verdict`: the smallest budget at which a smaller size is worse than the largest with
-  an interval above zero, or a statement that none is (and whether every cell was under one epoch,
-  in which case size cannot matter by construction).
+- `quantity_verdict`: the budget from which a smaller size is worse than the largest with an
+  interval above zero at every larger budget tried (and any earlier budgets where it was behind or
+  ahead, which make the gap non-monotone), or a statement that it is not behind at the largest;
+  and whether every cell was under one epoch, in which case size cannot matter by construction.
 - `fit_runs` / `fit_cells`: Muennighoff's data-constrained fit (`datadiet.eval.datafit`) of the runs,
   and its observed against predicted loss per (size, budget) cell.
 - `budget_markdown`: the section as markdown tables and sentences, plus figures when asked.
@@ -141,20 +142,53 @@ def quantity_verdict(cells: pl.DataFrame, gaps: pl.DataFrame) -> list[str]:
     if gaps["lo"].is_nan().all():
         return [*out, "one data seed: the size gaps have no interval (not estimable), so no budget is named"]
     for (size,), group in gaps.group_by(SIZE_FRACTION, maintain_order=True):
-        behind = group.filter(pl.col("lo") > 0).sort(BUDGET)
-        if behind.is_empty():
-            top, top_epochs = int(group[BUDGET].max()), float(group["epochs_small"].max())  # type: ignore[arg-type]
-            out.append(
-                f"the {size:g} subset is not reliably worse than the full set at any budget tried "
-                f"(largest budget {top:,} steps, {top_epochs:.2f} epochs of it)"
-            )
-        else:
-            first = behind.row(0, named=True)
-            out.append(
-                f"the {size:g} subset falls behind the full set from {int(first[BUDGET]):,} steps "
-                f"({first['epochs_small']:.2f} epochs of it): loss +{first['gap']:.3f} "
-                f"(95% CI {first['lo']:.3f} to {first['hi']:.3f}) over data seeds"
-            )
+        out += _size_verdict(float(size), group.sort(BUDGET))
+    return out
+
+
+def _gap_text(row: dict[str, Any]) -> str:
+    return f"{row['gap']:+.3f} (95% CI {row['lo']:.3f} to {row['hi']:.3f})"
+
+
+def _size_verdict(size: float, group: pl.DataFrame) -> list[str]:
+    """Where one smaller size falls behind the largest and stays behind (GROUP sorted by budget).
+
+    A budget where the subset is behind but not at some larger budget is not where quantity "starts to
+    matter": the verdict names the budget from which it is behind at every larger budget tried, and
+    says so separately when the gaps change sign or lose their interval on the way (sampling noise, or
+    a small subset that helps at first and over-fits later).
+    """
+    rows = group.to_dicts()
+    behind = [r["lo"] > 0 for r in rows]
+    stays = next((k for k in range(len(rows)) if all(behind[k:])), None)
+    out = []
+    if stays is None:
+        top = rows[-1]
+        out.append(
+            f"the {size:g} subset is not reliably behind the full set at the largest budget tried "
+            f"({int(top[BUDGET]):,} steps, {top['epochs_small']:.2f} epochs of it): loss {_gap_text(top)}"
+        )
+    else:
+        first = rows[stays]
+        out.append(
+            f"the {size:g} subset falls behind the full set from {int(first[BUDGET]):,} steps "
+            f"({first['epochs_small']:.2f} epochs of it) and stays behind at every larger budget tried: "
+            f"loss {_gap_text(first)} over data seeds"
+        )
+    end = len(rows) if stays is None else stays
+    early = [r for r, b in zip(rows[:end], behind[:end], strict=True) if b]
+    ahead = [r for r in rows if r["hi"] < 0]
+    if early:
+        out.append(
+            f"the {size:g} subset is also behind at "
+            + "; ".join(f"{int(r[BUDGET]):,} steps, loss {_gap_text(r)}" for r in early)
+            + "; but not at every budget after that: the gap is not monotone in budget"
+        )
+    if ahead:
+        out.append(
+            f"the {size:g} subset is reliably ahead of the full set at "
+            + "; ".join(f"{int(r[BUDGET]):,} steps, loss {_gap_text(r)}" for r in ahead)
+        )
     return out
 
 

@@ -22,6 +22,8 @@ identify the fit:
 - too few runs (fewer than 5 for 4 parameters) or fewer than 2 distinct numbers of unique tokens;
 - no run repeats its data at least twice (R ≥ 1): R* then has nothing to be fitted to;
 - R* ends at a bound of its search range (0.01 or 10^4 repetitions): the data do not bend;
+- E ends at its lower bound (10^-4): the losses do not level off, so E, B and β trade off;
+- some run's loss is more than 10% off the fitted curve (e.g. a subset that over-fits);
 - the curvature is too flat: the standard error of log R* from the Jacobian exceeds log 3 (R*
   known only to within a factor of 3 either way), or the Jacobian is singular.
 
@@ -53,6 +55,10 @@ BETA_BOUNDS = (1e-3, 3.0)
 # R* is "identified" when its standard error in log space is below log 3: known within 3x either way.
 MAX_LOG_SE = math.log(3.0)
 MIN_OBSERVATIONS = 5
+# A run whose loss is more than 10% off the fitted curve (|log residual| > log 1.1) means the form does
+# not describe the grid (Huber down-weights such a run, so the fit itself would not show it); the
+# synthetic recoveries in tests/eval/test_datafit.py stay below 1%.
+MAX_LOG_RESIDUAL = math.log(1.1)
 LEVEL = 0.95
 PARAMS = ("E", "B", "beta", "r_star")
 # The scale on which seed-level estimates are averaged: log for the positive quantities, whose
@@ -244,6 +250,18 @@ def _check(u: np.ndarray, d: np.ndarray, res: Any, curvature: bool = True) -> tu
     if log_r <= lower[3] + 1e-3 or log_r >= upper[3] - 1e-3:
         reasons.append(
             f"R* ran to the edge of its range ({math.exp(log_r):.3g}); the losses do not bend with repetition"
+        )
+    if float(res.x[0]) <= lower[0] + 1e-3:
+        reasons.append(
+            f"E ran to the edge of its range ({math.exp(lower[0]):.0e}): the losses do not level off toward a floor, "
+            "so E, B and β trade off freely"
+        )
+    worst = int(np.argmax(np.abs(res.fun)))
+    if abs(float(res.fun[worst])) > MAX_LOG_RESIDUAL:
+        reasons.append(
+            f"the form does not fit every run: at {d[worst]:,.0f} tokens seen of {u[worst]:,.0f} unique the loss is "
+            f"{math.exp(-float(res.fun[worst])):.2f}x what the fit predicts (a loss that rises with repetition, "
+            "i.e. over-fitting, is outside this form)"
         )
     jac = np.asarray(res.jac, dtype=np.float64)
     dof = max(u.size - 4, 1)
