@@ -51,6 +51,13 @@ head = (
     + "; ".join(f"{d} data seeds × {t} training seeds" for d, t in sorted(replicates))
     + ".\n\n"
 )
-open("docs/results-budget.md", "w", encoding="utf-8").write(head + "\n\n".join(parts))
+# The reading of the tables is written by hand below a marker; a rerun keeps it (and it must then be
+# checked against the new tables).
+page, marker = "docs/results-budget.md", "<!-- hand-written below: kept by scripts/results_budget.sh -->"
+kept = ""
+if os.path.exists(page):
+    old = open(page, encoding="utf-8").read()
+    kept = old[old.index(marker):] if marker in old else ""
+open(page, "w", encoding="utf-8").write(head + "\n\n".join(parts) + ("\n\n" + kept if kept else ""))
 EOF
 echo "wrote docs/results-budget.md"
