@@ -60,8 +60,9 @@ class TrainConfig:
         threads: CPU threads for torch; 0 uses every core this process may run on (under DDP, its share of them).
         ce_chunk: Token rows whose logits the loss computes at a time, gradients included
             (`model.lm_cross_entropy`); 0 materialises all of them. A speed setting: it changes only the
-            float rounding of the loss, so it is not part of a run's id. 512 made `paper` ~3x faster on
-            the 2-core dev CPU (docs/benchmarks.md, "Grid speed").
+            float rounding of the loss, so it is not part of a run's id. At 512 a `paper` step never holds
+            the four 134 MB logit-sized arrays; its speed is a wash on an idle 2-core CPU (0.95x of full
+            logits over whole runs; a one-step probe's 3x was not reproduced: docs/benchmarks.md, "Grid speed").
     """
 
     # Field types come from datadiet.config: pydantic checks type and bounds whenever one is built.
