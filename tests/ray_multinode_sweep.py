@@ -113,6 +113,7 @@ def main(work: Path, store_kind: str, kill_step: int | None = None) -> int:
         report["max_rel_diff"] = max_rel_diff(rows(local), rows(on_ray))
         report["placement"] = on_ray.get("ray")
         report["killed"] = (work / "killed").exists()
+        report["killed_node"] = (work / "killed").read_text() if report["killed"] else None
         report["alive_nodes"] = sorted(n["NodeID"] for n in ray.nodes() if n["Alive"])
         report["worker_cache_tokens"] = sorted(p.name for p in (work / "worker-cache").rglob("*.bin"))
         bucket_work = work / "bucket" / "work" / "runs"

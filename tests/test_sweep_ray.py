@@ -106,10 +106,12 @@ def test_two_node_sweep_with_a_lost_worker_equals_local_sweep(tmp_path: Path) ->
     assert report["same_rows"] is True, report["max_rel_diff"]  # the same report rows, metrics included
     placement = report["placement"]
     assert sorted(placement["runs"]) == report["runs"][0]
-    # Tasks ran on both nodes: each node holds one CPU, so the three one-CPU tasks cannot share one.
-    assert placement["nodes"] == 2 == len(report["alive_nodes"])
-    assert {p["node"] for p in placement["runs"].values()} == set(report["alive_nodes"])
-    assert report["killed"] is True
+    # Tasks ran on both nodes: each node holds one CPU, so the first two one-CPU tasks start on different
+    # nodes. The killed attempt counts: its retry and the third run may both land on the other node.
+    assert len(report["alive_nodes"]) == 2 and report["killed"] is True
+    finished_on = {p["node"] for p in placement["runs"].values()}
+    assert finished_on <= set(report["alive_nodes"])
+    assert finished_on | {report["killed_node"]} == set(report["alive_nodes"])
     # The killed run resumed from its checkpoint on the store (tiny at 8 steps: every 3 steps).
     assert sorted(p["start_step"] for p in placement["runs"].values()) == [0, 0, 3]
     assert len(report["worker_cache_tokens"]) == 4  # workers fetched train and val tokens from the store

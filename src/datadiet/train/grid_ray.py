@@ -103,12 +103,26 @@ def _kill_switch(spec: str | None) -> Callable[[dict[str, float]], None]:
         if line.get("step", 0) < int(step_text):
             return
         try:
-            os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             return  # fired once already
+        # The node the killed attempt ran on: a test of placement must count it, since the retry (and
+        # the runs after it) may all land on the other node.
+        os.write(fd, _node_id().encode())
+        os.close(fd)
         os.kill(os.getpid(), signal.SIGKILL)
 
     return kill
+
+
+def _node_id() -> str:
+    """This Ray worker's node id ("" outside a Ray task)."""
+    try:
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id()) if ray.is_initialized() else ""
+    except ImportError:
+        return ""
 
 
 def _checkpoint_step(work: Path) -> int:
