@@ -89,6 +89,11 @@ def cache_root(uri: str, cache: str | Path | None) -> Path:
     return Path(base).expanduser().absolute() / digest
 
 
+def _fetch_tmp(dest: Path) -> Path:
+    """A temporary name beside DEST, unique to this process and call (gc knows the prefix)."""
+    return dest.parent / f"{FETCH_PREFIX}{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+
+
 class Remote:
     """The files below BASE on a pyarrow filesystem: a store's published versions, or ingest's inputs.
 
@@ -204,20 +209,11 @@ class Remote:
 
     def download(self, parts: Sequence[str], dest: Path, digest: str) -> None:
         """Copy a remote file to DEST through a temporary name, refusing content whose sha256 is not DIGEST."""
-        tmp = dest.parent / f"{FETCH_PREFIX}{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        tmp = _fetch_tmp(dest)
         h = hashlib.sha256()
         try:
-            with (
-                self.errors("download", *parts),
-                self.fs.open_input_stream(self.path(*parts)) as fin,
-                open(tmp, "wb") as fout,
-            ):
-                while block := fin.read(_CHUNK):
-                    h.update(block)
-                    fout.write(block)
-                fout.flush()
-                # Cached files are trusted without rehashing, so they must survive a crash whole.
-                os.fsync(fout.fileno())
+            # Cached files are trusted without rehashing, so they must survive a crash whole.
+            self._stream_to(parts, tmp, h, durable=True)
             if h.hexdigest() != digest:
                 raise DatadietError(
                     f"{self.url(*parts)} differs from its manifest (sha256 mismatch), so it was not used; "
@@ -226,6 +222,21 @@ class Remote:
             os.replace(tmp, dest)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def _stream_to(self, parts: Sequence[str], tmp: Path, h: Any = None, durable: bool = False) -> None:
+        """Copy a remote file to the local file TMP block by block, feeding each block to H if given."""
+        with (
+            self.errors("download", *parts),
+            self.fs.open_input_stream(self.path(*parts)) as fin,
+            open(tmp, "wb") as fout,
+        ):
+            while block := fin.read(_CHUNK):
+                if h is not None:
+                    h.update(block)
+                fout.write(block)
+            if durable:
+                fout.flush()
+                os.fsync(fout.fileno())
 
     def upload(self, src: Path, parts: Sequence[str]) -> None:
         dst = self.path(*parts)
@@ -257,15 +268,9 @@ class Remote:
         Returns:
             False when there is no such file.
         """
-        tmp = dest.parent / f"{FETCH_PREFIX}{dest.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        tmp = _fetch_tmp(dest)
         try:
-            with (
-                self.errors("download", *parts),
-                self.fs.open_input_stream(self.path(*parts)) as fin,
-                open(tmp, "wb") as fout,
-            ):
-                while block := fin.read(_CHUNK):
-                    fout.write(block)
+            self._stream_to(parts, tmp)
             os.replace(tmp, dest)
             return True
         except FileNotFoundError:
